@@ -1,0 +1,24 @@
+# The index of the project's tasks. `make help` lists them.
+
+CARGO ?= cargo
+
+.PHONY: help run build test lint fmt check-docs
+
+help: ## list the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: ## run converse-server over HTTP on 127.0.0.1:3157/mcp (set a provider key first)
+	$(CARGO) run --release -p converse-server
+
+build: ## build every crate (release)
+	$(CARGO) build --release --workspace
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: lint ## the whole test suite (what CI runs)
+	$(CARGO) test --workspace
+
+fmt: ## format the code
+	$(CARGO) fmt --all

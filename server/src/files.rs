@@ -1,0 +1,336 @@
+//! `files` and `images` tool inputs: paths read only under an allow-listed root,
+//! `data:` URLs and inline text always accepted.
+//!
+//! Paths are canonicalised (resolving `..` and every symlink) before the root
+//! check, and the canonical path is what gets opened, so neither `../` nor a
+//! symlink pointing outside can escape the root.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::providers::Part;
+
+pub const MAX_TEXT_FILE_BYTES: u64 = 1024 * 1024;
+pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
+/// All attachments of one call together.
+pub const MAX_TOTAL_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Where local paths may be read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilePolicy {
+    /// Only under this canonical directory.
+    Root(PathBuf),
+    /// Anywhere the process can read (stdio mode without a configured root: the
+    /// server runs as the user, on the user's machine).
+    Unrestricted,
+    /// No local paths at all (HTTP mode without a configured root).
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    #[error("{input}: reading local files is disabled on this server; set CONVERSE_FILES_ROOT to allow paths under a directory, or pass the content inline as a data: URL")]
+    Disabled { input: String },
+    #[error("{input}: access denied, the path is outside the allowed root")]
+    OutsideRoot { input: String },
+    #[error("{input}: not found or not readable")]
+    NotFound { input: String },
+    #[error("{input}: not a regular file")]
+    NotAFile { input: String },
+    #[error("{input}: too large ({size} bytes, limit {limit})")]
+    TooLarge { input: String, size: u64, limit: u64 },
+    #[error("{input}: not UTF-8 text (binary files are not sent as context)")]
+    NotText { input: String },
+    #[error("{input}: unsupported image type (use png, jpeg, gif or webp)")]
+    UnsupportedImage { input: String },
+    #[error("{input}: malformed data: URL")]
+    BadDataUrl { input: String },
+    #[error("attachments exceed {limit} bytes in total")]
+    TotalTooLarge { limit: u64 },
+}
+
+impl FilePolicy {
+    /// The policy for a transport: a configured root always wins; otherwise stdio
+    /// may read anywhere and HTTP reads nothing.
+    pub fn new(root: Option<&Path>, stdio: bool) -> std::io::Result<Self> {
+        Ok(match root {
+            Some(root) => FilePolicy::Root(std::fs::canonicalize(root)?),
+            None if stdio => FilePolicy::Unrestricted,
+            None => FilePolicy::Refused,
+        })
+    }
+
+    /// Resolves a user path to the canonical file it names, enforcing the root.
+    fn resolve(&self, input: &str) -> Result<PathBuf, FileError> {
+        let path = Path::new(input);
+        let candidate = match self {
+            FilePolicy::Refused => return Err(FileError::Disabled { input: input.into() }),
+            FilePolicy::Root(root) if path.is_relative() => root.join(path),
+            _ => path.to_path_buf(),
+        };
+        let canonical =
+            std::fs::canonicalize(&candidate).map_err(|_| FileError::NotFound { input: input.into() })?;
+        if let FilePolicy::Root(root) = self
+            && !canonical.starts_with(root)
+        {
+            return Err(FileError::OutsideRoot { input: input.into() });
+        }
+        Ok(canonical)
+    }
+
+    fn read(&self, input: &str, limit: u64) -> Result<(PathBuf, Vec<u8>), FileError> {
+        let path = self.resolve(input)?;
+        let meta = std::fs::metadata(&path).map_err(|_| FileError::NotFound { input: input.into() })?;
+        if !meta.is_file() {
+            return Err(FileError::NotAFile { input: input.into() });
+        }
+        if meta.len() > limit {
+            return Err(FileError::TooLarge {
+                input: input.into(),
+                size: meta.len(),
+                limit,
+            });
+        }
+        let bytes = std::fs::read(&path).map_err(|_| FileError::NotFound { input: input.into() })?;
+        Ok((path, bytes))
+    }
+}
+
+/// A `data:` URL split into MIME type and decoded bytes.
+fn parse_data_url(input: &str) -> Option<(String, Vec<u8>)> {
+    let rest = input.strip_prefix("data:")?;
+    let (header, payload) = rest.split_once(',')?;
+    let mut fields = header.split(';');
+    let mime = fields.next().filter(|m| !m.is_empty()).unwrap_or("text/plain");
+    let is_base64 = fields.any(|f| f.eq_ignore_ascii_case("base64"));
+    let bytes = if is_base64 {
+        BASE64.decode(payload.trim()).ok()?
+    } else {
+        percent_decode(payload)?
+    };
+    Some((mime.to_ascii_lowercase(), bytes))
+}
+
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
+fn image_type_of(path: &Path) -> Option<&'static str> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "png" => Some("image/png"),
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        "gif" => Some("image/gif"),
+        "webp" => Some("image/webp"),
+        _ => None,
+    }
+}
+
+fn short(input: &str) -> String {
+    if input.starts_with("data:") {
+        let end = input.find(',').unwrap_or(input.len()).min(40);
+        format!("{}…", &input[..end])
+    } else {
+        input.chars().take(200).collect()
+    }
+}
+
+/// The context assembled from a call's `files` and `images`.
+#[derive(Debug, Default)]
+pub struct Attachments {
+    /// One text part with every file's content, then one part per image.
+    pub parts: Vec<Part>,
+    pub errors: Vec<FileError>,
+}
+
+/// Reads every file and image. Each input is independent: one bad file is
+/// reported without failing the others, and the caller decides what to do.
+pub fn gather(policy: &FilePolicy, files: &[String], images: &[String]) -> Attachments {
+    let mut out = Attachments::default();
+    let mut total: u64 = 0;
+    let mut text = String::new();
+    for input in files {
+        let result = if input.starts_with("data:") {
+            parse_data_url(input)
+                .ok_or_else(|| FileError::BadDataUrl { input: short(input) })
+                .and_then(|(_, bytes)| {
+                    String::from_utf8(bytes).map_err(|_| FileError::NotText { input: short(input) })
+                })
+                .map(|content| ("inline content".to_string(), content))
+        } else if input.contains('\n') {
+            // A multi-line string cannot be a path: it is inline text.
+            Ok(("inline text".to_string(), input.clone()))
+        } else {
+            policy.read(input, MAX_TEXT_FILE_BYTES).and_then(|(path, bytes)| {
+                String::from_utf8(bytes)
+                    .map(|content| (path.display().to_string(), content))
+                    .map_err(|_| FileError::NotText { input: short(input) })
+            })
+        };
+        match result {
+            Ok((label, content)) => {
+                total += content.len() as u64;
+                if total > MAX_TOTAL_BYTES {
+                    out.errors.push(FileError::TotalTooLarge { limit: MAX_TOTAL_BYTES });
+                    break;
+                }
+                text.push_str(&format!(
+                    "--- {label} ({} lines) ---\n{content}\n",
+                    content.lines().count()
+                ));
+            }
+            Err(e) => out.errors.push(e),
+        }
+    }
+    if !text.is_empty() {
+        out.parts.push(Part::Text {
+            text: format!("=== FILE CONTEXT ===\n{text}=== END FILE CONTEXT ==="),
+        });
+    }
+    for input in images {
+        let result = if input.starts_with("data:") {
+            parse_data_url(input)
+                .ok_or_else(|| FileError::BadDataUrl { input: short(input) })
+                .and_then(|(mime, bytes)| match mime.as_str() {
+                    "image/png" | "image/jpeg" | "image/gif" | "image/webp" => Ok((mime, bytes)),
+                    _ => Err(FileError::UnsupportedImage { input: short(input) }),
+                })
+        } else {
+            policy.read(input, MAX_IMAGE_BYTES).and_then(|(path, bytes)| {
+                image_type_of(&path)
+                    .map(|m| (m.to_string(), bytes))
+                    .ok_or_else(|| FileError::UnsupportedImage { input: short(input) })
+            })
+        };
+        match result {
+            Ok((media_type, bytes)) => {
+                total += bytes.len() as u64;
+                if total > MAX_TOTAL_BYTES {
+                    out.errors.push(FileError::TotalTooLarge { limit: MAX_TOTAL_BYTES });
+                    break;
+                }
+                out.parts.push(Part::Image {
+                    media_type,
+                    data: BASE64.encode(bytes),
+                });
+            }
+            Err(e) => out.errors.push(e),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempTree(PathBuf);
+    impl Drop for TempTree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tree() -> TempTree {
+        let base = std::env::temp_dir().join(format!("files-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(base.join("root/sub")).unwrap();
+        std::fs::write(base.join("root/sub/a.txt"), "hello\nworld\n").unwrap();
+        std::fs::write(base.join("secret.txt"), "top secret").unwrap();
+        std::fs::write(base.join("root/pic.png"), [0x89, b'P', b'N', b'G']).unwrap();
+        std::fs::write(base.join("root/bin.dat"), [0xff, 0xfe, 0x00]).unwrap();
+        std::os::unix::fs::symlink(base.join("secret.txt"), base.join("root/link.txt")).unwrap();
+        TempTree(base)
+    }
+
+    fn text_of(a: &Attachments) -> String {
+        match &a.parts[0] {
+            Part::Text { text } => text.clone(),
+            Part::Image { .. } => panic!("expected text"),
+        }
+    }
+
+    #[test]
+    fn reads_under_root_by_relative_and_absolute_path() {
+        let t = tree();
+        let policy = FilePolicy::new(Some(&t.0.join("root")), false).unwrap();
+        let abs = t.0.join("root/sub/a.txt").display().to_string();
+        let a = gather(&policy, &["sub/a.txt".into(), abs], &[]);
+        assert!(a.errors.is_empty(), "{:?}", a.errors);
+        assert_eq!(text_of(&a).matches("hello\nworld").count(), 2);
+    }
+
+    #[test]
+    fn refuses_dotdot_and_symlink_escapes() {
+        let t = tree();
+        let policy = FilePolicy::new(Some(&t.0.join("root")), false).unwrap();
+        let a = gather(
+            &policy,
+            &[
+                "../secret.txt".into(),
+                "sub/../../secret.txt".into(),
+                "link.txt".into(),
+                t.0.join("secret.txt").display().to_string(),
+            ],
+            &[],
+        );
+        assert!(a.parts.is_empty());
+        assert_eq!(a.errors.len(), 4);
+        assert!(a.errors.iter().all(|e| matches!(e, FileError::OutsideRoot { .. })), "{:?}", a.errors);
+    }
+
+    #[test]
+    fn http_without_root_refuses_paths_but_takes_inline_content() {
+        let t = tree();
+        let policy = FilePolicy::new(None, false).unwrap();
+        let a = gather(
+            &policy,
+            &[
+                t.0.join("root/sub/a.txt").display().to_string(),
+                "data:text/plain;base64,aW5saW5lIQ==".into(),
+                "data:,percent%20encoded".into(),
+                "line one\nline two".into(),
+            ],
+            &["data:image/png;base64,iVBORw0K".into()],
+        );
+        assert!(matches!(a.errors.as_slice(), [FileError::Disabled { .. }]));
+        let text = text_of(&a);
+        assert!(text.contains("inline!") && text.contains("percent encoded") && text.contains("line two"));
+        assert!(matches!(&a.parts[1], Part::Image { media_type, .. } if media_type == "image/png"));
+    }
+
+    #[test]
+    fn stdio_without_root_reads_anywhere() {
+        let t = tree();
+        let policy = FilePolicy::new(None, true).unwrap();
+        let a = gather(&policy, &[t.0.join("secret.txt").display().to_string()], &[]);
+        assert!(text_of(&a).contains("top secret"));
+    }
+
+    #[test]
+    fn rejects_binary_missing_and_wrong_image_types() {
+        let t = tree();
+        let policy = FilePolicy::new(Some(&t.0.join("root")), false).unwrap();
+        let a = gather(
+            &policy,
+            &["bin.dat".into(), "nope.txt".into(), "sub".into()],
+            &["pic.png".into(), "sub/a.txt".into(), "data:text/html,<b>".into()],
+        );
+        assert!(matches!(a.errors[0], FileError::NotText { .. }));
+        assert!(matches!(a.errors[1], FileError::NotFound { .. }));
+        assert!(matches!(a.errors[2], FileError::NotAFile { .. }));
+        assert!(matches!(a.errors[3], FileError::UnsupportedImage { .. }));
+        assert!(matches!(a.errors[4], FileError::UnsupportedImage { .. }));
+        assert_eq!(a.parts.len(), 1, "only the png");
+    }
+}

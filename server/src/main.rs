@@ -1,0 +1,126 @@
+//! converse-server binary: parse the environment, then serve MCP over HTTP or stdio.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use converse_config::{LogFormat, ServerConfig, Transport};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// MCP server that lets AI assistants consult other LLMs (tools: chat, consensus).
+/// All configuration comes from environment variables; see the README.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Transport: `http` (Streamable HTTP on HTTP_HOST:HTTP_PORT/mcp) or `stdio`.
+    /// Overrides MCP_TRANSPORT.
+    #[arg(long, value_parser = ["http", "stdio"])]
+    transport: Option<String>,
+}
+
+fn init_logging(config: &ServerConfig) {
+    let filter = EnvFilter::try_new(format!("{},rmcp=warn", config.log.level.as_str()))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr: in stdio mode stdout carries the protocol.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cli_transport = cli.transport.as_deref().map(|t| match t {
+        "stdio" => Transport::Stdio,
+        _ => Transport::Http,
+    });
+    let config = match ServerConfig::from_env(cli_transport) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("converse-server: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("converse-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let engine = Arc::new(converse_server::app::build_engine(&config)?);
+    let providers = engine.router.available();
+    if providers.is_empty() {
+        tracing::warn!(
+            "no LLM provider is configured; tools will answer with an error until a provider API key is set (OPENAI_API_KEY, ANTHROPIC_API_KEY, GOOGLE_API_KEY, ...)"
+        );
+    }
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        providers = ?providers,
+        secrets_set = ?config.secrets_set(),
+        "converse-server starting"
+    );
+    match config.transport {
+        Transport::Stdio => {
+            let service = converse_server::mcp::ConverseMcp::new(engine)
+                .serve(rmcp::transport::stdio())
+                .await?;
+            service.waiting().await?;
+            Ok(())
+        }
+        Transport::Http => serve_http(config, engine).await,
+    }
+}
+
+async fn serve_http(config: ServerConfig, engine: Arc<converse_server::tools::Engine>) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let app = converse_server::http::router(&config, engine, shutdown.child_token());
+    let addr = format!("{}:{}", config.http.host, config.http.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (HTTP_HOST/HTTP_PORT): {e}"))?;
+    let local = listener.local_addr()?;
+    if config.auth.strategy == converse_config::AuthStrategy::None && !local.ip().is_loopback() {
+        tracing::warn!(%local, "authentication is OFF (MCP_AUTH_STRATEGY=none) on a non-loopback address: anyone who can reach this port can spend your LLM credits");
+    }
+    tracing::info!(%local, "serving MCP on http://{local}/mcp");
+    let signal = shutdown.clone();
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            signal.cancel();
+        })
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,158 @@
+//! The MCP face of the server: rmcp tool, prompt and resource handlers that
+//! delegate to the [`Engine`]. rmcp builds one handler per session (or per
+//! request in stateless mode); all of them share the engine.
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::prompt::PromptRouter;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResult, ContentBlock, GetPromptResult, Implementation, ListResourcesResult, PaginatedRequestParams,
+    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, Role, ServerCapabilities,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, tool, tool_handler, tool_router};
+
+use crate::help;
+use crate::principal::Principal;
+use crate::tools::chat::ChatParams;
+use crate::tools::consensus::ConsensusParams;
+use crate::tools::{Engine, Owner, ToolOutput};
+
+pub const HELP_URI: &str = "converse://help";
+
+#[derive(Clone)]
+pub struct ConverseMcp {
+    engine: Arc<Engine>,
+    tool_router: ToolRouter<ConverseMcp>,
+    prompt_router: PromptRouter<ConverseMcp>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+pub struct HelpArgs {
+    /// Optional topic: tools, models, configuration or examples.
+    #[serde(default)]
+    pub topic: Option<String>,
+}
+
+/// The authenticated caller of this request, if the HTTP layer recorded one.
+fn owner(ctx: &RequestContext<RoleServer>) -> Owner {
+    ctx.extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Principal>())
+        .map(|p| format!("{}:{}", p.strategy, p.id))
+}
+
+fn into_result(output: Option<ToolOutput>) -> Result<CallToolResult, McpError> {
+    // A cancelled call gets no answer the client will read; rmcp still needs one.
+    let output = output.ok_or_else(|| McpError::internal_error("request cancelled", None))?;
+    let mut result = if output.is_error {
+        CallToolResult::error(vec![ContentBlock::text(output.text)])
+    } else {
+        CallToolResult::success(vec![ContentBlock::text(output.text)])
+    };
+    result.structured_content = Some(output.structured);
+    Ok(result)
+}
+
+#[tool_router]
+impl ConverseMcp {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            tool_router: Self::tool_router(),
+            prompt_router: Self::prompt_router(),
+        }
+    }
+
+    #[tool(
+        description = "Ask another AI model (GPT, Gemini, Claude, Grok, Mistral, DeepSeek, OpenRouter or a custom endpoint) for a second opinion, a review or help thinking a problem through. Supports files, images and continuing a conversation with continuation_id.",
+        annotations(title = "Chat with another model", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn chat(
+        &self,
+        Parameters(params): Parameters<ChatParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let owner = owner(&ctx);
+        into_result(self.engine.chat(params, owner, ctx.ct.clone()).await)
+    }
+
+    #[tool(
+        description = "Ask several AI models the same question in parallel; each then refines its answer after seeing the others'. Returns every model's answers plus failures per model. For architectural choices, reviews and decisions that benefit from independent perspectives.",
+        annotations(title = "Consensus of several models", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn consensus(
+        &self,
+        Parameters(params): Parameters<ConsensusParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let owner = owner(&ctx);
+        into_result(self.engine.consensus(params, owner, ctx.ct.clone()).await)
+    }
+
+    fn guide(&self, topic: Option<&str>) -> Result<String, McpError> {
+        let available = self.engine.router.available();
+        help::guide(self.engine.router.catalog(), &available, topic).map_err(|e| McpError::invalid_params(e, None))
+    }
+}
+
+#[prompt_router]
+impl ConverseMcp {
+    /// Guide to the converse tools, the configured models and the configuration.
+    #[prompt(name = "help")]
+    async fn help(&self, Parameters(args): Parameters<HelpArgs>) -> Result<GetPromptResult, McpError> {
+        let text = self.guide(args.topic.as_deref())?;
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            format!("Here is the guide to the Converse MCP server; use it to answer questions about it:\n\n{text}"),
+        )])
+        .with_description("Guide to the Converse MCP server"))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
+impl ServerHandler for ConverseMcp {
+    fn get_info(&self) -> rmcp::model::InitializeResult {
+        rmcp::model::InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new("converse-server", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Consult other AI models: `chat` asks one model (continue with the continuation_id its answer gives), `consensus` asks several in parallel with a cross-feedback round. Read the `help` prompt or the converse://help resource for models and parameters.",
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let help = Resource::new(HELP_URI, "help")
+            .with_description("Guide to the converse tools, configured models and configuration")
+            .with_mime_type("text/markdown");
+        Ok(ListResourcesResult::with_all_items(vec![help]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        if request.uri != HELP_URI {
+            return Err(McpError::resource_not_found(
+                format!("unknown resource {}; the only resource is {HELP_URI}", request.uri),
+                None,
+            ));
+        }
+        let text = self.guide(None)?;
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, HELP_URI)]).into())
+    }
+}

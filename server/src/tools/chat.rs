@@ -1,0 +1,153 @@
+//! `chat`: one model, with conversation continuation, files and images.
+
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{CallSettings, Engine, Owner, ToolOutput, build_request, call_provider, describe_provider_error, output};
+use crate::catalog::ReasoningEffort;
+use crate::conversation::Conversation;
+use crate::providers::{Message, Part, Role};
+
+/// Parameters of the `chat` tool.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+pub struct ChatParams {
+    /// Your question or task, with the context the other model needs.
+    pub prompt: String,
+    /// Model name or alias, e.g. "gpt-5", "gemini-2.5-pro", "sonnet", "grok-4", or "auto" (default) for the first configured provider's default model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Files to include as context: paths (under the server's allowed root), data: URLs, or multi-line inline text.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Images to include: paths (png, jpeg, gif, webp) or data:image/...;base64 URLs.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Continue an earlier conversation: the continuation_id a previous chat or consensus answer gave.
+    #[serde(default)]
+    pub continuation_id: Option<String>,
+    /// Sampling temperature 0–1 (default 0.5); clamped to what the model accepts, ignored by models that take none.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Reasoning depth for models that think (default medium); clamped to the levels the model supports.
+    #[serde(default)]
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Let the model search the web, where the provider offers it (default false).
+    #[serde(default)]
+    pub use_websearch: Option<bool>,
+}
+
+const DEFAULT_TEMPERATURE: f32 = 0.5;
+
+impl Engine {
+    pub async fn chat(&self, params: ChatParams, owner: Owner, cancel: CancellationToken) -> Option<ToolOutput> {
+        Some(match self.chat_inner(params, owner, &cancel).await {
+            Ok(out) => out,
+            Err(None) => return None,
+            Err(Some(message)) => ToolOutput::error(message),
+        })
+    }
+
+    /// `Err(None)` means the client cancelled: no answer is sent.
+    async fn chat_inner(
+        &self,
+        params: ChatParams,
+        owner: Owner,
+        cancel: &CancellationToken,
+    ) -> Result<ToolOutput, Option<String>> {
+        let prompt = params.prompt.trim();
+        if prompt.is_empty() {
+            return Err(Some("prompt must not be empty".into()));
+        }
+        let resolved = self
+            .router
+            .resolve(params.model.as_deref().unwrap_or("auto"))
+            .map_err(|e| Some(e.to_string()))?;
+        let (id, history, mut notes) = match self.load_conversation(params.continuation_id.as_deref(), &owner).await {
+            Ok((id, history, note)) => (id, history, note.into_iter().collect::<Vec<_>>()),
+            Err(e) => return Err(Some(e)),
+        };
+        let attachments = self.attachments(&params.files, &params.images).map_err(Some)?;
+        let user = super::user_message(attachments, prompt);
+        if super::has_images(&user) && resolved.info.as_ref().is_some_and(|i| !i.images) {
+            return Err(Some(format!(
+                "model {} does not accept images; choose a model that does (e.g. gpt-5, gemini-2.5-pro, sonnet) or omit images",
+                resolved.model
+            )));
+        }
+        let mut messages = history;
+        messages.push(user);
+        let dropped = super::fit_context(&mut messages, super::prompts::CHAT, &resolved).map_err(Some)?;
+        if dropped > 0 {
+            notes.push(format!("the {dropped} oldest messages of the conversation were left out to fit the model's context window"));
+        }
+
+        let settings = CallSettings {
+            temperature: params.temperature.unwrap_or(DEFAULT_TEMPERATURE),
+            effort: params.reasoning_effort,
+            web_search: params.use_websearch.unwrap_or(false),
+        };
+        let (request, adjust_notes) = build_request(&resolved, super::prompts::CHAT, messages, &settings);
+        notes.extend(adjust_notes);
+        let response = match call_provider(&resolved, &request, cancel).await {
+            None => return Err(None),
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Err(Some(describe_provider_error(&resolved.provider_name, &resolved.model, &e))),
+        };
+
+        let mut messages = request.messages;
+        messages.push(Message {
+            role: Role::Assistant,
+            parts: vec![Part::Text { text: response.text.clone() }],
+        });
+        let message_count = messages.len();
+        let saved = self
+            .store
+            .save(
+                &id,
+                Conversation {
+                    messages,
+                    provider: resolved.provider_name.clone(),
+                    model: resolved.model.clone(),
+                    owner,
+                },
+            )
+            .await;
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "could not save conversation");
+            notes.push("the conversation could not be saved, so it cannot be continued".into());
+        }
+
+        let footer = footer(&id, &resolved.provider_name, &resolved.model, &notes);
+        let content = output::cap(&response.text, self.max_output_tokens, footer.len() + 200);
+        let text = format!("{content}{footer}");
+        Ok(ToolOutput {
+            structured: json!({
+                "content": content,
+                "continuation": {
+                    "id": id,
+                    "provider": resolved.provider_name,
+                    "model": response.model,
+                    "messageCount": message_count,
+                },
+                "usage": response.usage,
+                "finishReason": response.finish_reason,
+                "notes": notes,
+            }),
+            text,
+            is_error: false,
+        })
+    }
+}
+
+/// The lines after the answer: the continuation id (the calling model must see
+/// it to continue; converse 1.3.2 hid it) and any notes.
+pub(crate) fn footer(id: &str, provider: &str, model: &str, notes: &[String]) -> String {
+    let mut text = format!(
+        "\n\n---\ncontinuation_id: {id} ({provider}/{model}). Pass it as continuation_id to continue this conversation."
+    );
+    for note in notes {
+        text.push_str(&format!("\nNote: {note}."));
+    }
+    text
+}

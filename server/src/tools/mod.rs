@@ -1,0 +1,247 @@
+//! The `chat` and `consensus` tools, independent of MCP: they take typed
+//! parameters and return a [`ToolOutput`] that the MCP layer turns into a
+//! `CallToolResult`. Keeping them free of protocol types makes them easy to test.
+
+pub mod chat;
+pub mod consensus;
+pub mod output;
+pub mod prompts;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::ReasoningEffort;
+use crate::conversation::{Conversation, ConversationStore, Limits};
+use crate::files::{Attachments, FilePolicy};
+use crate::providers::{ChatRequest, ChatResponse, Message, Part, ProviderError, Role};
+use crate::routing::{ResolvedModel, Router};
+
+/// A tool's answer: text for the calling model, structured data for programs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub text: String,
+    pub structured: Value,
+    pub is_error: bool,
+}
+
+impl ToolOutput {
+    pub fn error(message: impl Into<String>) -> Self {
+        let text = message.into();
+        Self {
+            structured: serde_json::json!({ "error": text }),
+            text,
+            is_error: true,
+        }
+    }
+}
+
+/// Shared state of the tools: model routing, conversations, file access, limits.
+#[derive(Debug)]
+pub struct Engine {
+    pub router: Router,
+    pub store: Arc<dyn ConversationStore>,
+    pub files: FilePolicy,
+    pub max_output_tokens: usize,
+    pub limits: Limits,
+}
+
+/// Who is calling, for conversation ownership. `None` when auth is off.
+pub type Owner = Option<String>;
+
+/// The `reasoning_effort` default when the caller gives none.
+const DEFAULT_EFFORT: ReasoningEffort = ReasoningEffort::Medium;
+/// Tokens assumed per image when estimating context use.
+const IMAGE_TOKENS: usize = 1600;
+
+/// A model entry of `consensus.models`: a name, or `{"model": name}` as converse
+/// 1.3.2 clients send it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum ModelSpec {
+    Name(String),
+    Object { model: String },
+}
+
+impl ModelSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            ModelSpec::Name(n) | ModelSpec::Object { model: n } => n,
+        }
+    }
+}
+
+fn message_tokens(message: &Message) -> usize {
+    message
+        .parts
+        .iter()
+        .map(|p| match p {
+            Part::Text { text } => output::estimate_tokens(text.len()),
+            Part::Image { .. } => IMAGE_TOKENS,
+        })
+        .sum()
+}
+
+/// Drops the oldest turns (in pairs, keeping a user turn first) until the
+/// conversation leaves room for the answer. Returns how many messages were dropped,
+/// or an error when even the newest message alone does not fit.
+pub fn fit_context(messages: &mut Vec<Message>, system: &str, resolved: &ResolvedModel) -> Result<usize, String> {
+    let Some(info) = &resolved.info else { return Ok(0) };
+    let window = info.context_window as usize;
+    // Leave room for the answer, but never more than half the window.
+    let reserve = (info.max_output as usize).min(window / 2);
+    let budget = window.saturating_sub(reserve + output::estimate_tokens(system.len()));
+    let mut dropped = 0;
+    while messages.iter().map(message_tokens).sum::<usize>() > budget {
+        if messages.len() <= 1 {
+            return Err(format!(
+                "the prompt with its files and images needs about {} tokens, more than model {} accepts (context window {} tokens, {} reserved for the answer). Send fewer or smaller files, or pick a model with a larger context window",
+                messages.iter().map(message_tokens).sum::<usize>(),
+                resolved.model,
+                window,
+                reserve
+            ));
+        }
+        let n = if messages.len() >= 3 { 2 } else { 1 };
+        messages.drain(..n);
+        dropped += n;
+    }
+    Ok(dropped)
+}
+
+/// Settings shared by chat and consensus for one model call.
+pub struct CallSettings {
+    pub temperature: f32,
+    pub effort: Option<ReasoningEffort>,
+    pub web_search: bool,
+}
+
+/// Builds the provider request for one model, applying the catalog's limits.
+/// Returns the request and notes about settings that were adjusted.
+pub fn build_request(
+    resolved: &ResolvedModel,
+    system: &str,
+    messages: Vec<Message>,
+    settings: &CallSettings,
+) -> (ChatRequest, Vec<String>) {
+    let mut notes = Vec::new();
+    let (temperature, reasoning, web_search, max_output, api) = match &resolved.info {
+        Some(info) => {
+            let web = settings.web_search && info.web_search;
+            if settings.web_search && !info.web_search {
+                notes.push(format!("web search is not available for {}; answered without it", info.name));
+            }
+            (
+                info.clamp_temperature(settings.temperature),
+                info.reasoning_for(settings.effort.unwrap_or(DEFAULT_EFFORT)),
+                web,
+                Some(info.max_output),
+                info.openai_api(),
+            )
+        }
+        // An unknown model: pass what the caller asked for explicitly and nothing
+        // else, so the provider's own defaults apply.
+        None => (
+            Some(settings.temperature),
+            settings.effort.map(|e| crate::providers::Reasoning::Effort(e.as_str().to_string())),
+            settings.web_search,
+            None,
+            Default::default(),
+        ),
+    };
+    (
+        ChatRequest {
+            model: resolved.model.clone(),
+            system: Some(system.to_string()),
+            messages,
+            temperature,
+            reasoning,
+            max_output_tokens: max_output,
+            web_search,
+            openai_api: api,
+        },
+        notes,
+    )
+}
+
+/// One provider call that stops when the client cancels. `None` means cancelled.
+pub async fn call_provider(
+    resolved: &ResolvedModel,
+    request: &ChatRequest,
+    cancel: &CancellationToken,
+) -> Option<Result<ChatResponse, ProviderError>> {
+    tokio::select! {
+        // Dropping the provider future aborts its HTTP request.
+        _ = cancel.cancelled() => None,
+        result = resolved.provider.chat(request) => Some(result),
+    }
+}
+
+/// Explains a provider failure the way a caller can act on it.
+pub fn describe_provider_error(provider: &str, model: &str, error: &ProviderError) -> String {
+    let hint = match error {
+        ProviderError::Unauthorized { .. } => " The server's administrator must fix the key.",
+        ProviderError::RateLimited { .. } => " Retry later, or use another model.",
+        ProviderError::ContextTooLong { .. } => {
+            " Start a new conversation (omit continuation_id) or send fewer files."
+        }
+        ProviderError::ModelNotFound { .. } => " Check the model name, or use \"auto\".",
+        ProviderError::Timeout(_) | ProviderError::Network(_) | ProviderError::Server { .. } => {
+            " This is usually temporary: retry, or use another model."
+        }
+        _ => "",
+    };
+    format!("{provider} model {model} failed: {error}.{hint}")
+}
+
+impl Engine {
+    /// Loads a conversation for continuation. Unknown, expired or foreign ids start
+    /// a new conversation under a new id, with a note saying so.
+    pub async fn load_conversation(
+        &self,
+        id: Option<&str>,
+        owner: &Owner,
+    ) -> Result<(String, Vec<Message>, Option<String>), String> {
+        let Some(id) = id.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok((crate::conversation::new_id(), Vec::new(), None));
+        };
+        let found = self
+            .store
+            .load(id)
+            .await
+            .map_err(|e| format!("{e}; retry, or omit continuation_id to start a new conversation"))?;
+        match found {
+            Some(Conversation { messages, owner: o, .. }) if o == *owner => Ok((id.to_string(), messages, None)),
+            _ => Ok((
+                crate::conversation::new_id(),
+                Vec::new(),
+                Some(format!(
+                    "continuation_id {id} was not found (expired, evicted or from another server), so this is a new conversation"
+                )),
+            )),
+        }
+    }
+
+    pub fn attachments(&self, files: &[String], images: &[String]) -> Result<Attachments, String> {
+        let attachments = crate::files::gather(&self.files, files, images);
+        if attachments.errors.is_empty() {
+            Ok(attachments)
+        } else {
+            let list: Vec<String> = attachments.errors.iter().map(|e| format!("- {e}")).collect();
+            Err(format!("could not use the given files/images:\n{}", list.join("\n")))
+        }
+    }
+}
+
+/// The new user turn: attachments first, then the prompt.
+pub fn user_message(attachments: Attachments, prompt: &str) -> Message {
+    let mut parts = attachments.parts;
+    parts.push(Part::Text { text: prompt.to_string() });
+    Message { role: Role::User, parts }
+}
+
+pub fn has_images(message: &Message) -> bool {
+    message.parts.iter().any(|p| matches!(p, Part::Image { .. }))
+}

@@ -1,0 +1,139 @@
+//! Test harness: the real `converse-server` binary, configured by environment
+//! like a user would, talking to the strict fake providers of `converse-fake-llm`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use converse_fake_llm::{FakeLlm, FakeLlmConfig};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientInfo, ProtocolVersion};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::RoleClient;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_converse-server");
+
+pub async fn fake() -> FakeLlm {
+    FakeLlm::start(FakeLlmConfig::default()).await.expect("start fake LLM")
+}
+
+/// Environment pointing every built-in provider at the fake, plus a custom
+/// endpoint `lab` whose models script failures and delays.
+pub fn env_for(fake: &FakeLlm) -> BTreeMap<String, String> {
+    let base = fake.base_url();
+    let key = FakeLlmConfig::default().api_key;
+    let mut env = BTreeMap::new();
+    for (p, suffix) in [
+        ("OPENAI", "/v1"),
+        ("ANTHROPIC", ""),
+        ("GOOGLE", ""),
+        ("XAI", "/v1"),
+        ("MISTRAL", "/v1"),
+        ("DEEPSEEK", "/v1"),
+        ("OPENROUTER", "/api/v1"),
+    ] {
+        env.insert(format!("{p}_API_KEY"), key.clone());
+        env.insert(format!("{p}_BASE_URL"), format!("{base}{suffix}"));
+    }
+    env.insert("CUSTOM_PROVIDERS".into(), "lab".into());
+    env.insert("CUSTOM_LAB_BASE_URL".into(), format!("{base}/v1"));
+    env.insert("CUSTOM_LAB_API_KEY".into(), key);
+    env.insert(
+        "CUSTOM_LAB_MODELS".into(),
+        "lab-ok,fail-500-lab,fail-401-lab,slow-3000-lab,long-400000-lab".into(),
+    );
+    env.insert("PROVIDER_MAX_RETRIES".into(), "0".into());
+    env
+}
+
+/// A running server process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Starts the binary in HTTP mode on a free port and waits for its "serving" line.
+pub async fn start_http(env: &BTreeMap<String, String>) -> Server {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("HTTP_PORT", "0")
+        .env("LOG_LEVEL", "info")
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn converse-server");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut seen = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("serving MCP on ").nth(1) {
+                return rest.trim().to_string();
+            }
+            seen.push(line);
+        }
+        panic!("server exited before serving:\n{}", seen.join("\n"));
+    })
+    .await
+    .expect("server did not start within 30 s");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = url.trim_end_matches("/mcp").to_string();
+    Server { child, url, base }
+}
+
+pub type Client = RunningService<RoleClient, ClientInfo>;
+
+/// Connects rmcp's client in the legacy (initialize + session) era.
+pub async fn connect_legacy(url: &str) -> Client {
+    ClientInfo::default()
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_uri(url.to_string()),
+            ClientLifecycleMode::Initialize,
+        )
+        .await
+        .expect("legacy client connects")
+}
+
+/// Connects rmcp's client in the stateless 2026-07-28 era (server/discover).
+pub async fn connect_modern(url: &str) -> Client {
+    ClientInfo::default()
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_uri(url.to_string()),
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("modern client connects")
+}
+
+pub async fn call(client: &Client, tool: &'static str, args: Value) -> CallToolResult {
+    let Value::Object(args) = args else { panic!("arguments must be an object") };
+    client
+        .call_tool(CallToolRequestParams::new(tool).with_arguments(args))
+        .await
+        .expect("tools/call succeeds at the protocol level")
+}
+
+pub fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

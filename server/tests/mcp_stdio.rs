@@ -1,0 +1,40 @@
+//! The real server binary as a local stdio server, spawned the way Claude Code
+//! and Claude Desktop spawn it.
+
+mod common;
+
+use common::*;
+use rmcp::ServiceExt;
+use rmcp::model::ClientInfo;
+use rmcp::transport::TokioChildProcess;
+use serde_json::json;
+use tokio::process::Command;
+
+#[tokio::test]
+async fn stdio_serves_tools_and_reads_local_files() {
+    let fake = fake().await;
+    let dir = std::env::temp_dir().join(format!("converse-stdio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("code.rs");
+    std::fs::write(&file, "fn answer() -> u32 { 42 }").unwrap();
+
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--transport").arg("stdio").env_clear().envs(env_for(&fake));
+    let client = ClientInfo::default()
+        .serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .expect("stdio client connects");
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 2);
+    // Without CONVERSE_FILES_ROOT, stdio mode may read the user's own files.
+    let result = call(
+        &client,
+        "chat",
+        json!({"prompt": "explain", "model": "sonnet", "files": [file.display().to_string()]}),
+    )
+    .await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert!(fake.requests().last().unwrap().body.to_string().contains("42 }"));
+    client.cancel().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
