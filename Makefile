@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: help run build test lint fmt check-docs
+.PHONY: help run build test test-interop lint fmt check-docs
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,10 @@ lint: ## rustfmt and clippy, warnings are errors
 
 test: lint ## the whole test suite (what CI runs)
 	$(CARGO) test --workspace
+	$(MAKE) test-interop
+
+test-interop: ## official TypeScript MCP clients + conformance suite against the server (installs them with npm ci)
+	CARGO="$(CARGO)" ./interop/run.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -140,7 +140,7 @@ pub(crate) fn parse(r: &mut Reader) -> HttpConfig {
         None => d.host.clone(),
     };
     let port = match r.aliased(HTTP_PORT, PORT, false) {
-        Some((var, value)) => match parse::integer::<u16>(&value, 1, 65535) {
+        Some((var, value)) => match parse::integer::<u16>(&value, 0, 65535) {
             Ok(p) => p,
             Err(e) => {
                 r.invalid(var, &value, e);
@@ -412,7 +412,7 @@ mod tests {
             ("HTTP_MAX_CONCURRENT_SESSIONS", "10001"),
             ("HTTP_RATE_LIMIT_MAX_REQUESTS", "0"),
             ("HTTP_MAX_REQUEST_SIZE", "0"),
-            ("HTTP_PORT", "0"),
+            ("HTTP_PORT", "65536"),
         ]);
         let vars: Vec<_> = e.iter().map(|e| e.var).collect();
         assert_eq!(

@@ -132,7 +132,7 @@ fn three_bad_variables_give_three_errors() {
     );
     assert_eq!(text.lines().count(), 4);
     assert!(
-        text.contains("HTTP_PORT: invalid value \"abc\": expected a whole number from 1 to 65535"),
+        text.contains("HTTP_PORT: invalid value \"abc\": expected a whole number from 0 to 65535"),
         "{text}"
     );
     assert!(

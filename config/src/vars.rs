@@ -248,7 +248,12 @@ pub static VARIABLES: &[VarSpec] = &[
         HTTP,
         "Alias of `HTTP_HOST`; `HTTP_HOST` wins when both are set.",
     ),
-    var(HTTP_PORT, Some("3157"), HTTP, "Listen port, 1-65535."),
+    var(
+        HTTP_PORT,
+        Some("3157"),
+        HTTP,
+        "Listen port, 0-65535 (0 picks a free port and logs it).",
+    ),
     var(
         PORT,
         None,

@@ -14,8 +14,7 @@ use crate::Shared;
 /// A 1×1 transparent PNG, base64-encoded: a valid image for tests. The fake
 /// checks that image data really is an image of the declared type, as the real
 /// APIs do, so placeholder bytes are refused.
-pub const TINY_PNG_BASE64: &str =
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+pub const TINY_PNG_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
 /// The user text echoed in answers is cut to this many characters, so a
 /// benchmark sending large prompts does not get equally large answers.
@@ -237,8 +236,8 @@ pub(crate) fn answer(
             truncated = true;
         }
     }
-    let input_tokens = (understood.input_chars as u64 / 4).max(1)
-        + understood.images as u64 * IMAGE_TOKENS;
+    let input_tokens =
+        (understood.input_chars as u64 / 4).max(1) + understood.images as u64 * IMAGE_TOKENS;
     let output_tokens = (text.chars().count() as u64).div_ceil(4).max(1);
     Answer {
         text,
@@ -343,8 +342,14 @@ mod tests {
     #[test]
     fn scripts_from_model_names() {
         assert_eq!(Script::parse("gpt-4o"), Script::default());
-        assert_eq!(Script::parse("fail-401-x").failure, Some(Failure::Unauthorized));
-        assert_eq!(Script::parse("missing-model").failure, Some(Failure::NotFound));
+        assert_eq!(
+            Script::parse("fail-401-x").failure,
+            Some(Failure::Unauthorized)
+        );
+        assert_eq!(
+            Script::parse("missing-model").failure,
+            Some(Failure::NotFound)
+        );
         let script = Script::parse("flaky-slow-250-long-100-fail-500");
         assert!(script.flaky);
         assert_eq!(script.delay, Some(Duration::from_millis(250)));
@@ -363,7 +368,11 @@ mod tests {
             ..Understood::default()
         };
         let plain = answer("openai-chat", &understood, &Script::default(), None);
-        assert!(plain.text.starts_with("[fake openai-chat model=m] You said: hi there | messages=1"));
+        assert!(
+            plain
+                .text
+                .starts_with("[fake openai-chat model=m] You said: hi there | messages=1")
+        );
         let long = answer("x", &understood, &Script::parse("long-5000-m"), None);
         assert_eq!(long.text.chars().count(), 5000);
         let capped = answer("x", &understood, &Script::parse("long-5000-m"), Some(10));

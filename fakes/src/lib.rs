@@ -213,11 +213,8 @@ impl Endpoint {
             }),
             Self::Anthropic => header("x-api-key"),
             // Gemini also takes the key as `?key=`.
-            Self::Gemini { .. } => header("x-goog-api-key").or_else(|| {
-                query?
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix("key="))
-            }),
+            Self::Gemini { .. } => header("x-goog-api-key")
+                .or_else(|| query?.split('&').find_map(|pair| pair.strip_prefix("key="))),
         }
     }
 }
@@ -320,14 +317,8 @@ fn app(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/models", get(list_models))
         .route("/v1/responses", post(responses))
-        .route(
-            "/v1/chat/completions",
-            post(chat),
-        )
-        .route(
-            "/api/v1/chat/completions",
-            post(openrouter_chat),
-        )
+        .route("/v1/chat/completions", post(chat))
+        .route("/api/v1/chat/completions", post(openrouter_chat))
         .route("/v1/messages", post(anthropic_messages))
         .route(
             // One path segment `{model}:{method}`: the colon is part of the segment.
@@ -336,13 +327,11 @@ fn app(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/_fake/requests",
-            get(|State(shared): State<Arc<Shared>>| async move {
-                axum::Json(shared.requests())
-            })
-            .delete(|State(shared): State<Arc<Shared>>| async move {
-                shared.clear();
-                StatusCode::NO_CONTENT
-            }),
+            get(|State(shared): State<Arc<Shared>>| async move { axum::Json(shared.requests()) })
+                .delete(|State(shared): State<Arc<Shared>>| async move {
+                    shared.clear();
+                    StatusCode::NO_CONTENT
+                }),
         )
         .fallback(|method: Method, uri: Uri| async move {
             // OpenAI's answer to an unknown path.

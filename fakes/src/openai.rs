@@ -270,7 +270,12 @@ fn quoted_list(values: &[&str]) -> String {
     }
 }
 
-fn opt_str<'a>(d: Dialect, map: &'a Map<String, Value>, key: &str, path: &str) -> Result<Option<&'a str>, Reply> {
+fn opt_str<'a>(
+    d: Dialect,
+    map: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, Reply> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -314,7 +319,12 @@ fn opt_number(
     }
 }
 
-fn opt_integer(d: Dialect, map: &Map<String, Value>, key: &str, min: u64) -> Result<Option<u64>, Reply> {
+fn opt_integer(
+    d: Dialect,
+    map: &Map<String, Value>,
+    key: &str,
+    min: u64,
+) -> Result<Option<u64>, Reply> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) if n.is_u64() || n.is_i64() => match n.as_u64() {
@@ -334,11 +344,9 @@ fn opt_integer(d: Dialect, map: &Map<String, Value>, key: &str, min: u64) -> Res
 fn required_model(d: Dialect, body: &Map<String, Value>, chat: bool) -> Result<String, Reply> {
     match body.get("model") {
         Some(Value::String(model)) if !model.is_empty() => Ok(model.clone()),
-        None | Some(Value::Null) | Some(Value::String(_)) if chat => Err(d.invalid(
-            "you must provide a model parameter",
-            None,
-            None,
-        )),
+        None | Some(Value::Null) | Some(Value::String(_)) if chat => {
+            Err(d.invalid("you must provide a model parameter", None, None))
+        }
         None | Some(Value::Null) | Some(Value::String(_)) => Err(d.missing("model")),
         Some(other) => Err(d.invalid_type("model", "a string", other)),
     }
@@ -492,7 +500,9 @@ fn understand_input_item(u: &mut Understood, i: usize, item: &Value) -> Result<(
     let kind = opt_str(d, item, "type", &format!("{path}.type"))?.unwrap_or("message");
     if kind != "message" {
         return Err(d.invalid(
-            format!("Invalid value: '{kind}'. The fake LLM understands only 'message' input items."),
+            format!(
+                "Invalid value: '{kind}'. The fake LLM understands only 'message' input items."
+            ),
             Some(&format!("{path}.type")),
             Some("invalid_value"),
         ));
@@ -595,7 +605,12 @@ fn understand_input_item(u: &mut Understood, i: usize, item: &Value) -> Result<(
     Ok(())
 }
 
-fn responses_answer(shared: &Shared, u: &Understood, a: &Answer, body: &Map<String, Value>) -> Value {
+fn responses_answer(
+    shared: &Shared,
+    u: &Understood,
+    a: &Answer,
+    body: &Map<String, Value>,
+) -> Value {
     let id = shared.next_id();
     let mut output = Vec::new();
     if u.reasoning.is_some() {
@@ -661,7 +676,11 @@ pub(crate) async fn chat(shared: &Shared, incoming: &Incoming, openrouter: bool)
         Ok(script) => script,
         Err(failure) => return d.failure(failure, &understood.model, true),
     };
-    let format = if openrouter { "openrouter-chat" } else { "openai-chat" };
+    let format = if openrouter {
+        "openrouter-chat"
+    } else {
+        "openai-chat"
+    };
     let cap = understood.max_output_tokens;
     let answer = answer(format, &understood, &script, cap);
     let id = shared.next_id();
@@ -722,7 +741,11 @@ fn understand_chat(d: Dialect, body: &Map<String, Value>) -> Result<Understood, 
         let web_plugin = body
             .get("plugins")
             .and_then(Value::as_array)
-            .is_some_and(|plugins| plugins.iter().any(|p| p.get("id").and_then(Value::as_str) == Some("web")));
+            .is_some_and(|plugins| {
+                plugins
+                    .iter()
+                    .any(|p| p.get("id").and_then(Value::as_str) == Some("web"))
+            });
         u.web_search |= web_plugin || u.model.ends_with(":online");
         if let Some(reasoning) = body.get("reasoning").and_then(Value::as_object) {
             if let Some(effort) = reasoning.get("effort").and_then(Value::as_str) {
@@ -751,7 +774,12 @@ fn understand_chat(d: Dialect, body: &Map<String, Value>) -> Result<Understood, 
     Ok(u)
 }
 
-fn understand_chat_message(d: Dialect, u: &mut Understood, i: usize, message: &Value) -> Result<(), Reply> {
+fn understand_chat_message(
+    d: Dialect,
+    u: &mut Understood,
+    i: usize,
+    message: &Value,
+) -> Result<(), Reply> {
     let path = format!("messages[{i}]");
     let Some(message) = message.as_object() else {
         return Err(d.invalid_type(&path, "an object", message));
@@ -770,12 +798,21 @@ fn understand_chat_message(d: Dialect, u: &mut Understood, i: usize, message: &V
         && let Some(key) = unknown_key(message, KEYS)
     {
         return Err(d.invalid(
-            format!("Additional properties are not allowed ('{key}' was unexpected) - 'messages.{i}'"),
+            format!(
+                "Additional properties are not allowed ('{key}' was unexpected) - 'messages.{i}'"
+            ),
             None,
             None,
         ));
     }
-    const ROLES: &[&str] = &["system", "assistant", "user", "function", "tool", "developer"];
+    const ROLES: &[&str] = &[
+        "system",
+        "assistant",
+        "user",
+        "function",
+        "tool",
+        "developer",
+    ];
     let role_path = format!("{path}.role");
     let role = match opt_str(d, message, "role", &role_path)? {
         None => return Err(d.missing(&role_path)),
@@ -817,7 +854,8 @@ fn understand_chat_message(d: Dialect, u: &mut Understood, i: usize, message: &V
                         let url_path = format!("{part_path}.image_url");
                         let url = match part.get("image_url") {
                             Some(Value::Object(image)) => {
-                                if let Some(detail) = opt_str(d, image, "detail", &format!("{url_path}.detail"))?
+                                if let Some(detail) =
+                                    opt_str(d, image, "detail", &format!("{url_path}.detail"))?
                                     && !["low", "high", "auto"].contains(&detail)
                                 {
                                     return Err(d.invalid_value(
@@ -834,7 +872,9 @@ fn understand_chat_message(d: Dialect, u: &mut Understood, i: usize, message: &V
                             // Mistral and OpenRouter also take the URL as a plain string.
                             Some(Value::String(url)) if d == Dialect::OpenRouter => url,
                             None | Some(Value::Null) => return Err(d.missing(&url_path)),
-                            Some(other) => return Err(d.invalid_type(&url_path, "an object", other)),
+                            Some(other) => {
+                                return Err(d.invalid_type(&url_path, "an object", other));
+                            }
                         };
                         check_image_url(d, url, &format!("{url_path}.url"))?;
                         u.images += 1;

@@ -21,37 +21,82 @@ pub enum StartupError {
     #[error("cannot use CONVERSE_FILES_ROOT: {0}")]
     FilesRoot(std::io::Error),
     #[error("cannot create the HTTP client for provider {provider}: {source}")]
-    HttpClient { provider: String, source: reqwest::Error },
+    HttpClient {
+        provider: String,
+        source: reqwest::Error,
+    },
     #[error("CONVERSATION_STORE=redis is not available in this build yet; use memory")]
     RedisUnsupported,
 }
 
 /// The built-in providers: name, kind, key variable, and its config.
-fn built_in(config: &ServerConfig) -> Vec<(&'static str, ProviderKind, &'static str, Option<&ProviderConfig>)> {
+fn built_in(
+    config: &ServerConfig,
+) -> Vec<(
+    &'static str,
+    ProviderKind,
+    &'static str,
+    Option<&ProviderConfig>,
+)> {
     let p = &config.providers;
     vec![
-        ("openai", ProviderKind::OpenAi, "OPENAI_API_KEY", p.openai.as_ref()),
+        (
+            "openai",
+            ProviderKind::OpenAi,
+            "OPENAI_API_KEY",
+            p.openai.as_ref(),
+        ),
         ("xai", ProviderKind::Xai, "XAI_API_KEY", p.xai.as_ref()),
-        ("google", ProviderKind::Google, "GOOGLE_API_KEY", p.google.as_ref()),
-        ("anthropic", ProviderKind::Anthropic, "ANTHROPIC_API_KEY", p.anthropic.as_ref()),
-        ("mistral", ProviderKind::Mistral, "MISTRAL_API_KEY", p.mistral.as_ref()),
-        ("deepseek", ProviderKind::DeepSeek, "DEEPSEEK_API_KEY", p.deepseek.as_ref()),
-        ("openrouter", ProviderKind::OpenRouter, "OPENROUTER_API_KEY", p.openrouter.as_ref()),
+        (
+            "google",
+            ProviderKind::Google,
+            "GOOGLE_API_KEY",
+            p.google.as_ref(),
+        ),
+        (
+            "anthropic",
+            ProviderKind::Anthropic,
+            "ANTHROPIC_API_KEY",
+            p.anthropic.as_ref(),
+        ),
+        (
+            "mistral",
+            ProviderKind::Mistral,
+            "MISTRAL_API_KEY",
+            p.mistral.as_ref(),
+        ),
+        (
+            "deepseek",
+            ProviderKind::DeepSeek,
+            "DEEPSEEK_API_KEY",
+            p.deepseek.as_ref(),
+        ),
+        (
+            "openrouter",
+            ProviderKind::OpenRouter,
+            "OPENROUTER_API_KEY",
+            p.openrouter.as_ref(),
+        ),
     ]
 }
 
-fn build_providers(
-    config: &ServerConfig,
-) -> Result<(BTreeMap<String, Arc<dyn Provider>>, BTreeMap<String, Vec<String>>), StartupError> {
+/// Configured providers by name, and each custom endpoint's model list.
+type Providers = (
+    BTreeMap<String, Arc<dyn Provider>>,
+    BTreeMap<String, Vec<String>>,
+);
+
+fn build_providers(config: &ServerConfig) -> Result<Providers, StartupError> {
     let timeout = config.providers.timeout;
     let retries = config.providers.max_retries;
     let mut providers: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
     let mut build = |settings: ProviderSettings| -> Result<(), StartupError> {
         let name = settings.name.clone();
-        let provider = providers::build_provider(settings).map_err(|source| StartupError::HttpClient {
-            provider: name.clone(),
-            source,
-        })?;
+        let provider =
+            providers::build_provider(settings).map_err(|source| StartupError::HttpClient {
+                provider: name.clone(),
+                source,
+            })?;
         providers.insert(name, provider);
         Ok(())
     };
@@ -83,7 +128,10 @@ fn build_providers(
             name: custom.name.clone(),
             kind: ProviderKind::Custom,
             base_url: custom.base_url.clone(),
-            api_key: custom.api_key.clone().unwrap_or_else(|| SecretString::from(String::new())),
+            api_key: custom
+                .api_key
+                .clone()
+                .unwrap_or_else(|| SecretString::from(String::new())),
             key_var: "CUSTOM_<NAME>_API_KEY",
             timeout,
             max_retries: retries,
@@ -107,10 +155,15 @@ pub fn build_engine(config: &ServerConfig) -> Result<Engine, StartupError> {
     };
     let store: Arc<dyn ConversationStore> = match conv.store {
         converse_config::ConversationStoreKind::Memory => Arc::new(MemoryStore::new(limits)),
-        converse_config::ConversationStoreKind::Redis => return Err(StartupError::RedisUnsupported),
+        converse_config::ConversationStoreKind::Redis => {
+            return Err(StartupError::RedisUnsupported);
+        }
     };
-    let files = FilePolicy::new(config.files_root.as_deref(), config.transport == Transport::Stdio)
-        .map_err(StartupError::FilesRoot)?;
+    let files = FilePolicy::new(
+        config.files_root.as_deref(),
+        config.transport == Transport::Stdio,
+    )
+    .map_err(StartupError::FilesRoot)?;
     Ok(Engine {
         router: Router::new(catalog, providers, custom_models),
         store,

@@ -25,7 +25,17 @@ pub enum CatalogError {
 
 /// The user-facing reasoning levels of the `reasoning_effort` parameter, in order.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum ReasoningEffort {
@@ -72,17 +82,55 @@ impl ReasoningEffort {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(try_from = "ReasoningFile")]
 pub enum ReasoningSpec {
     /// Named effort levels; the map goes from user level to the API's value.
-    Effort { levels: BTreeMap<ReasoningEffort, String> },
-    /// A thinking-token budget in `[min, max]`; `optional` models can run without.
-    Budget {
-        min: u32,
-        max: u32,
-        #[serde(default)]
-        optional: bool,
+    Effort {
+        levels: BTreeMap<ReasoningEffort, String>,
     },
+    /// A thinking-token budget in `[min, max]`; `optional` models can run without.
+    Budget { min: u32, max: u32, optional: bool },
+}
+
+/// The YAML shape of `reasoning`: exactly one of `effort` or `budget`. (YAML has
+/// no natural spelling for Rust's externally tagged enums, so it is a map.)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasoningFile {
+    effort: Option<EffortFile>,
+    budget: Option<BudgetFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EffortFile {
+    levels: BTreeMap<ReasoningEffort, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetFile {
+    min: u32,
+    max: u32,
+    #[serde(default)]
+    optional: bool,
+}
+
+impl TryFrom<ReasoningFile> for ReasoningSpec {
+    type Error = String;
+
+    fn try_from(file: ReasoningFile) -> Result<Self, Self::Error> {
+        match (file.effort, file.budget) {
+            (Some(e), None) if !e.levels.is_empty() => Ok(Self::Effort { levels: e.levels }),
+            (Some(_), None) => Err("reasoning.effort.levels must not be empty".into()),
+            (None, Some(b)) => Ok(Self::Budget {
+                min: b.min,
+                max: b.max,
+                optional: b.optional,
+            }),
+            _ => Err("reasoning needs exactly one of `effort` or `budget`".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -196,7 +244,8 @@ impl Catalog {
 }
 
 fn matches_name(model: &ModelInfo, name: &str) -> bool {
-    model.name.eq_ignore_ascii_case(name) || model.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    model.name.eq_ignore_ascii_case(name)
+        || model.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
 
 fn parse(text: &str, origin: &str) -> Result<CatalogFile, CatalogError> {
@@ -208,7 +257,10 @@ fn parse(text: &str, origin: &str) -> Result<CatalogFile, CatalogError> {
         if !models.models.iter().any(|m| m.name == models.default) {
             return Err(CatalogError::Invalid {
                 origin: origin.to_string(),
-                message: format!("provider {provider}: default model {} is not in its list", models.default),
+                message: format!(
+                    "provider {provider}: default model {} is not in its list",
+                    models.default
+                ),
             });
         }
         for m in &models.models {
@@ -288,9 +340,18 @@ mod tests {
     fn effort_levels_clamp_down_then_up() {
         let c = Catalog::built_in().unwrap();
         let o3 = c.find_in("openai", "o3").unwrap();
-        assert_eq!(o3.reasoning_for(ReasoningEffort::Max), Some(Reasoning::Effort("high".into())));
-        assert_eq!(o3.reasoning_for(ReasoningEffort::Minimal), Some(Reasoning::Effort("low".into())));
-        assert_eq!(o3.reasoning_for(ReasoningEffort::Medium), Some(Reasoning::Effort("medium".into())));
+        assert_eq!(
+            o3.reasoning_for(ReasoningEffort::Max),
+            Some(Reasoning::Effort("high".into()))
+        );
+        assert_eq!(
+            o3.reasoning_for(ReasoningEffort::Minimal),
+            Some(Reasoning::Effort("low".into()))
+        );
+        assert_eq!(
+            o3.reasoning_for(ReasoningEffort::Medium),
+            Some(Reasoning::Effort("medium".into()))
+        );
         let gpt4o = c.find_in("openai", "gpt-4o").unwrap();
         assert_eq!(gpt4o.reasoning_for(ReasoningEffort::High), None);
     }
@@ -300,18 +361,35 @@ mod tests {
         let c = Catalog::built_in().unwrap();
         let sonnet = c.find_in("anthropic", "sonnet").unwrap();
         assert_eq!(sonnet.reasoning_for(ReasoningEffort::None), None);
-        assert_eq!(sonnet.reasoning_for(ReasoningEffort::Minimal), Some(Reasoning::Budget(3000)));
-        assert_eq!(sonnet.reasoning_for(ReasoningEffort::Max), Some(Reasoning::Budget(60000)));
+        assert_eq!(
+            sonnet.reasoning_for(ReasoningEffort::Minimal),
+            Some(Reasoning::Budget(3000))
+        );
+        assert_eq!(
+            sonnet.reasoning_for(ReasoningEffort::Max),
+            Some(Reasoning::Budget(60000))
+        );
         let pro = c.find_in("google", "gemini-2.5-pro").unwrap();
         // Gemini 2.5 Pro cannot turn thinking off: "none" becomes the minimum.
-        assert_eq!(pro.reasoning_for(ReasoningEffort::None), Some(Reasoning::Budget(128)));
+        assert_eq!(
+            pro.reasoning_for(ReasoningEffort::None),
+            Some(Reasoning::Budget(128))
+        );
     }
 
     #[test]
     fn temperature_is_clamped_or_dropped() {
         let c = Catalog::built_in().unwrap();
-        assert_eq!(c.find_in("anthropic", "haiku").unwrap().clamp_temperature(1.7), Some(1.0));
-        assert_eq!(c.find_in("openai", "o3").unwrap().clamp_temperature(0.5), None);
+        assert_eq!(
+            c.find_in("anthropic", "haiku")
+                .unwrap()
+                .clamp_temperature(1.7),
+            Some(1.0)
+        );
+        assert_eq!(
+            c.find_in("openai", "o3").unwrap().clamp_temperature(0.5),
+            None
+        );
     }
 
     #[test]
@@ -328,7 +406,11 @@ mod tests {
         assert_eq!(c.default_model("openai"), Some("gpt-9"));
         assert!(c.find_in("openai", "o3").is_none());
         assert!(c.find_in("anthropic", "sonnet").is_some());
-        std::fs::write(&path, "providers:\n  openai:\n    default: x\n    models: []\n").unwrap();
+        std::fs::write(
+            &path,
+            "providers:\n  openai:\n    default: x\n    models: []\n",
+        )
+        .unwrap();
         let err = Catalog::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("default model x"), "{err}");
     }

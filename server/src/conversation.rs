@@ -68,7 +68,9 @@ pub fn message_bytes(message: &Message) -> usize {
 /// removed in user/assistant pairs so the history keeps starting with a user turn.
 pub fn enforce_limits(messages: &mut Vec<Message>, limits: &Limits) {
     let total = |m: &[Message]| m.iter().map(message_bytes).sum::<usize>();
-    while messages.len() > 1 && (messages.len() > limits.max_messages || total(messages) > limits.max_bytes) {
+    while messages.len() > 1
+        && (messages.len() > limits.max_messages || total(messages) > limits.max_bytes)
+    {
         let drop = if messages.len() >= 3 { 2 } else { 1 };
         messages.drain(..drop);
     }
@@ -172,7 +174,16 @@ mod tests {
     fn conv(n: usize) -> Conversation {
         Conversation {
             messages: (0..n)
-                .map(|i| msg(if i % 2 == 0 { Role::User } else { Role::Assistant }, &format!("m{i}")))
+                .map(|i| {
+                    msg(
+                        if i % 2 == 0 {
+                            Role::User
+                        } else {
+                            Role::Assistant
+                        },
+                        &format!("m{i}"),
+                    )
+                })
                 .collect(),
             provider: "openai".into(),
             model: "gpt-5".into(),
@@ -199,7 +210,10 @@ mod tests {
 
     #[tokio::test]
     async fn byte_limit_trims_history() {
-        let store = MemoryStore::new(Limits { max_bytes: 10, ..limits() });
+        let store = MemoryStore::new(Limits {
+            max_bytes: 10,
+            ..limits()
+        });
         let mut c = conv(2);
         c.messages.push(msg(Role::User, "0123456789"));
         store.save("a", c).await.unwrap();
@@ -220,7 +234,10 @@ mod tests {
 
     #[tokio::test]
     async fn expires_after_ttl() {
-        let store = MemoryStore::new(Limits { ttl: Duration::from_millis(20), ..limits() });
+        let store = MemoryStore::new(Limits {
+            ttl: Duration::from_millis(20),
+            ..limits()
+        });
         store.save("a", conv(1)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(store.load("a").await.unwrap().is_none());

@@ -31,7 +31,9 @@ pub enum FilePolicy {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
-    #[error("{input}: reading local files is disabled on this server; set CONVERSE_FILES_ROOT to allow paths under a directory, or pass the content inline as a data: URL")]
+    #[error(
+        "{input}: reading local files is disabled on this server; set CONVERSE_FILES_ROOT to allow paths under a directory, or pass the content inline as a data: URL"
+    )]
     Disabled { input: String },
     #[error("{input}: access denied, the path is outside the allowed root")]
     OutsideRoot { input: String },
@@ -40,7 +42,11 @@ pub enum FileError {
     #[error("{input}: not a regular file")]
     NotAFile { input: String },
     #[error("{input}: too large ({size} bytes, limit {limit})")]
-    TooLarge { input: String, size: u64, limit: u64 },
+    TooLarge {
+        input: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("{input}: not UTF-8 text (binary files are not sent as context)")]
     NotText { input: String },
     #[error("{input}: unsupported image type (use png, jpeg, gif or webp)")]
@@ -66,25 +72,36 @@ impl FilePolicy {
     fn resolve(&self, input: &str) -> Result<PathBuf, FileError> {
         let path = Path::new(input);
         let candidate = match self {
-            FilePolicy::Refused => return Err(FileError::Disabled { input: input.into() }),
+            FilePolicy::Refused => {
+                return Err(FileError::Disabled {
+                    input: input.into(),
+                });
+            }
             FilePolicy::Root(root) if path.is_relative() => root.join(path),
             _ => path.to_path_buf(),
         };
-        let canonical =
-            std::fs::canonicalize(&candidate).map_err(|_| FileError::NotFound { input: input.into() })?;
+        let canonical = std::fs::canonicalize(&candidate).map_err(|_| FileError::NotFound {
+            input: input.into(),
+        })?;
         if let FilePolicy::Root(root) = self
             && !canonical.starts_with(root)
         {
-            return Err(FileError::OutsideRoot { input: input.into() });
+            return Err(FileError::OutsideRoot {
+                input: input.into(),
+            });
         }
         Ok(canonical)
     }
 
     fn read(&self, input: &str, limit: u64) -> Result<(PathBuf, Vec<u8>), FileError> {
         let path = self.resolve(input)?;
-        let meta = std::fs::metadata(&path).map_err(|_| FileError::NotFound { input: input.into() })?;
+        let meta = std::fs::metadata(&path).map_err(|_| FileError::NotFound {
+            input: input.into(),
+        })?;
         if !meta.is_file() {
-            return Err(FileError::NotAFile { input: input.into() });
+            return Err(FileError::NotAFile {
+                input: input.into(),
+            });
         }
         if meta.len() > limit {
             return Err(FileError::TooLarge {
@@ -93,7 +110,9 @@ impl FilePolicy {
                 limit,
             });
         }
-        let bytes = std::fs::read(&path).map_err(|_| FileError::NotFound { input: input.into() })?;
+        let bytes = std::fs::read(&path).map_err(|_| FileError::NotFound {
+            input: input.into(),
+        })?;
         Ok((path, bytes))
     }
 }
@@ -103,7 +122,10 @@ fn parse_data_url(input: &str) -> Option<(String, Vec<u8>)> {
     let rest = input.strip_prefix("data:")?;
     let (header, payload) = rest.split_once(',')?;
     let mut fields = header.split(';');
-    let mime = fields.next().filter(|m| !m.is_empty()).unwrap_or("text/plain");
+    let mime = fields
+        .next()
+        .filter(|m| !m.is_empty())
+        .unwrap_or("text/plain");
     let is_base64 = fields.any(|f| f.eq_ignore_ascii_case("base64"));
     let bytes = if is_base64 {
         BASE64.decode(payload.trim()).ok()?
@@ -163,26 +185,36 @@ pub fn gather(policy: &FilePolicy, files: &[String], images: &[String]) -> Attac
     for input in files {
         let result = if input.starts_with("data:") {
             parse_data_url(input)
-                .ok_or_else(|| FileError::BadDataUrl { input: short(input) })
+                .ok_or_else(|| FileError::BadDataUrl {
+                    input: short(input),
+                })
                 .and_then(|(_, bytes)| {
-                    String::from_utf8(bytes).map_err(|_| FileError::NotText { input: short(input) })
+                    String::from_utf8(bytes).map_err(|_| FileError::NotText {
+                        input: short(input),
+                    })
                 })
                 .map(|content| ("inline content".to_string(), content))
         } else if input.contains('\n') {
             // A multi-line string cannot be a path: it is inline text.
             Ok(("inline text".to_string(), input.clone()))
         } else {
-            policy.read(input, MAX_TEXT_FILE_BYTES).and_then(|(path, bytes)| {
-                String::from_utf8(bytes)
-                    .map(|content| (path.display().to_string(), content))
-                    .map_err(|_| FileError::NotText { input: short(input) })
-            })
+            policy
+                .read(input, MAX_TEXT_FILE_BYTES)
+                .and_then(|(path, bytes)| {
+                    String::from_utf8(bytes)
+                        .map(|content| (path.display().to_string(), content))
+                        .map_err(|_| FileError::NotText {
+                            input: short(input),
+                        })
+                })
         };
         match result {
             Ok((label, content)) => {
                 total += content.len() as u64;
                 if total > MAX_TOTAL_BYTES {
-                    out.errors.push(FileError::TotalTooLarge { limit: MAX_TOTAL_BYTES });
+                    out.errors.push(FileError::TotalTooLarge {
+                        limit: MAX_TOTAL_BYTES,
+                    });
                     break;
                 }
                 text.push_str(&format!(
@@ -201,23 +233,33 @@ pub fn gather(policy: &FilePolicy, files: &[String], images: &[String]) -> Attac
     for input in images {
         let result = if input.starts_with("data:") {
             parse_data_url(input)
-                .ok_or_else(|| FileError::BadDataUrl { input: short(input) })
+                .ok_or_else(|| FileError::BadDataUrl {
+                    input: short(input),
+                })
                 .and_then(|(mime, bytes)| match mime.as_str() {
                     "image/png" | "image/jpeg" | "image/gif" | "image/webp" => Ok((mime, bytes)),
-                    _ => Err(FileError::UnsupportedImage { input: short(input) }),
+                    _ => Err(FileError::UnsupportedImage {
+                        input: short(input),
+                    }),
                 })
         } else {
-            policy.read(input, MAX_IMAGE_BYTES).and_then(|(path, bytes)| {
-                image_type_of(&path)
-                    .map(|m| (m.to_string(), bytes))
-                    .ok_or_else(|| FileError::UnsupportedImage { input: short(input) })
-            })
+            policy
+                .read(input, MAX_IMAGE_BYTES)
+                .and_then(|(path, bytes)| {
+                    image_type_of(&path)
+                        .map(|m| (m.to_string(), bytes))
+                        .ok_or_else(|| FileError::UnsupportedImage {
+                            input: short(input),
+                        })
+                })
         };
         match result {
             Ok((media_type, bytes)) => {
                 total += bytes.len() as u64;
                 if total > MAX_TOTAL_BYTES {
-                    out.errors.push(FileError::TotalTooLarge { limit: MAX_TOTAL_BYTES });
+                    out.errors.push(FileError::TotalTooLarge {
+                        limit: MAX_TOTAL_BYTES,
+                    });
                     break;
                 }
                 out.parts.push(Part::Image {
@@ -243,7 +285,8 @@ mod tests {
     }
 
     fn tree() -> TempTree {
-        let base = std::env::temp_dir().join(format!("files-test-{}", uuid::Uuid::new_v4().simple()));
+        let base =
+            std::env::temp_dir().join(format!("files-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(base.join("root/sub")).unwrap();
         std::fs::write(base.join("root/sub/a.txt"), "hello\nworld\n").unwrap();
         std::fs::write(base.join("secret.txt"), "top secret").unwrap();
@@ -286,7 +329,13 @@ mod tests {
         );
         assert!(a.parts.is_empty());
         assert_eq!(a.errors.len(), 4);
-        assert!(a.errors.iter().all(|e| matches!(e, FileError::OutsideRoot { .. })), "{:?}", a.errors);
+        assert!(
+            a.errors
+                .iter()
+                .all(|e| matches!(e, FileError::OutsideRoot { .. })),
+            "{:?}",
+            a.errors
+        );
     }
 
     #[test]
@@ -305,7 +354,11 @@ mod tests {
         );
         assert!(matches!(a.errors.as_slice(), [FileError::Disabled { .. }]));
         let text = text_of(&a);
-        assert!(text.contains("inline!") && text.contains("percent encoded") && text.contains("line two"));
+        assert!(
+            text.contains("inline!")
+                && text.contains("percent encoded")
+                && text.contains("line two")
+        );
         assert!(matches!(&a.parts[1], Part::Image { media_type, .. } if media_type == "image/png"));
     }
 
@@ -313,7 +366,11 @@ mod tests {
     fn stdio_without_root_reads_anywhere() {
         let t = tree();
         let policy = FilePolicy::new(None, true).unwrap();
-        let a = gather(&policy, &[t.0.join("secret.txt").display().to_string()], &[]);
+        let a = gather(
+            &policy,
+            &[t.0.join("secret.txt").display().to_string()],
+            &[],
+        );
         assert!(text_of(&a).contains("top secret"));
     }
 
@@ -324,7 +381,11 @@ mod tests {
         let a = gather(
             &policy,
             &["bin.dat".into(), "nope.txt".into(), "sub".into()],
-            &["pic.png".into(), "sub/a.txt".into(), "data:text/html,<b>".into()],
+            &[
+                "pic.png".into(),
+                "sub/a.txt".into(),
+                "data:text/html,<b>".into(),
+            ],
         );
         assert!(matches!(a.errors[0], FileError::NotText { .. }));
         assert!(matches!(a.errors[1], FileError::NotFound { .. }));

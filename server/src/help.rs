@@ -80,8 +80,16 @@ fn models_section(catalog: &Catalog, available: &[String]) -> String {
                 m.name,
                 m.context_window / 1000,
                 m.max_output / 1000,
-                if features.is_empty() { String::new() } else { format!("; {}", features.join(", ")) },
-                if m.aliases.is_empty() { String::new() } else { format!("; aliases: {}", m.aliases.join(", ")) },
+                if features.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", features.join(", "))
+                },
+                if m.aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!("; aliases: {}", m.aliases.join(", "))
+                },
             ));
         }
         text.push('\n');
@@ -90,16 +98,27 @@ fn models_section(catalog: &Catalog, available: &[String]) -> String {
 }
 
 /// The whole guide, or one topic of it. `Err` names the valid topics.
-pub fn guide(catalog: &Catalog, available: &[String], topic: Option<&str>) -> Result<String, String> {
+pub fn guide(
+    catalog: &Catalog,
+    available: &[String],
+    topic: Option<&str>,
+) -> Result<String, String> {
     let models = models_section(catalog, available);
-    let topic = topic.map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty());
+    let topic = topic
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty());
     Ok(match topic.as_deref() {
         None => format!("# Converse MCP server\n\n{TOOLS}\n{models}{CONFIGURATION}\n{EXAMPLES}"),
         Some("tools") => TOOLS.to_string(),
         Some("models" | "providers") => models,
         Some("configuration" | "parameters") => CONFIGURATION.to_string(),
         Some("examples") => EXAMPLES.to_string(),
-        Some(other) => return Err(format!("unknown help topic \"{other}\"; topics: {}", TOPICS.join(", "))),
+        Some(other) => {
+            return Err(format!(
+                "unknown help topic \"{other}\"; topics: {}",
+                TOPICS.join(", ")
+            ));
+        }
     })
 }
 
@@ -120,8 +139,20 @@ mod tests {
     #[test]
     fn topics_select_sections_and_unknown_topics_are_errors() {
         let c = Catalog::built_in().unwrap();
-        assert!(guide(&c, &[], Some("models")).unwrap().contains("No provider is configured"));
-        assert!(guide(&c, &[], Some("Tools")).unwrap().starts_with("## Tools"));
-        assert!(guide(&c, &[], Some("weather")).unwrap_err().contains("tools, models"));
+        assert!(
+            guide(&c, &[], Some("models"))
+                .unwrap()
+                .contains("No provider is configured")
+        );
+        assert!(
+            guide(&c, &[], Some("Tools"))
+                .unwrap()
+                .starts_with("## Tools")
+        );
+        assert!(
+            guide(&c, &[], Some("weather"))
+                .unwrap_err()
+                .contains("tools, models")
+        );
     }
 }

@@ -33,7 +33,10 @@ pub struct AppState {
 }
 
 /// rmcp's Streamable HTTP settings from our configuration.
-pub fn mcp_config(config: &ServerConfig, shutdown: CancellationToken) -> StreamableHttpServerConfig {
+pub fn mcp_config(
+    config: &ServerConfig,
+    shutdown: CancellationToken,
+) -> StreamableHttpServerConfig {
     let http = &config.http;
     let mut mcp = StreamableHttpServerConfig::default()
         .with_json_response(true)

@@ -24,7 +24,9 @@ fn init_logging(config: &ServerConfig) {
     let filter = EnvFilter::try_new(format!("{},rmcp=warn", config.log.level.as_str()))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr: in stdio mode stdout carries the protocol.
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(false).init(),
@@ -59,10 +61,8 @@ async fn main() -> ExitCode {
 async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let engine = Arc::new(converse_server::app::build_engine(&config)?);
     let providers = engine.router.available();
-    if providers.is_empty() {
-        tracing::warn!(
-            "no LLM provider is configured; tools will answer with an error until a provider API key is set (OPENAI_API_KEY, ANTHROPIC_API_KEY, GOOGLE_API_KEY, ...)"
-        );
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
     }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -82,26 +82,38 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
 }
 
-async fn serve_http(config: ServerConfig, engine: Arc<converse_server::tools::Engine>) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
-    let app = converse_server::http::router(&config, engine, shutdown.child_token());
+async fn serve_http(
+    config: ServerConfig,
+    engine: Arc<converse_server::tools::Engine>,
+) -> anyhow::Result<()> {
+    // Cancelling this token ends every MCP session and stream at once, so it is
+    // only cancelled when the grace period for in-flight tool calls is over.
+    let sessions_end = CancellationToken::new();
+    let app = converse_server::http::router(&config, engine, sessions_end.clone());
     let addr = format!("{}:{}", config.http.host, config.http.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (HTTP_HOST/HTTP_PORT): {e}"))?;
     let local = listener.local_addr()?;
-    if config.auth.strategy == converse_config::AuthStrategy::None && !local.ip().is_loopback() {
-        tracing::warn!(%local, "authentication is OFF (MCP_AUTH_STRATEGY=none) on a non-loopback address: anyone who can reach this port can spend your LLM credits");
-    }
     tracing::info!(%local, "serving MCP on http://{local}/mcp");
-    let signal = shutdown.clone();
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            signal.cancel();
-        })
-        .await?;
+    let grace = sessions_end.clone();
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            grace = ?converse_server::app::SHUTDOWN_GRACE,
+            "shutting down: no new connections, letting in-flight requests finish"
+        );
+        // Kubernetes' terminationGracePeriodSeconds should exceed this grace.
+        tokio::spawn(async move {
+            tokio::time::sleep(converse_server::app::SHUTDOWN_GRACE).await;
+            grace.cancel();
+        });
+    })
+    .await?;
     Ok(())
 }
 
@@ -109,13 +121,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -8,12 +8,15 @@ use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, GetPromptResult, Implementation, ListResourcesResult, PaginatedRequestParams,
-    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, Role, ServerCapabilities,
+    CallToolResult, ContentBlock, GetPromptResult, Implementation, ListResourcesResult,
+    PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, tool, tool_handler, tool_router};
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, tool,
+    tool_handler, tool_router,
+};
 
 use crate::help;
 use crate::principal::Principal;
@@ -69,7 +72,11 @@ impl ConverseMcp {
 
     #[tool(
         description = "Ask another AI model (GPT, Gemini, Claude, Grok, Mistral, DeepSeek, OpenRouter or a custom endpoint) for a second opinion, a review or help thinking a problem through. Supports files, images and continuing a conversation with continuation_id.",
-        annotations(title = "Chat with another model", read_only_hint = true, open_world_hint = true)
+        annotations(
+            title = "Chat with another model",
+            read_only_hint = true,
+            open_world_hint = true
+        )
     )]
     async fn chat(
         &self,
@@ -82,7 +89,11 @@ impl ConverseMcp {
 
     #[tool(
         description = "Ask several AI models the same question in parallel; each then refines its answer after seeing the others'. Returns every model's answers plus failures per model. For architectural choices, reviews and decisions that benefit from independent perspectives.",
-        annotations(title = "Consensus of several models", read_only_hint = true, open_world_hint = true)
+        annotations(
+            title = "Consensus of several models",
+            read_only_hint = true,
+            open_world_hint = true
+        )
     )]
     async fn consensus(
         &self,
@@ -95,7 +106,8 @@ impl ConverseMcp {
 
     fn guide(&self, topic: Option<&str>) -> Result<String, McpError> {
         let available = self.engine.router.available();
-        help::guide(self.engine.router.catalog(), &available, topic).map_err(|e| McpError::invalid_params(e, None))
+        help::guide(self.engine.router.catalog(), &available, topic)
+            .map_err(|e| McpError::invalid_params(e, None))
     }
 }
 
@@ -103,7 +115,10 @@ impl ConverseMcp {
 impl ConverseMcp {
     /// Guide to the converse tools, the configured models and the configuration.
     #[prompt(name = "help")]
-    async fn help(&self, Parameters(args): Parameters<HelpArgs>) -> Result<GetPromptResult, McpError> {
+    async fn help(
+        &self,
+        Parameters(args): Parameters<HelpArgs>,
+    ) -> Result<GetPromptResult, McpError> {
         let text = self.guide(args.topic.as_deref())?;
         Ok(GetPromptResult::new(vec![PromptMessage::new_text(
             Role::User,
@@ -148,7 +163,10 @@ impl ServerHandler for ConverseMcp {
     ) -> Result<ReadResourceResponse, McpError> {
         if request.uri != HELP_URI {
             return Err(McpError::resource_not_found(
-                format!("unknown resource {}; the only resource is {HELP_URI}", request.uri),
+                format!(
+                    "unknown resource {}; the only resource is {HELP_URI}",
+                    request.uri
+                ),
                 None,
             ));
         }

@@ -24,14 +24,18 @@ pub enum RoutingError {
         "no LLM provider is configured. Set at least one of OPENAI_API_KEY, XAI_API_KEY, GOOGLE_API_KEY, ANTHROPIC_API_KEY, MISTRAL_API_KEY, DEEPSEEK_API_KEY, OPENROUTER_API_KEY (or CUSTOM_PROVIDERS) in the server's environment"
     )]
     NoProviders,
-    #[error("model \"{model}\" belongs to provider {provider}, which is not configured: set {key_var}. Configured providers: {available}")]
+    #[error(
+        "model \"{model}\" belongs to provider {provider}, which is not configured: set {key_var}. Configured providers: {available}"
+    )]
     ProviderNotConfigured {
         model: String,
         provider: String,
         key_var: String,
         available: String,
     },
-    #[error("unknown model \"{model}\": it is not in the catalog and its name does not show a provider family. Configured providers: {available}. Use \"auto\" or a model of one of them")]
+    #[error(
+        "unknown model \"{model}\": it is not in the catalog and its name does not show a provider family. Configured providers: {available}. Use \"auto\" or a model of one of them"
+    )]
     UnknownModel { model: String, available: String },
 }
 
@@ -176,7 +180,10 @@ pub fn family_of(name: &str) -> Option<&'static str> {
     }
     let o_series = lower.len() >= 2
         && lower.starts_with('o')
-        && lower[1..].chars().next().is_some_and(|c| c.is_ascii_digit());
+        && lower[1..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit());
     if o_series || starts(&["gpt-", "gpt", "chatgpt-", "codex-"]) {
         Some("openai")
     } else if starts(&["claude-", "claude"]) {
@@ -185,7 +192,14 @@ pub fn family_of(name: &str) -> Option<&'static str> {
         Some("google")
     } else if starts(&["grok-", "grok"]) {
         Some("xai")
-    } else if starts(&["mistral", "magistral", "codestral", "devstral", "ministral", "pixtral"]) {
+    } else if starts(&[
+        "mistral",
+        "magistral",
+        "codestral",
+        "devstral",
+        "ministral",
+        "pixtral",
+    ]) {
         Some("mistral")
     } else if starts(&["deepseek-", "deepseek"]) {
         Some("deepseek")

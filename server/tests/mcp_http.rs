@@ -10,15 +10,29 @@ use serde_json::json;
 async fn lists_tools_prompts_and_resources_in_both_eras() {
     let fake = fake().await;
     let server = start_http(&env_for(&fake)).await;
-    for client in [connect_legacy(&server.url).await, connect_modern(&server.url).await] {
+    for client in [
+        connect_legacy(&server.url).await,
+        connect_modern(&server.url).await,
+    ] {
         let tools = client.list_all_tools().await.unwrap();
         let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
         assert_eq!(names, ["chat", "consensus"]);
         let chat = &tools[0];
         let schema = serde_json::to_value(&chat.input_schema).unwrap();
         assert_eq!(schema["required"], json!(["prompt"]), "{schema}");
-        for p in ["model", "files", "images", "continuation_id", "temperature", "reasoning_effort", "use_websearch"] {
-            assert!(schema["properties"].get(p).is_some(), "chat lacks {p}: {schema}");
+        for p in [
+            "model",
+            "files",
+            "images",
+            "continuation_id",
+            "temperature",
+            "reasoning_effort",
+            "use_websearch",
+        ] {
+            assert!(
+                schema["properties"].get(p).is_some(),
+                "chat lacks {p}: {schema}"
+            );
         }
         let prompts = client.list_prompts(None).await.unwrap();
         assert_eq!(prompts.prompts[0].name, "help");
@@ -32,15 +46,32 @@ async fn lists_tools_prompts_and_resources_in_both_eras() {
 async fn chat_answers_and_continues_a_conversation_in_both_eras() {
     let fake = fake().await;
     let server = start_http(&env_for(&fake)).await;
-    for client in [connect_legacy(&server.url).await, connect_modern(&server.url).await] {
-        let first = call(&client, "chat", json!({"prompt": "What is the capital of Peru?", "model": "gpt-4o"})).await;
+    for client in [
+        connect_legacy(&server.url).await,
+        connect_modern(&server.url).await,
+    ] {
+        let first = call(
+            &client,
+            "chat",
+            json!({"prompt": "What is the capital of Peru?", "model": "gpt-4o"}),
+        )
+        .await;
         assert_ne!(first.is_error, Some(true), "{first:?}");
         let text = text_of(&first);
-        assert!(text.contains("[fake") && text.contains("What is the capital of Peru?"), "{text}");
+        assert!(
+            text.contains("[fake") && text.contains("What is the capital of Peru?"),
+            "{text}"
+        );
         let structured = first.structured_content.clone().expect("structuredContent");
-        let id = structured["continuation"]["id"].as_str().unwrap().to_string();
+        let id = structured["continuation"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(id.starts_with("conv_"), "{structured}");
-        assert!(text.contains(&format!("continuation_id: {id}")), "the id must be visible to the model: {text}");
+        assert!(
+            text.contains(&format!("continuation_id: {id}")),
+            "the id must be visible to the model: {text}"
+        );
         assert_eq!(structured["continuation"]["provider"], "openai");
         assert_eq!(structured["continuation"]["messageCount"], 2);
 
@@ -56,7 +87,10 @@ async fn chat_answers_and_continues_a_conversation_in_both_eras() {
         // The provider received the earlier turn.
         let last = fake.requests().last().cloned().expect("a recorded request");
         let body = last.body.to_string();
-        assert!(body.contains("capital of Peru") && body.contains("And of Chile?"), "{body}");
+        assert!(
+            body.contains("capital of Peru") && body.contains("And of Chile?"),
+            "{body}"
+        );
         client.cancel().await.unwrap();
     }
 }
@@ -79,11 +113,19 @@ async fn chat_reaches_every_wire_format() {
         ("claude-opus-9", "anthropic"),
         ("gemini-9-pro", "google"),
     ] {
-        let result = call(&client, "chat", json!({"prompt": format!("hello {model}"), "model": model})).await;
+        let result = call(
+            &client,
+            "chat",
+            json!({"prompt": format!("hello {model}"), "model": model}),
+        )
+        .await;
         assert_ne!(result.is_error, Some(true), "{model}: {result:?}");
         let structured = result.structured_content.unwrap();
         assert_eq!(structured["continuation"]["provider"], provider, "{model}");
-        assert!(text_of_value(&structured["content"]).contains(&format!("hello {model}")), "{model}: {structured}");
+        assert!(
+            text_of_value(&structured["content"]).contains(&format!("hello {model}")),
+            "{model}: {structured}"
+        );
     }
 }
 
@@ -103,19 +145,37 @@ async fn consensus_runs_models_in_parallel_and_reports_failures_per_model() {
     )
     .await;
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    let s = result.structured_content.unwrap();
+    let s = result.structured_content.clone().unwrap();
     assert_eq!(s["successful"], 2, "{s}");
     assert_eq!(s["failed"], 1, "{s}");
     assert_eq!(s["refined"], 2, "{s}");
-    let failed = s["models"].as_array().unwrap().iter().find(|m| m["status"] == "failed").unwrap();
-    assert!(failed["error"].as_str().unwrap().contains("HTTP 500"), "{failed}");
+    let failed = s["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["status"] == "failed")
+        .unwrap();
+    assert!(
+        failed["error"].as_str().unwrap().contains("HTTP 500"),
+        "{failed}"
+    );
     // Phase 2: each model saw the other's answer, with its own as the previous turn.
-    let anthropic_calls: Vec<_> = fake.requests().into_iter().filter(|r| r.path.ends_with("/v1/messages")).collect();
+    let anthropic_calls: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/v1/messages"))
+        .collect();
     assert_eq!(anthropic_calls.len(), 2);
     let refine = anthropic_calls[1].body.to_string();
-    assert!(refine.contains("Other answers") && refine.contains("gpt-5"), "{refine}");
+    assert!(
+        refine.contains("Other answers") && refine.contains("gpt-5"),
+        "{refine}"
+    );
     let text = text_of(&result);
-    assert!(text.contains("Refined answer") && text.contains("fail-500-lab"), "{text}");
+    assert!(
+        text.contains("Refined answer") && text.contains("fail-500-lab"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -123,14 +183,31 @@ async fn provider_errors_are_tool_errors_with_actionable_text() {
     let fake = fake().await;
     let server = start_http(&env_for(&fake)).await;
     let client = connect_legacy(&server.url).await;
-    let result = call(&client, "chat", json!({"prompt": "hi", "model": "fail-401-lab"})).await;
+    let result = call(
+        &client,
+        "chat",
+        json!({"prompt": "hi", "model": "fail-401-lab"}),
+    )
+    .await;
     assert_eq!(result.is_error, Some(true));
     let text = text_of(&result);
-    assert!(text.contains("API key was rejected") && text.contains("API_KEY"), "{text}");
+    assert!(
+        text.contains("API key was rejected") && text.contains("API_KEY"),
+        "{text}"
+    );
 
-    let result = call(&client, "chat", json!({"prompt": "hi", "model": "llama-unknown"})).await;
+    let result = call(
+        &client,
+        "chat",
+        json!({"prompt": "hi", "model": "llama-unknown"}),
+    )
+    .await;
     assert_eq!(result.is_error, Some(true));
-    assert!(text_of(&result).contains("unknown model"), "{}", text_of(&result));
+    assert!(
+        text_of(&result).contains("unknown model"),
+        "{}",
+        text_of(&result)
+    );
 
     let result = call(&client, "chat", json!({"prompt": "   "})).await;
     assert_eq!(result.is_error, Some(true));
@@ -143,10 +220,18 @@ async fn output_is_capped_at_max_mcp_output_tokens() {
     env.insert("MAX_MCP_OUTPUT_TOKENS".into(), "1000".into());
     let server = start_http(&env).await;
     let client = connect_legacy(&server.url).await;
-    let result = call(&client, "chat", json!({"prompt": "write a lot", "model": "long-400000-lab"})).await;
+    let result = call(
+        &client,
+        "chat",
+        json!({"prompt": "write a lot", "model": "long-400000-lab"}),
+    )
+    .await;
     let text = text_of(&result);
     assert!(text.len() <= 4000, "{} chars", text.len());
-    assert!(text.contains("[Response truncated") && text.contains("continuation_id: conv_"), "{text}");
+    assert!(
+        text.contains("[Response truncated") && text.contains("continuation_id: conv_"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -156,10 +241,23 @@ async fn no_provider_key_still_serves_and_tools_name_the_variables() {
     let result = call(&client, "chat", json!({"prompt": "hi"})).await;
     assert_eq!(result.is_error, Some(true));
     let text = text_of(&result);
-    assert!(text.contains("OPENAI_API_KEY") && text.contains("ANTHROPIC_API_KEY"), "{text}");
-    let info: serde_json::Value = reqwest::get(format!("{}/info", server.base)).await.unwrap().json().await.unwrap();
+    assert!(
+        text.contains("OPENAI_API_KEY") && text.contains("ANTHROPIC_API_KEY"),
+        "{text}"
+    );
+    let info: serde_json::Value = reqwest::get(format!("{}/info", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["providers"], json!([]));
-    assert!(info["warnings"][0].as_str().unwrap().contains("no LLM provider"));
+    assert!(
+        info["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no LLM provider")
+    );
 }
 
 #[tokio::test]
@@ -170,21 +268,52 @@ async fn files_are_read_only_under_the_root() {
     std::fs::write(dir.join("root/notes.md"), "the magic word is xyzzy").unwrap();
     std::fs::write(dir.join("outside.txt"), "never send this").unwrap();
     let mut env = env_for(&fake);
-    env.insert("CONVERSE_FILES_ROOT".into(), dir.join("root").display().to_string());
+    env.insert(
+        "CONVERSE_FILES_ROOT".into(),
+        dir.join("root").display().to_string(),
+    );
     let server = start_http(&env).await;
     let client = connect_legacy(&server.url).await;
 
-    let ok = call(&client, "chat", json!({"prompt": "read it", "model": "gpt-4o", "files": ["notes.md"]})).await;
+    let ok = call(
+        &client,
+        "chat",
+        json!({"prompt": "read it", "model": "gpt-4o", "files": ["notes.md"]}),
+    )
+    .await;
     assert_ne!(ok.is_error, Some(true), "{ok:?}");
-    assert!(fake.requests().last().unwrap().body.to_string().contains("xyzzy"));
+    assert!(
+        fake.requests()
+            .last()
+            .unwrap()
+            .body
+            .to_string()
+            .contains("xyzzy")
+    );
 
     let before = fake.requests().len();
-    for path in ["../outside.txt".to_string(), dir.join("outside.txt").display().to_string()] {
-        let refused = call(&client, "chat", json!({"prompt": "read it", "model": "gpt-4o", "files": [path]})).await;
+    for path in [
+        "../outside.txt".to_string(),
+        dir.join("outside.txt").display().to_string(),
+    ] {
+        let refused = call(
+            &client,
+            "chat",
+            json!({"prompt": "read it", "model": "gpt-4o", "files": [path]}),
+        )
+        .await;
         assert_eq!(refused.is_error, Some(true));
-        assert!(text_of(&refused).contains("outside the allowed root"), "{}", text_of(&refused));
+        assert!(
+            text_of(&refused).contains("outside the allowed root"),
+            "{}",
+            text_of(&refused)
+        );
     }
-    assert_eq!(fake.requests().len(), before, "a refused file must not reach the provider");
+    assert_eq!(
+        fake.requests().len(),
+        before,
+        "a refused file must not reach the provider"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -193,10 +322,17 @@ async fn probes_and_info_answer_without_mcp() {
     let fake = fake().await;
     let server = start_http(&env_for(&fake)).await;
     for path in ["/healthz", "/readyz"] {
-        let r = reqwest::get(format!("{}{path}", server.base)).await.unwrap();
+        let r = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let info: serde_json::Value = reqwest::get(format!("{}/info", server.base)).await.unwrap().json().await.unwrap();
+    let info: serde_json::Value = reqwest::get(format!("{}/info", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["name"], "converse-server");
     assert_eq!(info["authentication"]["strategy"], "none");
     assert_eq!(info["providers"][0], "openai");

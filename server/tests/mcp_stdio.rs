@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use rmcp::ServiceExt;
-use rmcp::model::ClientInfo;
+use rmcp::model::ClientConfig;
 use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 use tokio::process::Command;
@@ -19,8 +19,11 @@ async fn stdio_serves_tools_and_reads_local_files() {
     std::fs::write(&file, "fn answer() -> u32 { 42 }").unwrap();
 
     let mut cmd = Command::new(BIN);
-    cmd.arg("--transport").arg("stdio").env_clear().envs(env_for(&fake));
-    let client = ClientInfo::default()
+    cmd.arg("--transport")
+        .arg("stdio")
+        .env_clear()
+        .envs(env_for(&fake));
+    let client = ClientConfig::default()
         .serve(TokioChildProcess::new(cmd).unwrap())
         .await
         .expect("stdio client connects");
@@ -34,7 +37,14 @@ async fn stdio_serves_tools_and_reads_local_files() {
     )
     .await;
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    assert!(fake.requests().last().unwrap().body.to_string().contains("42 }"));
+    assert!(
+        fake.requests()
+            .last()
+            .unwrap()
+            .body
+            .to_string()
+            .contains("42 }")
+    );
     client.cancel().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }

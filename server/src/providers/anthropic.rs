@@ -83,7 +83,10 @@ struct WebSearchTool {
 /// most 4096 tokens, for the answer), because raising `max_tokens` past the
 /// model's maximum output would be refused; only a cap too small for any budget
 /// is raised.
-fn token_settings(max_output_tokens: Option<u32>, reasoning: Option<&Reasoning>) -> (u32, Option<u32>) {
+fn token_settings(
+    max_output_tokens: Option<u32>,
+    reasoning: Option<&Reasoning>,
+) -> (u32, Option<u32>) {
     let budget = match reasoning {
         Some(Reasoning::Budget(budget)) => (*budget).max(MIN_THINKING_BUDGET),
         // Anthropic's thinking is budget-based; an effort name has no meaning here.
@@ -230,7 +233,11 @@ fn parse_messages(answer: MessagesAnswer, request: &ChatRequest) -> ChatResponse
         .usage
         .map(|u| {
             // `input_tokens` excludes cached tokens; the caller wants the whole prompt.
-            let input = match (u.input_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens) {
+            let input = match (
+                u.input_tokens,
+                u.cache_creation_input_tokens,
+                u.cache_read_input_tokens,
+            ) {
                 (None, None, None) => None,
                 (a, b, c) => Some(a.unwrap_or(0) + b.unwrap_or(0) + c.unwrap_or(0)),
             };
@@ -307,15 +314,39 @@ mod tests {
         assert_eq!(token_settings(None, None), (DEFAULT_MAX_TOKENS, None));
         assert_eq!(token_settings(Some(100), None), (100, None));
         let budget = |b| Some(Reasoning::Budget(b));
-        assert_eq!(token_settings(None, budget(2000).as_ref()), (8192, Some(2000)));
-        assert_eq!(token_settings(None, budget(10_000).as_ref()), (14_096, Some(10_000)));
-        assert_eq!(token_settings(None, budget(10).as_ref()), (8192, Some(1024)));
-        assert_eq!(token_settings(Some(64_000), budget(32_000).as_ref()), (64_000, Some(32_000)));
+        assert_eq!(
+            token_settings(None, budget(2000).as_ref()),
+            (8192, Some(2000))
+        );
+        assert_eq!(
+            token_settings(None, budget(10_000).as_ref()),
+            (14_096, Some(10_000))
+        );
+        assert_eq!(
+            token_settings(None, budget(10).as_ref()),
+            (8192, Some(1024))
+        );
+        assert_eq!(
+            token_settings(Some(64_000), budget(32_000).as_ref()),
+            (64_000, Some(32_000))
+        );
         // The 1.3.2 "max" defect: budget == max output.
-        assert_eq!(token_settings(Some(64_000), budget(64_000).as_ref()), (64_000, Some(59_904)));
-        assert_eq!(token_settings(Some(2000), budget(4000).as_ref()), (2000, Some(1500)));
-        assert_eq!(token_settings(Some(1100), budget(4000).as_ref()), (1100, Some(1024)));
-        assert_eq!(token_settings(Some(500), budget(4000).as_ref()), (8096, Some(4000)));
+        assert_eq!(
+            token_settings(Some(64_000), budget(64_000).as_ref()),
+            (64_000, Some(59_904))
+        );
+        assert_eq!(
+            token_settings(Some(2000), budget(4000).as_ref()),
+            (2000, Some(1500))
+        );
+        assert_eq!(
+            token_settings(Some(1100), budget(4000).as_ref()),
+            (1100, Some(1024))
+        );
+        assert_eq!(
+            token_settings(Some(500), budget(4000).as_ref()),
+            (8096, Some(4000))
+        );
     }
 
     #[test]

@@ -100,8 +100,9 @@ fn generate_body(request: &ChatRequest) -> GenerateBody<'_> {
         max_output_tokens: request.max_output_tokens,
         thinking_config,
     };
-    let has_config =
-        config.temperature.is_some() || config.max_output_tokens.is_some() || config.thinking_config.is_some();
+    let has_config = config.temperature.is_some()
+        || config.max_output_tokens.is_some()
+        || config.thinking_config.is_some();
     GenerateBody {
         contents,
         system_instruction: request
@@ -139,13 +140,11 @@ fn content(message: &Message) -> Option<Content<'_>> {
             }),
         })
         .collect();
-    (!parts.is_empty()).then(|| Content {
-        role: match message.role {
-            Role::User => "user",
-            Role::Assistant => "model",
-        },
-        parts,
-    })
+    let role = match message.role {
+        Role::User => "user",
+        Role::Assistant => "model",
+    };
+    (!parts.is_empty()).then_some(Content { role, parts })
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,17 +201,25 @@ struct UsageMetadata {
     total_token_count: Option<u64>,
 }
 
-fn parse_answer(answer: GenerateAnswer, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+fn parse_answer(
+    answer: GenerateAnswer,
+    request: &ChatRequest,
+) -> Result<ChatResponse, ProviderError> {
     let Some(candidate) = answer.candidates.into_iter().next() else {
-        return Err(match answer.prompt_feedback.and_then(|f| f.block_reason.map(|r| (r, f.block_reason_message))) {
-            Some((reason, detail)) => ProviderError::BadRequest {
-                message: match detail {
-                    Some(detail) => format!("the prompt was blocked ({reason}): {detail}"),
-                    None => format!("the prompt was blocked ({reason})"),
+        return Err(
+            match answer
+                .prompt_feedback
+                .and_then(|f| f.block_reason.map(|r| (r, f.block_reason_message)))
+            {
+                Some((reason, detail)) => ProviderError::BadRequest {
+                    message: match detail {
+                        Some(detail) => format!("the prompt was blocked ({reason}): {detail}"),
+                        None => format!("the prompt was blocked ({reason})"),
+                    },
                 },
+                None => ProviderError::InvalidResponse("the answer has no candidates".to_owned()),
             },
-            None => ProviderError::InvalidResponse("the answer has no candidates".to_owned()),
-        });
+        );
     };
     // Thought parts are the model's thinking summary, not its answer.
     let text: String = candidate
@@ -320,14 +327,16 @@ mod tests {
                 },
                 Message {
                     role: Role::Assistant,
-                    parts: vec![Part::Text { text: "hello".into() }],
+                    parts: vec![Part::Text {
+                        text: "hello".into(),
+                    }],
                 },
                 Message {
                     role: Role::User,
                     parts: vec![Part::Text { text: "bye".into() }],
                 },
             ],
-            temperature: Some(0.2),
+            temperature: Some(0.5),
             reasoning: Some(Reasoning::Budget(2048)),
             max_output_tokens: Some(1000),
             web_search: true,
@@ -343,7 +352,7 @@ mod tests {
                     {"role": "user", "parts": [{"text": "bye"}]}
                 ],
                 "systemInstruction": {"parts": [{"text": "sys"}]},
-                "generationConfig": {"temperature": 0.2, "maxOutputTokens": 1000, "thinkingConfig": {"thinkingBudget": 2048}},
+                "generationConfig": {"temperature": 0.5, "maxOutputTokens": 1000, "thinkingConfig": {"thinkingBudget": 2048}},
                 "tools": [{"googleSearch": {}}]
             })
         );

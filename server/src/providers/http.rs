@@ -151,11 +151,12 @@ impl HttpClient {
                 message: problem.clone(),
             });
         }
-        let body = Bytes::from(serde_json::to_vec(body).map_err(|e| {
-            ProviderError::BadRequest {
-                message: format!("could not encode the request: {e}"),
-            }
-        })?);
+        let body =
+            Bytes::from(
+                serde_json::to_vec(body).map_err(|e| ProviderError::BadRequest {
+                    message: format!("could not encode the request: {e}"),
+                })?,
+            );
         let bytes = self.send_with_retry(&url, body).await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::InvalidResponse(format!(
@@ -246,11 +247,7 @@ impl HttpClient {
                 let text = String::from_utf8_lossy(body);
                 let text = text.trim();
                 if text.is_empty() {
-                    format!(
-                        "HTTP {} from {}",
-                        status.as_u16(),
-                        url_without_query(url)
-                    )
+                    format!("HTTP {} from {}", status.as_u16(), url_without_query(url))
                 } else {
                     self.redact(text)
                 }
@@ -311,9 +308,11 @@ pub(crate) fn join_url(base: &Url, segments: &[&str]) -> Result<Url, ProviderErr
     let mut url = base.clone();
     url.set_fragment(None);
     {
-        let mut path = url.path_segments_mut().map_err(|()| ProviderError::BadRequest {
-            message: format!("the base URL {base} cannot carry a path"),
-        })?;
+        let mut path = url
+            .path_segments_mut()
+            .map_err(|()| ProviderError::BadRequest {
+                message: format!("the base URL {base} cannot carry a path"),
+            })?;
         // `pop_if_empty` drops the empty segment a trailing slash leaves behind.
         path.pop_if_empty().extend(segments);
     }
@@ -354,13 +353,20 @@ fn backoff_delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
 /// ignored; providers send seconds.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let number = |name: &str| -> Option<f64> {
-        let value = headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok()?;
+        let value = headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()?;
         (value.is_finite() && value >= 0.0).then_some(value)
     };
+    // `try_from`: an absurd value must not panic.
     if let Some(ms) = number("retry-after-ms") {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Duration::try_from_secs_f64(ms / 1000.0).ok();
     }
-    number("retry-after").map(Duration::from_secs_f64)
+    number("retry-after").and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
 /// Reads a body up to `limit` bytes. When `strict`, a larger body is an error;
@@ -580,16 +586,22 @@ mod tests {
             );
         }
         assert_eq!(
-            join_url(&url("https://openrouter.ai/api/v1"), &["chat", "completions"])
-                .unwrap()
-                .as_str(),
+            join_url(
+                &url("https://openrouter.ai/api/v1"),
+                &["chat", "completions"]
+            )
+            .unwrap()
+            .as_str(),
             "https://openrouter.ai/api/v1/chat/completions"
         );
         // A model name cannot add path segments.
         assert_eq!(
-            join_url(&url("http://h/"), &["v1beta", "models", "../x?y#z:generateContent"])
-                .unwrap()
-                .as_str(),
+            join_url(
+                &url("http://h/"),
+                &["v1beta", "models", "../x?y#z:generateContent"]
+            )
+            .unwrap()
+            .as_str(),
             "http://h/v1beta/models/..%2Fx%3Fy%23z:generateContent"
         );
     }
@@ -613,9 +625,14 @@ mod tests {
         let mistral =
             ErrorInfo::parse(br#"{"object":"error","message":"Invalid model: x","type":"invalid_model","code":"1500"}"#);
         assert_eq!(mistral.message.as_deref(), Some("Invalid model: x"));
-        let fastapi = ErrorInfo::parse(br#"{"detail":[{"msg":"field required","loc":["body","model"]}]}"#);
+        let fastapi =
+            ErrorInfo::parse(br#"{"detail":[{"msg":"field required","loc":["body","model"]}]}"#);
         assert_eq!(fastapi.message.as_deref(), Some("field required"));
-        assert!(ErrorInfo::parse(b"<html>bad gateway</html>").message.is_none());
+        assert!(
+            ErrorInfo::parse(b"<html>bad gateway</html>")
+                .message
+                .is_none()
+        );
     }
 
     #[test]
@@ -625,7 +642,12 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
         headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
         assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
-        assert_eq!(backoff_delay(0, Some(Duration::from_secs(600))), RETRY_AFTER_CAP);
+        headers.insert("retry-after-ms", HeaderValue::from_static("1e300"));
+        assert_eq!(retry_after(&headers), None);
+        assert_eq!(
+            backoff_delay(0, Some(Duration::from_secs(600))),
+            RETRY_AFTER_CAP
+        );
         let delay = backoff_delay(3, None);
         assert!(delay >= Duration::from_secs(2) && delay <= Duration::from_secs(4));
     }

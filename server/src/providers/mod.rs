@@ -47,9 +47,14 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Part {
-    Text { text: String },
+    Text {
+        text: String,
+    },
     /// An image as base64 data with its MIME type (`image/png`, …).
-    Image { media_type: String, data: String },
+    Image {
+        media_type: String,
+        data: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -127,11 +132,17 @@ pub struct ChatResponse {
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ProviderError {
     #[error("the API key was rejected ({message}); check {key_var}")]
-    Unauthorized { key_var: &'static str, message: String },
+    Unauthorized {
+        key_var: &'static str,
+        message: String,
+    },
     #[error("access denied or quota exhausted: {message}")]
     Forbidden { message: String },
     #[error("rate limited by the provider{}: {message}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
-    RateLimited { retry_after: Option<Duration>, message: String },
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
     #[error("the conversation is too long for this model's context window: {message}")]
     ContextTooLong { message: String },
     #[error("model not found: {message}")]

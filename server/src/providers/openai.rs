@@ -54,9 +54,16 @@ struct InputMessage<'a> {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum InputPart<'a> {
-    InputText { text: &'a str },
-    InputImage { image_url: String, detail: &'static str },
-    OutputText { text: &'a str },
+    InputText {
+        text: &'a str,
+    },
+    InputImage {
+        image_url: String,
+        detail: &'static str,
+    },
+    OutputText {
+        text: &'a str,
+    },
 }
 
 fn responses_body(request: &ChatRequest) -> ResponsesBody<'_> {
@@ -178,7 +185,10 @@ fn parse_responses(
                 }
             }
             Some("refusal") => {
-                refusal = part.get("refusal").and_then(|r| r.as_str()).map(str::to_owned);
+                refusal = part
+                    .get("refusal")
+                    .and_then(|r| r.as_str())
+                    .map(str::to_owned);
             }
             _ => {}
         }
@@ -308,7 +318,9 @@ mod tests {
                 },
                 Message {
                     role: Role::Assistant,
-                    parts: vec![Part::Text { text: "hello".into() }],
+                    parts: vec![Part::Text {
+                        text: "hello".into(),
+                    }],
                 },
                 Message {
                     role: Role::User,

@@ -364,7 +364,9 @@ mod tests {
                 Message {
                     role: Role::User,
                     parts: vec![
-                        Part::Text { text: "look".into() },
+                        Part::Text {
+                            text: "look".into(),
+                        },
                         Part::Image {
                             media_type: "image/png".into(),
                             data: "AAAA".into(),
@@ -373,11 +375,15 @@ mod tests {
                 },
                 Message {
                     role: Role::Assistant,
-                    parts: vec![Part::Text { text: "seen".into() }],
+                    parts: vec![Part::Text {
+                        text: "seen".into(),
+                    }],
                 },
                 Message {
                     role: Role::User,
-                    parts: vec![Part::Text { text: "and?".into() }],
+                    parts: vec![Part::Text {
+                        text: "and?".into(),
+                    }],
                 },
             ],
             temperature: Some(0.5),
@@ -391,7 +397,12 @@ mod tests {
     #[test]
     fn body_shapes() {
         let request = request();
-        let body = serde_json::to_value(chat_body(&request, ProviderKind::Mistral, TokenField::MaxTokens)).unwrap();
+        let body = serde_json::to_value(chat_body(
+            &request,
+            ProviderKind::Mistral,
+            TokenField::MaxTokens,
+        ))
+        .unwrap();
         assert_eq!(
             body,
             serde_json::json!({
@@ -410,11 +421,21 @@ mod tests {
                 "reasoning_effort": "high"
             })
         );
-        let body = serde_json::to_value(chat_body(&request, ProviderKind::OpenAi, TokenField::MaxCompletionTokens)).unwrap();
+        let body = serde_json::to_value(chat_body(
+            &request,
+            ProviderKind::OpenAi,
+            TokenField::MaxCompletionTokens,
+        ))
+        .unwrap();
         assert_eq!(body["max_completion_tokens"], 100);
         assert!(body.get("max_tokens").is_none());
         assert_eq!(body["web_search_options"], serde_json::json!({}));
-        let body = serde_json::to_value(chat_body(&request, ProviderKind::OpenRouter, TokenField::MaxTokens)).unwrap();
+        let body = serde_json::to_value(chat_body(
+            &request,
+            ProviderKind::OpenRouter,
+            TokenField::MaxTokens,
+        ))
+        .unwrap();
         assert_eq!(body["plugins"], serde_json::json!([{"id": "web"}]));
     }
 

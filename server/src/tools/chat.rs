@@ -4,7 +4,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{CallSettings, Engine, Owner, ToolOutput, build_request, call_provider, describe_provider_error, output};
+use super::{
+    CallSettings, Engine, Owner, ToolOutput, build_request, call_provider, describe_provider_error,
+    output,
+};
 use crate::catalog::ReasoningEffort;
 use crate::conversation::Conversation;
 use crate::providers::{Message, Part, Role};
@@ -40,7 +43,12 @@ pub struct ChatParams {
 const DEFAULT_TEMPERATURE: f32 = 0.5;
 
 impl Engine {
-    pub async fn chat(&self, params: ChatParams, owner: Owner, cancel: CancellationToken) -> Option<ToolOutput> {
+    pub async fn chat(
+        &self,
+        params: ChatParams,
+        owner: Owner,
+        cancel: CancellationToken,
+    ) -> Option<ToolOutput> {
         Some(match self.chat_inner(params, owner, &cancel).await {
             Ok(out) => out,
             Err(None) => return None,
@@ -63,11 +71,16 @@ impl Engine {
             .router
             .resolve(params.model.as_deref().unwrap_or("auto"))
             .map_err(|e| Some(e.to_string()))?;
-        let (id, history, mut notes) = match self.load_conversation(params.continuation_id.as_deref(), &owner).await {
+        let (id, history, mut notes) = match self
+            .load_conversation(params.continuation_id.as_deref(), &owner)
+            .await
+        {
             Ok((id, history, note)) => (id, history, note.into_iter().collect::<Vec<_>>()),
             Err(e) => return Err(Some(e)),
         };
-        let attachments = self.attachments(&params.files, &params.images).map_err(Some)?;
+        let attachments = self
+            .attachments(&params.files, &params.images)
+            .map_err(Some)?;
         let user = super::user_message(attachments, prompt);
         if super::has_images(&user) && resolved.info.as_ref().is_some_and(|i| !i.images) {
             return Err(Some(format!(
@@ -77,7 +90,8 @@ impl Engine {
         }
         let mut messages = history;
         messages.push(user);
-        let dropped = super::fit_context(&mut messages, super::prompts::CHAT, &resolved).map_err(Some)?;
+        let dropped =
+            super::fit_context(&mut messages, super::prompts::CHAT, &resolved).map_err(Some)?;
         if dropped > 0 {
             notes.push(format!("the {dropped} oldest messages of the conversation were left out to fit the model's context window"));
         }
@@ -87,18 +101,27 @@ impl Engine {
             effort: params.reasoning_effort,
             web_search: params.use_websearch.unwrap_or(false),
         };
-        let (request, adjust_notes) = build_request(&resolved, super::prompts::CHAT, messages, &settings);
+        let (request, adjust_notes) =
+            build_request(&resolved, super::prompts::CHAT, messages, &settings);
         notes.extend(adjust_notes);
         let response = match call_provider(&resolved, &request, cancel).await {
             None => return Err(None),
             Some(Ok(r)) => r,
-            Some(Err(e)) => return Err(Some(describe_provider_error(&resolved.provider_name, &resolved.model, &e))),
+            Some(Err(e)) => {
+                return Err(Some(describe_provider_error(
+                    &resolved.provider_name,
+                    &resolved.model,
+                    &e,
+                )));
+            }
         };
 
         let mut messages = request.messages;
         messages.push(Message {
             role: Role::Assistant,
-            parts: vec![Part::Text { text: response.text.clone() }],
+            parts: vec![Part::Text {
+                text: response.text.clone(),
+            }],
         });
         let message_count = messages.len();
         let saved = self

@@ -8,8 +8,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CallSettings, Engine, ModelSpec, Owner, ToolOutput, build_request, call_provider, describe_provider_error, output,
-    prompts,
+    CallSettings, Engine, ModelSpec, Owner, ToolOutput, build_request, call_provider,
+    describe_provider_error, output, prompts,
 };
 use crate::catalog::ReasoningEffort;
 use crate::conversation::Conversation;
@@ -113,7 +113,10 @@ impl Engine {
     }
 
     /// Resolves the requested models; `auto` entries take successive providers.
-    fn plan(&self, specs: Option<Vec<ModelSpec>>) -> (Vec<(String, ResolvedModel)>, Vec<ModelOutcome>) {
+    fn plan(
+        &self,
+        specs: Option<Vec<ModelSpec>>,
+    ) -> (Vec<(String, ResolvedModel)>, Vec<ModelOutcome>) {
         let specs = specs.unwrap_or_else(|| {
             let n = self.router.available().len().clamp(1, DEFAULT_AUTO_MODELS);
             vec![ModelSpec::Name("auto".into()); n]
@@ -148,10 +151,14 @@ impl Engine {
             return Err(Some("prompt must not be empty".into()));
         }
         if params.models.as_ref().is_some_and(|m| m.is_empty()) {
-            return Err(Some("models must list at least one model (or be omitted for automatic choice)".into()));
+            return Err(Some(
+                "models must list at least one model (or be omitted for automatic choice)".into(),
+            ));
         }
         if params.models.as_ref().is_some_and(|m| m.len() > MAX_MODELS) {
-            return Err(Some(format!("at most {MAX_MODELS} models can be consulted at once")));
+            return Err(Some(format!(
+                "at most {MAX_MODELS} models can be consulted at once"
+            )));
         }
         let (planned, mut outcomes) = self.plan(params.models);
         if planned.is_empty() {
@@ -159,14 +166,19 @@ impl Engine {
                 .iter()
                 .map(|o| format!("- {}: {}", o.model, o.error.as_deref().unwrap_or("")))
                 .collect();
-            return Err(Some(format!("none of the requested models can be used:\n{}", reasons.join("\n"))));
+            return Err(Some(format!(
+                "none of the requested models can be used:\n{}",
+                reasons.join("\n")
+            )));
         }
         let (id, history, note) = self
             .load_conversation(params.continuation_id.as_deref(), &owner)
             .await
             .map_err(Some)?;
         let mut notes: Vec<String> = note.into_iter().collect();
-        let attachments = self.attachments(&params.files, &params.images).map_err(Some)?;
+        let attachments = self
+            .attachments(&params.files, &params.images)
+            .map_err(Some)?;
         let user = super::user_message(attachments, &prompt);
         let settings = CallSettings {
             temperature: params.temperature.unwrap_or(DEFAULT_TEMPERATURE),
@@ -214,7 +226,11 @@ impl Engine {
                     add_usage(&mut outcome.usage, &response.usage);
                     succeeded.push((resolved, request, outcome));
                 }
-                Err(error) => outcomes.push(ModelOutcome::failed(name, Some(resolved.provider_name.clone()), error)),
+                Err(error) => outcomes.push(ModelOutcome::failed(
+                    name,
+                    Some(resolved.provider_name.clone()),
+                    error,
+                )),
             }
         }
 
@@ -226,24 +242,30 @@ impl Engine {
                 .iter()
                 .map(|(_, _, o)| (o.model.clone(), o.initial.clone().unwrap_or_default()))
                 .collect();
-            let phase2 = join_all(succeeded.iter().enumerate().map(|(i, (resolved, request, outcome))| {
-                let others: Vec<(String, String)> = answers
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, a)| a.clone())
-                    .collect();
-                let mut request = request.clone();
-                request.messages.push(Message {
-                    role: Role::Assistant,
-                    parts: vec![Part::Text { text: outcome.initial.clone().unwrap_or_default() }],
-                });
-                request.messages.push(Message {
-                    role: Role::User,
-                    parts: vec![Part::Text { text: prompts::refinement(&prompt, &others) }],
-                });
-                async move { call_provider(resolved, &request, cancel).await }
-            }))
+            let phase2 = join_all(succeeded.iter().enumerate().map(
+                |(i, (resolved, request, outcome))| {
+                    let others: Vec<(String, String)> = answers
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, a)| a.clone())
+                        .collect();
+                    let mut request = request.clone();
+                    request.messages.push(Message {
+                        role: Role::Assistant,
+                        parts: vec![Part::Text {
+                            text: outcome.initial.clone().unwrap_or_default(),
+                        }],
+                    });
+                    request.messages.push(Message {
+                        role: Role::User,
+                        parts: vec![Part::Text {
+                            text: prompts::refinement(&prompt, &others),
+                        }],
+                    });
+                    async move { call_provider(resolved, &request, cancel).await }
+                },
+            ))
             .await;
             if cancel.is_cancelled() {
                 return Err(None);
@@ -290,7 +312,10 @@ impl Engine {
             parts: vec![Part::Text { text: combined }],
         });
         let message_count = messages.len();
-        let provider_names: Vec<String> = successes.iter().filter_map(|o| o.provider.clone()).collect();
+        let provider_names: Vec<String> = successes
+            .iter()
+            .filter_map(|o| o.provider.clone())
+            .collect();
         let saved = self
             .store
             .save(
@@ -298,7 +323,11 @@ impl Engine {
                 Conversation {
                     messages,
                     provider: provider_names.join(","),
-                    model: successes.iter().map(|o| o.model.as_str()).collect::<Vec<_>>().join(","),
+                    model: successes
+                        .iter()
+                        .map(|o| o.model.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
                     owner,
                 },
             )
@@ -313,7 +342,12 @@ impl Engine {
             add_usage(&mut total_usage, &o.usage);
         }
         let refined = successes.iter().filter(|o| o.refined.is_some()).count();
-        let footer = super::chat::footer(&id, "consensus", &format!("{} models", successes.len()), &notes);
+        let footer = super::chat::footer(
+            &id,
+            "consensus",
+            &format!("{} models", successes.len()),
+            &notes,
+        );
         let body = render(&successes, &outcomes, refined);
         let content = output::cap(&body, self.max_output_tokens, footer.len() + 200);
         let all: Vec<&ModelOutcome> = successes.iter().chain(outcomes.iter()).collect();
@@ -345,13 +379,23 @@ fn render(successes: &[ModelOutcome], failures: &[ModelOutcome], refined: usize)
         "# Consensus: {} of {} models answered{}\n",
         successes.len(),
         successes.len() + failures.len(),
-        if refined > 0 { format!(", {refined} refined after cross-feedback") } else { String::new() }
+        if refined > 0 {
+            format!(", {refined} refined after cross-feedback")
+        } else {
+            String::new()
+        }
     );
     for o in successes {
-        text.push_str(&format!("\n## {} ({})\n", o.model, o.provider.as_deref().unwrap_or("?")));
+        text.push_str(&format!(
+            "\n## {} ({})\n",
+            o.model,
+            o.provider.as_deref().unwrap_or("?")
+        ));
         match (&o.refined, &o.initial) {
             (Some(refined), Some(initial)) => {
-                text.push_str(&format!("### Refined answer\n{refined}\n\n### Initial answer\n{initial}\n"));
+                text.push_str(&format!(
+                    "### Refined answer\n{refined}\n\n### Initial answer\n{initial}\n"
+                ));
             }
             (None, Some(initial)) => text.push_str(&format!("{initial}\n")),
             _ => {}
@@ -363,7 +407,11 @@ fn render(successes: &[ModelOutcome], failures: &[ModelOutcome], refined: usize)
     if !failures.is_empty() {
         text.push_str("\n## Failed\n");
         for o in failures {
-            text.push_str(&format!("- {}: {}\n", o.model, o.error.as_deref().unwrap_or("failed")));
+            text.push_str(&format!(
+                "- {}: {}\n",
+                o.model,
+                o.error.as_deref().unwrap_or("failed")
+            ));
         }
     }
     text

@@ -87,8 +87,14 @@ fn message_tokens(message: &Message) -> usize {
 /// Drops the oldest turns (in pairs, keeping a user turn first) until the
 /// conversation leaves room for the answer. Returns how many messages were dropped,
 /// or an error when even the newest message alone does not fit.
-pub fn fit_context(messages: &mut Vec<Message>, system: &str, resolved: &ResolvedModel) -> Result<usize, String> {
-    let Some(info) = &resolved.info else { return Ok(0) };
+pub fn fit_context(
+    messages: &mut Vec<Message>,
+    system: &str,
+    resolved: &ResolvedModel,
+) -> Result<usize, String> {
+    let Some(info) = &resolved.info else {
+        return Ok(0);
+    };
     let window = info.context_window as usize;
     // Leave room for the answer, but never more than half the window.
     let reserve = (info.max_output as usize).min(window / 2);
@@ -131,7 +137,10 @@ pub fn build_request(
         Some(info) => {
             let web = settings.web_search && info.web_search;
             if settings.web_search && !info.web_search {
-                notes.push(format!("web search is not available for {}; answered without it", info.name));
+                notes.push(format!(
+                    "web search is not available for {}; answered without it",
+                    info.name
+                ));
             }
             (
                 info.clamp_temperature(settings.temperature),
@@ -145,7 +154,9 @@ pub fn build_request(
         // else, so the provider's own defaults apply.
         None => (
             Some(settings.temperature),
-            settings.effort.map(|e| crate::providers::Reasoning::Effort(e.as_str().to_string())),
+            settings
+                .effort
+                .map(|e| crate::providers::Reasoning::Effort(e.as_str().to_string())),
             settings.web_search,
             None,
             Default::default(),
@@ -207,13 +218,13 @@ impl Engine {
         let Some(id) = id.map(str::trim).filter(|s| !s.is_empty()) else {
             return Ok((crate::conversation::new_id(), Vec::new(), None));
         };
-        let found = self
-            .store
-            .load(id)
-            .await
-            .map_err(|e| format!("{e}; retry, or omit continuation_id to start a new conversation"))?;
+        let found = self.store.load(id).await.map_err(|e| {
+            format!("{e}; retry, or omit continuation_id to start a new conversation")
+        })?;
         match found {
-            Some(Conversation { messages, owner: o, .. }) if o == *owner => Ok((id.to_string(), messages, None)),
+            Some(Conversation {
+                messages, owner: o, ..
+            }) if o == *owner => Ok((id.to_string(), messages, None)),
             _ => Ok((
                 crate::conversation::new_id(),
                 Vec::new(),
@@ -229,8 +240,15 @@ impl Engine {
         if attachments.errors.is_empty() {
             Ok(attachments)
         } else {
-            let list: Vec<String> = attachments.errors.iter().map(|e| format!("- {e}")).collect();
-            Err(format!("could not use the given files/images:\n{}", list.join("\n")))
+            let list: Vec<String> = attachments
+                .errors
+                .iter()
+                .map(|e| format!("- {e}"))
+                .collect();
+            Err(format!(
+                "could not use the given files/images:\n{}",
+                list.join("\n")
+            ))
         }
     }
 }
@@ -238,10 +256,18 @@ impl Engine {
 /// The new user turn: attachments first, then the prompt.
 pub fn user_message(attachments: Attachments, prompt: &str) -> Message {
     let mut parts = attachments.parts;
-    parts.push(Part::Text { text: prompt.to_string() });
-    Message { role: Role::User, parts }
+    parts.push(Part::Text {
+        text: prompt.to_string(),
+    });
+    Message {
+        role: Role::User,
+        parts,
+    }
 }
 
 pub fn has_images(message: &Message) -> bool {
-    message.parts.iter().any(|p| matches!(p, Part::Image { .. }))
+    message
+        .parts
+        .iter()
+        .any(|p| matches!(p, Part::Image { .. }))
 }

@@ -7,10 +7,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use converse_fake_llm::{FakeLlm, FakeLlmConfig};
-use rmcp::model::{CallToolRequestParams, CallToolResult, ClientInfo, ProtocolVersion};
+use rmcp::RoleClient;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::RoleClient;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -18,7 +18,9 @@ use tokio::process::{Child, Command};
 pub const BIN: &str = env!("CARGO_BIN_EXE_converse-server");
 
 pub async fn fake() -> FakeLlm {
-    FakeLlm::start(FakeLlmConfig::default()).await.expect("start fake LLM")
+    FakeLlm::start(FakeLlmConfig::default())
+        .await
+        .expect("start fake LLM")
 }
 
 /// Environment pointing every built-in provider at the fake, plus a custom
@@ -81,7 +83,11 @@ pub async fn start_http(env: &BTreeMap<String, String>) -> Server {
         let mut seen = Vec::new();
         while let Ok(Some(line)) = lines.next_line().await {
             if let Some(rest) = line.split("serving MCP on ").nth(1) {
-                return rest.trim().to_string();
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
             }
             seen.push(line);
         }
@@ -95,11 +101,11 @@ pub async fn start_http(env: &BTreeMap<String, String>) -> Server {
     Server { child, url, base }
 }
 
-pub type Client = RunningService<RoleClient, ClientInfo>;
+pub type Client = RunningService<RoleClient, ClientConfig>;
 
 /// Connects rmcp's client in the legacy (initialize + session) era.
 pub async fn connect_legacy(url: &str) -> Client {
-    ClientInfo::default()
+    ClientConfig::default()
         .serve_with_lifecycle(
             StreamableHttpClientTransport::from_uri(url.to_string()),
             ClientLifecycleMode::Initialize,
@@ -110,7 +116,7 @@ pub async fn connect_legacy(url: &str) -> Client {
 
 /// Connects rmcp's client in the stateless 2026-07-28 era (server/discover).
 pub async fn connect_modern(url: &str) -> Client {
-    ClientInfo::default()
+    ClientConfig::default()
         .serve_with_lifecycle(
             StreamableHttpClientTransport::from_uri(url.to_string()),
             ClientLifecycleMode::Discover {
@@ -122,7 +128,9 @@ pub async fn connect_modern(url: &str) -> Client {
 }
 
 pub async fn call(client: &Client, tool: &'static str, args: Value) -> CallToolResult {
-    let Value::Object(args) = args else { panic!("arguments must be an object") };
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object")
+    };
     client
         .call_tool(CallToolRequestParams::new(tool).with_arguments(args))
         .await

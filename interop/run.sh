@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Cross-SDK interop tests and the official MCP conformance suite against the real
+# converse-server binary (`make test-interop`; part of `make test`).
+#
+# 1. installs interop/node_modules with `npm ci` when it is missing or was made
+#    from another package-lock.json (the npm registry only; it brings Node 22,
+#    the official TypeScript clients and the conformance suite, all pinned);
+# 2. builds converse-server and fake-llm (debug; CARGO_TARGET_DIR is honoured);
+# 3. runs the conformance suite for 2025-11-25 and 2026-07-28 against
+#    interop/conformance-baseline.yml (conformance.mjs);
+# 4. runs the client tests (clients.test.mjs) with Node's test runner.
+# Exits non-zero when any step fails; every step runs even if an earlier test
+# step failed, and a summary closes the output.
+set -uo pipefail
+
+INTEROP="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$INTEROP/.." && pwd)"
+CARGO="${CARGO:-cargo}"
+NODE="$INTEROP/node_modules/node/bin/node"
+STAMP="$INTEROP/node_modules/.converse-interop-lock.sha256"
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# --- 1. npm ci, only when needed ---------------------------------------------
+lock_hash="$(cat "$INTEROP/package.json" "$INTEROP/package-lock.json" | sha256sum | cut -d' ' -f1)"
+if [[ -x "$NODE" && -f "$STAMP" && "$(cat "$STAMP")" == "$lock_hash" ]]; then
+  install_status="up to date"
+else
+  say "npm ci (interop/node_modules missing or stale)"
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "interop: npm is not installed (it comes with Node.js; any Node >= 18 works to bootstrap)" >&2
+    exit 1
+  fi
+  rm -rf "$INTEROP/node_modules"
+  if ! (cd "$INTEROP" && npm ci --no-audit --no-fund); then
+    echo "interop: npm ci failed" >&2
+    exit 1
+  fi
+  if ! [[ -x "$NODE" ]] || ! "$NODE" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)'; then
+    echo "interop: $NODE is missing or older than Node 22 after npm ci" >&2
+    exit 1
+  fi
+  echo "$lock_hash" > "$STAMP"
+  install_status="installed"
+fi
+echo "interop: node $("$NODE" --version) from interop/node_modules ($install_status)"
+
+# --- 2. the binaries -------------------------------------------------------------
+say "cargo build -p converse-server -p converse-fake-llm"
+if ! (cd "$ROOT" && "$CARGO" build -p converse-server -p converse-fake-llm); then
+  echo "interop: cargo build failed" >&2
+  exit 1
+fi
+
+# --- 3. conformance suite --------------------------------------------------------
+say "MCP conformance suite (@modelcontextprotocol/conformance), requirements 2025-11-25 and 2026-07-28"
+(cd "$INTEROP" && "$NODE" conformance.mjs)
+conformance_rc=$?
+
+# --- 4. client interop tests -----------------------------------------------------
+say "client interop tests (@modelcontextprotocol/sdk 1.32.2, @modelcontextprotocol/client 2.4.0)"
+(cd "$INTEROP" && "$NODE" --test --test-reporter=tap --test-timeout=120000 clients.test.mjs)
+clients_rc=$?
+
+# --- summary -----------------------------------------------------------------------
+verdict() { if [[ $1 -eq 0 ]]; then echo "ok"; else echo "FAILED (exit $1)"; fi; }
+say "interop summary"
+echo "  conformance (2025-11-25, 2026-07-28): $(verdict $conformance_rc)  [details: interop/results/conformance/]"
+echo "  client interop tests:                 $(verdict $clients_rc)"
+if [[ $conformance_rc -ne 0 || $clients_rc -ne 0 ]]; then
+  echo "interop: FAILED"
+  exit 1
+fi
+echo "interop: all green"
