@@ -135,6 +135,27 @@ pub(crate) struct Shared {
     log: Mutex<VecDeque<RecordedRequest>>,
     flaky_seen: Mutex<HashSet<String>>,
     next_id: AtomicU64,
+    /// Requests being answered right now, and the most seen at once: lets tests
+    /// prove that calls ran in parallel without measuring time.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+}
+
+/// Counts a request as in flight until dropped (also when the client gives up).
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -144,6 +165,8 @@ impl Shared {
             log: Mutex::new(VecDeque::new()),
             flaky_seen: Mutex::new(HashSet::new()),
             next_id: AtomicU64::new(1),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
         }
     }
 
@@ -189,6 +212,8 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        self.max_in_flight
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 }
 
@@ -247,6 +272,7 @@ async fn dispatch(
         status: None,
     });
 
+    let _in_flight = InFlight::enter(&shared);
     if !shared.config.latency.is_zero() {
         tokio::time::sleep(shared.config.latency).await;
     }
@@ -523,6 +549,17 @@ impl FakeLlm {
             .into_iter()
             .filter(|r| r.path.ends_with(suffix))
             .collect()
+    }
+
+    /// Model requests being answered right now.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most model requests this fake was answering at the same moment
+    /// (since start or the last [`Self::clear_requests`]).
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn clear_requests(&self) {

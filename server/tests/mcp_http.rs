@@ -353,3 +353,54 @@ async fn foreign_host_header_is_refused() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn consensus_phases_call_all_models_at_once() {
+    let fake = fake().await;
+    let server = start_http(&env_for(&fake)).await;
+    let client = connect_modern(&server.url).await;
+    let result = call(
+        &client,
+        "consensus",
+        json!({"prompt": "parallel?", "models": ["slow-800-a", "slow-800-b", "slow-800-c"]}),
+    )
+    .await;
+    let s = result.structured_content.unwrap();
+    assert_eq!(
+        (s["successful"].as_u64(), s["refined"].as_u64()),
+        (Some(3), Some(3)),
+        "{s}"
+    );
+    // Each slow answer takes 800 ms; three at once means the phase was parallel.
+    assert_eq!(fake.max_in_flight(), 3);
+    assert_eq!(fake.requests().len(), 6, "two phases of three calls");
+}
+
+#[tokio::test]
+async fn client_cancellation_aborts_the_provider_call_in_both_eras() {
+    let fake = fake().await;
+    let server = start_http(&env_for(&fake)).await;
+    for client in [
+        connect_legacy(&server.url).await,
+        connect_modern(&server.url).await,
+    ] {
+        fake.clear_requests();
+        let call = call(
+            &client,
+            "chat",
+            json!({"prompt": "take your time", "model": "slow-3000-lab"}),
+        );
+        // Dropping the pending call makes rmcp's client cancel the request
+        // (notifications/cancelled in legacy sessions, closing the stream in 2026-07-28).
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(500), call).await;
+        assert!(gave_up.is_err(), "the slow call cannot have finished");
+        until_idle(&fake).await;
+        let recorded = fake.requests();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(
+            recorded[0].status, None,
+            "the provider request was abandoned, not answered"
+        );
+        client.cancel().await.unwrap();
+    }
+}

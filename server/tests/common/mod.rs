@@ -46,7 +46,7 @@ pub fn env_for(fake: &FakeLlm) -> BTreeMap<String, String> {
     env.insert("CUSTOM_LAB_API_KEY".into(), key);
     env.insert(
         "CUSTOM_LAB_MODELS".into(),
-        "lab-ok,fail-500-lab,fail-401-lab,slow-3000-lab,long-400000-lab".into(),
+        "lab-ok,fail-500-lab,fail-401-lab,slow-3000-lab,long-400000-lab,slow-800-a,slow-800-b,slow-800-c".into(),
     );
     env.insert("PROVIDER_MAX_RETRIES".into(), "0".into());
     env
@@ -144,4 +144,18 @@ pub fn text_of(result: &CallToolResult) -> String {
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Waits (bounded) until the fake is answering nothing.
+pub async fn until_idle(fake: &FakeLlm) {
+    for _ in 0..100 {
+        if fake.in_flight() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the fake LLM still has {} requests in flight",
+        fake.in_flight()
+    );
 }
