@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: help run build test test-interop lint fmt check-docs
+.PHONY: help run build test test-interop lint fmt check-docs bench
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ test: lint ## the whole test suite (what CI runs)
 
 test-interop: ## official TypeScript MCP clients + conformance suite against the server (installs them with npm ci)
 	CARGO="$(CARGO)" ./interop/run.sh
+
+bench: ## load benchmark vs the Node.js converse-mcp-server on a fake provider (a few minutes; docs/PERFORMANCE.md)
+	CARGO="$(CARGO)" ./bench/run.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all

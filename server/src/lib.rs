@@ -6,6 +6,7 @@
 //! [`catalog`]/[`routing`] decide which provider and model answer a name.
 
 pub mod app;
+pub mod auth;
 pub mod catalog;
 pub mod conversation;
 pub mod files;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Load benchmark: converse-server against the Node.js converse-mcp-server from
+# the npm registry, both on the same fake provider (`make bench`;
+# docs/PERFORMANCE.md explains what is measured).
+#
+# 1. installs bench/node/node_modules with `npm ci` when it is missing or was
+#    made from another package-lock.json (converse-mcp-server 3.6.0 and the
+#    Node.js 24 it needs, both pinned; the npm registry only);
+# 2. builds converse-server (release; CARGO_TARGET_DIR is honoured);
+# 3. runs `cargo bench -p converse-server --bench load`, which prints the
+#    tables and writes them to $BENCH_REPORT (default
+#    <target dir>/bench/load-report.md).
+# Settings: BENCH_CONCURRENCY, BENCH_WARMUP_SECS, BENCH_DURATION_SECS,
+# BENCH_LATENCY_MS, BENCH_MODES, BENCH_SERVERS, BENCH_STARTUP_RUNS (see
+# server/benches/load.rs). Everything runs on 127.0.0.1 and stops by itself.
+set -euo pipefail
+
+BENCH="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$BENCH/.." && pwd)"
+CARGO="${CARGO:-cargo}"
+NODE_DIR="$BENCH/node"
+NODE="$NODE_DIR/node_modules/node/bin/node"
+STAMP="$NODE_DIR/node_modules/.converse-bench-lock.sha256"
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+# --- 1. npm ci, only when needed ---------------------------------------------
+if [[ "${BENCH_SERVERS:-rust,node}" == *node* ]]; then
+  lock_hash="$(cat "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  if [[ -x "$NODE" && -f "$STAMP" && "$(cat "$STAMP")" == "$lock_hash" ]]; then
+    install_status="up to date"
+  else
+    say "npm ci in bench/node (missing or stale)"
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "bench: npm is not installed (it comes with Node.js; any Node >= 18 works to bootstrap)" >&2
+      exit 1
+    fi
+    rm -rf "$NODE_DIR/node_modules"
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund)
+    if ! [[ -x "$NODE" ]] || ! "$NODE" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)'; then
+      echo "bench: $NODE is missing or older than Node 24 after npm ci" >&2
+      exit 1
+    fi
+    echo "$lock_hash" > "$STAMP"
+    install_status="installed"
+  fi
+  echo "bench: node $("$NODE" --version), converse-mcp-server $("$NODE" -p 'require(process.argv[1]).version' "$NODE_DIR/node_modules/converse-mcp-server/package.json" 2>/dev/null || echo '?') ($install_status)" >&2
+fi
+
+# --- 2. the release build --------------------------------------------------------
+say "cargo build --release -p converse-server"
+(cd "$ROOT" && "$CARGO" build --release -p converse-server)
+
+# --- 3. the benchmark ------------------------------------------------------------
+target_dir="${CARGO_TARGET_DIR:-target}"
+[[ "$target_dir" = /* ]] || target_dir="$ROOT/$target_dir"
+mkdir -p "$target_dir/bench"
+export BENCH_REPORT="${BENCH_REPORT:-$target_dir/bench/load-report.md}"
+say "cargo bench -p converse-server --bench load"
+(cd "$ROOT" && "$CARGO" bench -p converse-server --bench load)
+echo "bench: report written to $BENCH_REPORT" >&2

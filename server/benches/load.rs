@@ -1,0 +1,975 @@
+//! Load benchmark: converse-server against the Node.js `converse-mcp-server`
+//! (the npm package, pinned in `bench/node/`), both talking to the same strict
+//! fake provider with a fixed latency, measured in the same run.
+//!
+//! For each server, each mode and each concurrency level it starts a fresh
+//! server process, drives it with rmcp's client (legacy era: `initialize`, then
+//! `tools/call chat` in a loop), and reports calls/s, p50/p99 latency, errors and
+//! the process's peak RSS; separately it measures startup time (spawn → the port
+//! answers an MCP `initialize`) as the median of several starts. The numbers are
+//! printed as Markdown tables with the ratios converse-server / Node.
+//!
+//! Run it with `make bench` (installs `bench/node`, builds, runs) or
+//! `cargo bench -p converse-server --bench load`. Settings, all optional:
+//!
+//! | Variable | Default | Meaning |
+//! |---|---|---|
+//! | `BENCH_SERVERS` | `rust,node` | which servers to measure |
+//! | `BENCH_MODES` | `sessions,shared` | `sessions`: N clients, one MCP session each; `shared`: one session, N calls in flight |
+//! | `BENCH_CONCURRENCY` | `1,8,32` | concurrency levels |
+//! | `BENCH_WARMUP_SECS` | `3` | warm-up per level (not measured) |
+//! | `BENCH_DURATION_SECS` | `10` | measured time per level |
+//! | `BENCH_LATENCY_MS` | `50` | the fake provider's fixed latency per call |
+//! | `BENCH_STARTUP_RUNS` | `5` | starts per server for the startup median |
+//! | `BENCH_CALL_TIMEOUT_SECS` | `30` | a call slower than this counts as an error |
+//! | `BENCH_REPORT` | — | also write the Markdown report to this file |
+//! | `CONVERSE_SERVER_BIN` | the bench build | converse-server binary |
+//! | `BENCH_NODE_DIR` | `bench/node` | where `npm ci` installed the Node server |
+//! | `BENCH_NODE_BIN` | `$BENCH_NODE_DIR/node_modules/node/bin/node` | Node.js (≥ 24) |
+//!
+//! Every process it starts listens on 127.0.0.1 only and is killed at the end,
+//! also when the benchmark fails. Benchmarks are not tests: nothing here asserts
+//! a time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::TcpListener as StdTcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use converse_fake_llm::{FakeLlm, FakeLlmConfig};
+use rmcp::RoleClient;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, Peer, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+/// The key the fake demands. Shaped like an OpenAI key (`sk-`, > 20 characters)
+/// because the Node server refuses keys of any other shape. Not a secret.
+const FAKE_KEY: &str = "sk-converse-bench-not-a-real-key";
+/// The short prompt every call sends.
+const PROMPT: &str = "Say hello in five words.";
+/// Each server's own default OpenAI model (both go through the Responses API).
+const RUST_MODEL: &str = "gpt-5";
+const NODE_MODEL: &str = "gpt-5.6";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Flavor {
+    Rust,
+    Node,
+}
+
+impl Flavor {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Rust => "converse-server (Rust)",
+            Self::Node => "converse-mcp-server 3.6.0 (Node)",
+        }
+    }
+
+    /// The `chat` arguments in each server's schema: ours takes `model`, the
+    /// Node server's 3.x unified tool takes `models` (and would try
+    /// subscription SDK providers first for `auto`).
+    fn chat_args(self) -> serde_json::Map<String, Value> {
+        let args = match self {
+            Self::Rust => json!({"prompt": PROMPT, "model": RUST_MODEL}),
+            Self::Node => json!({"prompt": PROMPT, "models": [NODE_MODEL]}),
+        };
+        match args {
+            Value::Object(map) => map,
+            _ => unreachable!("literal object"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Mode {
+    /// N clients, each with its own MCP session, one call in flight each.
+    Sessions,
+    /// One MCP session, N calls in flight on it.
+    Shared,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Sessions => "sessions",
+            Self::Shared => "shared",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    servers: Vec<Flavor>,
+    modes: Vec<Mode>,
+    concurrency: Vec<usize>,
+    warmup: Duration,
+    duration: Duration,
+    latency: Duration,
+    startup_runs: usize,
+    call_timeout: Duration,
+    report: Option<PathBuf>,
+    rust_bin: PathBuf,
+    node_bin: PathBuf,
+    node_entry: PathBuf,
+    scratch: PathBuf,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn env_number(name: &str, default: u64) -> Result<u64> {
+    let raw = env_or(name, &default.to_string());
+    raw.trim()
+        .parse()
+        .with_context(|| format!("{name}={raw:?} is not a whole number"))
+}
+
+fn list(name: &str, default: &str) -> Vec<String> {
+    env_or(name, default)
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Settings {
+    fn from_env() -> Result<Self> {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("server/ has a parent")?
+            .to_path_buf();
+        let servers = list("BENCH_SERVERS", "rust,node")
+            .iter()
+            .map(|s| match s.as_str() {
+                "rust" => Ok(Flavor::Rust),
+                "node" => Ok(Flavor::Node),
+                other => Err(anyhow!("BENCH_SERVERS: unknown server {other:?} (rust, node)")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let modes = list("BENCH_MODES", "sessions,shared")
+            .iter()
+            .map(|s| match s.as_str() {
+                "sessions" => Ok(Mode::Sessions),
+                "shared" => Ok(Mode::Shared),
+                other => Err(anyhow!("BENCH_MODES: unknown mode {other:?} (sessions, shared)")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let concurrency = list("BENCH_CONCURRENCY", "1,8,32")
+            .iter()
+            .map(|s| match s.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => Ok(n),
+                _ => Err(anyhow!("BENCH_CONCURRENCY: {s:?} is not a number in 1..=1000")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if servers.is_empty() || modes.is_empty() || concurrency.is_empty() {
+            bail!("BENCH_SERVERS, BENCH_MODES and BENCH_CONCURRENCY must not be empty");
+        }
+        let node_dir = std::env::var_os("BENCH_NODE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo.join("bench/node"));
+        let node_bin = std::env::var_os("BENCH_NODE_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| node_dir.join("node_modules/node/bin/node"));
+        let node_entry = node_dir.join("node_modules/converse-mcp-server/bin/converse.js");
+        let rust_bin = std::env::var_os("CONVERSE_SERVER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_converse-server")));
+        let scratch = std::env::temp_dir().join(format!("converse-bench-{}", std::process::id()));
+        Ok(Self {
+            servers,
+            modes,
+            concurrency,
+            warmup: Duration::from_secs(env_number("BENCH_WARMUP_SECS", 3)?),
+            duration: Duration::from_secs(env_number("BENCH_DURATION_SECS", 10)?.max(1)),
+            latency: Duration::from_millis(env_number("BENCH_LATENCY_MS", 50)?),
+            startup_runs: usize::try_from(env_number("BENCH_STARTUP_RUNS", 5)?.max(1))?,
+            call_timeout: Duration::from_secs(env_number("BENCH_CALL_TIMEOUT_SECS", 30)?.max(1)),
+            report: std::env::var_os("BENCH_REPORT").map(PathBuf::from),
+            rust_bin,
+            node_bin,
+            node_entry,
+            scratch,
+        })
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.servers.contains(&Flavor::Rust) && !self.rust_bin.is_file() {
+            bail!(
+                "converse-server not found at {}: build it with `cargo build --release -p converse-server` or set CONVERSE_SERVER_BIN",
+                self.rust_bin.display()
+            );
+        }
+        if self.servers.contains(&Flavor::Node) {
+            for (path, what) in [(&self.node_bin, "Node.js"), (&self.node_entry, "converse-mcp-server")] {
+                if !path.is_file() {
+                    bail!(
+                        "{what} not found at {}: install the baseline with `make bench` (or `cd bench/node && npm ci`), \
+                         or measure only this server with BENCH_SERVERS=rust",
+                        path.display()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// ----------------------------------------------------------------- processes
+
+/// A server process, killed (with its whole process group) when dropped.
+struct ServerProcess {
+    flavor: Flavor,
+    child: Child,
+    pid: u32,
+    port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    async fn recent_log(&self) -> String {
+        self.log.lock().await.join("\n")
+    }
+
+    /// Kills the process group and waits (bounded) for the server to be gone.
+    async fn stop(mut self) {
+        kill_group(self.pid);
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        // Gone: `Drop` must not signal a process group id that may be reused.
+        self.pid = 0;
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        kill_group(self.pid);
+        let _ = self.child.start_kill();
+    }
+}
+
+/// SIGKILL to the process group the server leads (it was spawned as a group
+/// leader, so this reaches anything it forked and nothing else).
+fn kill_group(pid: u32) {
+    if pid == 0 {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<u16> {
+    let listener = StdTcpListener::bind("127.0.0.1:0").context("bind a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Keeps the last lines a server printed (for error messages) and keeps the
+/// pipe drained so the server never blocks on it.
+fn drain(stream: impl AsyncRead + Unpin + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut log = log.lock().await;
+            log.push(line);
+            if log.len() > 60 {
+                log.drain(..20);
+            }
+        }
+    });
+}
+
+fn spawn_server(settings: &Settings, flavor: Flavor, fake: &FakeLlm) -> Result<ServerProcess> {
+    let port = free_port()?;
+    let program = match flavor {
+        Flavor::Rust => &settings.rust_bin,
+        Flavor::Node => &settings.node_bin,
+    };
+    let mut cmd = Command::new(program);
+    // Built from nothing: no provider key or setting of the caller's shell leaks in.
+    cmd.env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .env("LOG_LEVEL", "info")
+        .env("HTTP_HOST", "127.0.0.1")
+        .env("HTTP_PORT", port.to_string())
+        .env("OPENAI_API_KEY", FAKE_KEY)
+        .env("OPENAI_BASE_URL", fake.openai_base_url());
+    if flavor == Flavor::Node {
+        let home = settings.scratch.join("node-home");
+        std::fs::create_dir_all(&home).with_context(|| format!("create {}", home.display()))?;
+        cmd.arg(&settings.node_entry)
+            .env("MCP_TRANSPORT", "http")
+            .env("NODE_ENV", "production")
+            .env("HOME", &home)
+            .env("CLIENT_CWD", &home);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("spawn {}", flavor.label()))?;
+    let pid = child.id().unwrap_or(0);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    if let Some(out) = child.stdout.take() {
+        drain(out, Arc::clone(&log));
+    }
+    if let Some(err) = child.stderr.take() {
+        drain(err, Arc::clone(&log));
+    }
+    Ok(ServerProcess {
+        flavor,
+        child,
+        pid,
+        port,
+        log,
+    })
+}
+
+/// Polls the port with a raw MCP `initialize` until it is answered; closes the
+/// session it opened (the Node server serves one session at a time). Returns
+/// the time from `since` to the answer.
+async fn wait_ready(
+    http: &reqwest::Client,
+    server: &mut ServerProcess,
+    since: Instant,
+) -> Result<Duration> {
+    let url = server.url();
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "converse-bench-probe", "version": "0"}
+        }
+    });
+    let deadline = since + Duration::from_secs(60);
+    loop {
+        if let Some(status) = server.child.try_wait()? {
+            bail!(
+                "{} exited ({status}) before it answered initialize:\n{}",
+                server.flavor.label(),
+                server.recent_log().await
+            );
+        }
+        let attempt = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if let Ok(response) = attempt
+            && response.status().is_success()
+        {
+            let elapsed = since.elapsed();
+            let session = response
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let text = response.text().await.unwrap_or_default();
+            if !text.contains("\"result\"") {
+                bail!(
+                    "{} answered initialize without a result: {text}",
+                    server.flavor.label()
+                );
+            }
+            if let Some(session) = session {
+                let _ = http
+                    .delete(&url)
+                    .header("mcp-session-id", session)
+                    .header("mcp-protocol-version", "2025-06-18")
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+            }
+            return Ok(elapsed);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} did not answer initialize within 60 s:\n{}",
+                server.flavor.label(),
+                server.recent_log().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+// ----------------------------------------------------------------------- RSS
+
+/// `VmHWM` (peak resident set) or `VmRSS` of one process, in kB.
+fn proc_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
+/// The process and all its descendants.
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut parents: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may contain spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        if let Some(children) = parents.get(&tree[i]) {
+            tree.extend(children);
+        }
+        i += 1;
+    }
+    tree
+}
+
+/// Sum of the peak RSS of the process tree, in kB.
+fn tree_peak_kb(root: u32) -> u64 {
+    process_tree(root)
+        .into_iter()
+        .filter_map(|pid| proc_kb(pid, "VmHWM"))
+        .sum()
+}
+
+/// Samples the tree's peak RSS until stopped; returns the highest seen (so a
+/// child that exits before the end still counts).
+fn rss_sampler(root: u32) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<u64>) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let mut peak = 0;
+        loop {
+            peak = peak.max(tree_peak_kb(root));
+            tokio::select! {
+                _ = &mut stopped => break,
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+        peak.max(tree_peak_kb(root))
+    });
+    (stop, handle)
+}
+
+// ------------------------------------------------------------------- startup
+
+#[derive(Debug, Clone)]
+struct Startup {
+    median_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
+    idle_rss_mb: f64,
+}
+
+async fn measure_startup(settings: &Settings, flavor: Flavor, fake: &FakeLlm) -> Result<Startup> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("HTTP client")?;
+    let mut times = Vec::new();
+    let mut idle = Vec::new();
+    for _ in 0..settings.startup_runs {
+        let since = Instant::now();
+        let mut server = spawn_server(settings, flavor, fake)?;
+        let ready = wait_ready(&http, &mut server, since).await;
+        let ready = match ready {
+            Ok(ready) => ready,
+            Err(e) => {
+                server.stop().await;
+                return Err(e);
+            }
+        };
+        times.push(ready.as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        idle.push(
+            process_tree(server.pid)
+                .into_iter()
+                .filter_map(|pid| proc_kb(pid, "VmRSS"))
+                .sum::<u64>() as f64
+                / 1024.0,
+        );
+        server.stop().await;
+    }
+    times.sort_by(f64::total_cmp);
+    idle.sort_by(f64::total_cmp);
+    Ok(Startup {
+        median_ms: median(&times),
+        min_ms: times[0],
+        max_ms: times[times.len() - 1],
+        idle_rss_mb: median(&idle),
+    })
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+// ---------------------------------------------------------------------- load
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+async fn connect(url: &str) -> Result<Client> {
+    ClientConfig::default()
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_uri(url.to_owned()),
+            ClientLifecycleMode::Initialize,
+        )
+        .await
+        .map_err(|e| anyhow!("initialize failed: {e}"))
+}
+
+#[derive(Debug, Clone)]
+struct LoadResult {
+    flavor: Flavor,
+    mode: Mode,
+    concurrency: usize,
+    sessions_up: usize,
+    sessions_wanted: usize,
+    calls: usize,
+    calls_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+    first_error: Option<String>,
+    peak_rss_mb: f64,
+    fake_max_in_flight: u64,
+}
+
+/// What one worker saw during the measured window.
+#[derive(Debug, Default)]
+struct WorkerStats {
+    latencies: Vec<Duration>,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+/// Calls `chat` in a loop until `end`; records the calls that finish inside
+/// `[measure_from, end]`.
+async fn worker(
+    peer: Peer<RoleClient>,
+    args: serde_json::Map<String, Value>,
+    measure_from: Instant,
+    end: Instant,
+    call_timeout: Duration,
+) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    while Instant::now() < end {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(
+            call_timeout,
+            peer.call_tool(CallToolRequestParams::new("chat").with_arguments(args.clone())),
+        )
+        .await;
+        let finished = Instant::now();
+        let in_window = finished >= measure_from && finished <= end;
+        let failure = match outcome {
+            Err(_) => Some(format!("no answer within {call_timeout:?}")),
+            Ok(Err(e)) => Some(format!("protocol error: {e}")),
+            Ok(Ok(result)) if result.is_error == Some(true) => Some(format!(
+                "tool error: {}",
+                result
+                    .content
+                    .iter()
+                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            )),
+            Ok(Ok(_)) => None,
+        };
+        match failure {
+            None if in_window => stats.latencies.push(finished - started),
+            None => {}
+            Some(failure) => {
+                if in_window {
+                    stats.errors += 1;
+                }
+                stats.first_error.get_or_insert(failure);
+                // Do not spin on an error that comes back at once.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    stats
+}
+
+async fn run_load(
+    settings: &Settings,
+    flavor: Flavor,
+    mode: Mode,
+    concurrency: usize,
+    fake: &FakeLlm,
+) -> Result<LoadResult> {
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let mut server = spawn_server(settings, flavor, fake)?;
+    if let Err(e) = wait_ready(&http, &mut server, Instant::now()).await {
+        server.stop().await;
+        return Err(e);
+    }
+    let (stop_sampler, sampler) = rss_sampler(server.pid);
+    let url = server.url();
+
+    // Sessions: N clients, or one shared by all workers.
+    let wanted = match mode {
+        Mode::Sessions => concurrency,
+        Mode::Shared => 1,
+    };
+    let attempts = futures::future::join_all((0..wanted).map(|_| connect(&url))).await;
+    let mut clients = Vec::new();
+    let mut init_error = None;
+    for attempt in attempts {
+        match attempt {
+            Ok(client) => clients.push(client),
+            Err(e) => {
+                init_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    let sessions_up = clients.len();
+
+    let args = flavor.chat_args();
+    let start = Instant::now();
+    let measure_from = start + settings.warmup;
+    let end = measure_from + settings.duration;
+    let mut workers = Vec::new();
+    if !clients.is_empty() {
+        let peers: Vec<Peer<RoleClient>> = match mode {
+            Mode::Sessions => clients.iter().map(|c| c.peer().clone()).collect(),
+            Mode::Shared => (0..concurrency).map(|_| clients[0].peer().clone()).collect(),
+        };
+        for peer in peers {
+            workers.push(tokio::spawn(worker(
+                peer,
+                args.clone(),
+                measure_from,
+                end,
+                settings.call_timeout,
+            )));
+        }
+        // The fake's in-flight high-water mark, for the measured window only.
+        tokio::time::sleep_until(measure_from.into()).await;
+        fake.clear_requests();
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut first_error = init_error.map(|e| format!("{} of {wanted} sessions: {e}", wanted - sessions_up));
+    for handle in workers {
+        let stats = handle.await.context("a load worker panicked")?;
+        latencies.extend(stats.latencies);
+        errors += stats.errors;
+        if first_error.is_none() {
+            first_error = stats.first_error;
+        }
+    }
+    let fake_max_in_flight = fake.max_in_flight();
+    let _ = stop_sampler.send(());
+    let peak_kb = sampler.await.unwrap_or(0);
+
+    for client in clients {
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
+    }
+    server.stop().await;
+
+    latencies.sort();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        // Nearest rank.
+        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+        latencies[rank.clamp(1, latencies.len()) - 1].as_secs_f64() * 1000.0
+    };
+    Ok(LoadResult {
+        flavor,
+        mode,
+        concurrency,
+        sessions_up,
+        sessions_wanted: wanted,
+        calls: latencies.len(),
+        calls_per_s: latencies.len() as f64 / settings.duration.as_secs_f64(),
+        p50_ms: pct(50.0),
+        p99_ms: pct(99.0),
+        errors,
+        first_error,
+        peak_rss_mb: peak_kb as f64 / 1024.0,
+        fake_max_in_flight,
+    })
+}
+
+// -------------------------------------------------------------------- report
+
+fn fmt_ms(v: f64) -> String {
+    if v.is_nan() {
+        "—".into()
+    } else if v < 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_nan() || b.is_nan() || b == 0.0 {
+        "—".into()
+    } else {
+        format!("{:.2}×", a / b)
+    }
+}
+
+fn report(
+    settings: &Settings,
+    startups: &BTreeMap<Flavor, Startup>,
+    results: &[LoadResult],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Fake provider latency {} ms, warm-up {} s, measured {} s per level, startup = median of {} starts.\n",
+        settings.latency.as_millis(),
+        settings.warmup.as_secs(),
+        settings.duration.as_secs(),
+        settings.startup_runs
+    );
+    let _ = writeln!(
+        out,
+        "| server | mode | clients | sessions up | calls/s | p50 ms | p99 ms | errors | peak RSS MB | startup ms | fake max in flight |"
+    );
+    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for r in results {
+        let startup = startups
+            .get(&r.flavor)
+            .map_or("—".into(), |s| fmt_ms(s.median_ms));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {}/{} | {:.1} | {} | {} | {} | {:.1} | {} | {} |",
+            r.flavor.label(),
+            r.mode.label(),
+            r.concurrency,
+            r.sessions_up,
+            r.sessions_wanted,
+            r.calls_per_s,
+            fmt_ms(r.p50_ms),
+            fmt_ms(r.p99_ms),
+            r.errors,
+            r.peak_rss_mb,
+            startup,
+            r.fake_max_in_flight
+        );
+    }
+
+    let _ = writeln!(out, "\nStartup (spawn → answers an MCP initialize):\n");
+    let _ = writeln!(out, "| server | median ms | min ms | max ms | idle RSS MB |");
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|");
+    for (flavor, s) in startups {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1} |",
+            flavor.label(),
+            fmt_ms(s.median_ms),
+            fmt_ms(s.min_ms),
+            fmt_ms(s.max_ms),
+            s.idle_rss_mb
+        );
+    }
+
+    let find = |flavor, mode, n| {
+        results
+            .iter()
+            .find(|r| r.flavor == flavor && r.mode == mode && r.concurrency == n)
+    };
+    let mut ratio_rows = String::new();
+    for mode in &settings.modes {
+        for &n in &settings.concurrency {
+            if let (Some(rust), Some(node)) = (
+                find(Flavor::Rust, *mode, n),
+                find(Flavor::Node, *mode, n),
+            ) {
+                let _ = writeln!(
+                    ratio_rows,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    mode.label(),
+                    n,
+                    ratio(rust.calls_per_s, node.calls_per_s),
+                    ratio(rust.p50_ms, node.p50_ms),
+                    ratio(rust.p99_ms, node.p99_ms),
+                    ratio(rust.peak_rss_mb, node.peak_rss_mb),
+                );
+            }
+        }
+    }
+    if !ratio_rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nRatios converse-server / Node (aims: calls/s ≥ 5× at 32 clients, RSS ≤ 0.20×):\n"
+        );
+        let _ = writeln!(out, "| mode | clients | calls/s | p50 | p99 | peak RSS |");
+        let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|");
+        out.push_str(&ratio_rows);
+    }
+    if let (Some(rust), Some(node)) = (startups.get(&Flavor::Rust), startups.get(&Flavor::Node)) {
+        let _ = writeln!(
+            out,
+            "\nStartup: converse-server {} ms, Node {} ms ({}; aim < 50 ms); idle RSS {} of Node's.",
+            fmt_ms(rust.median_ms),
+            fmt_ms(node.median_ms),
+            ratio(rust.median_ms, node.median_ms),
+            ratio(rust.idle_rss_mb, node.idle_rss_mb),
+        );
+    }
+
+    let notes: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            r.first_error.as_ref().map(|e| {
+                format!(
+                    "- {} {} × {}: {}",
+                    r.flavor.label(),
+                    r.mode.label(),
+                    r.concurrency,
+                    e.lines().next().unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\nFirst error per level:\n");
+        for note in notes {
+            let _ = writeln!(out, "{note}");
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------- main
+
+async fn run(settings: &Settings) -> Result<String> {
+    settings.check()?;
+    std::fs::create_dir_all(&settings.scratch)
+        .with_context(|| format!("create {}", settings.scratch.display()))?;
+    let fake = FakeLlm::start(FakeLlmConfig {
+        api_key: FAKE_KEY.to_owned(),
+        latency: settings.latency,
+        max_recorded: 100,
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .context("start the fake provider")?;
+    eprintln!("bench: fake provider on {} ({} ms per call)", fake.base_url(), settings.latency.as_millis());
+
+    let mut startups = BTreeMap::new();
+    for &flavor in &settings.servers {
+        eprintln!("bench: startup × {} — {}", settings.startup_runs, flavor.label());
+        let startup = measure_startup(settings, flavor, &fake).await?;
+        eprintln!(
+            "bench:   median {} ms, idle RSS {:.1} MB",
+            fmt_ms(startup.median_ms),
+            startup.idle_rss_mb
+        );
+        startups.insert(flavor, startup);
+    }
+
+    let mut results = Vec::new();
+    for &flavor in &settings.servers {
+        for &mode in &settings.modes {
+            for &n in &settings.concurrency {
+                // One client with one session is the same run in both modes.
+                if mode == Mode::Shared && n == 1 && settings.modes.contains(&Mode::Sessions) {
+                    continue;
+                }
+                eprintln!("bench: {} — {} × {n}", flavor.label(), mode.label());
+                let result = run_load(settings, flavor, mode, n, &fake).await?;
+                eprintln!(
+                    "bench:   {:.1} calls/s, p50 {} ms, p99 {} ms, {} errors, sessions {}/{}, peak RSS {:.1} MB",
+                    result.calls_per_s,
+                    fmt_ms(result.p50_ms),
+                    fmt_ms(result.p99_ms),
+                    result.errors,
+                    result.sessions_up,
+                    result.sessions_wanted,
+                    result.peak_rss_mb
+                );
+                results.push(result);
+            }
+        }
+    }
+    Ok(report(settings, &startups, &results))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    // `cargo bench` passes `--bench` (and any filter); settings come from the environment.
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = run(&settings).await;
+    let _ = std::fs::remove_dir_all(&settings.scratch);
+    match outcome {
+        Ok(table) => {
+            println!("{table}");
+            if let Some(path) = &settings.report
+                && let Err(e) = std::fs::write(path, &table)
+            {
+                eprintln!("bench: could not write {}: {e}", path.display());
+                return std::process::ExitCode::FAILURE;
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: FAILED: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

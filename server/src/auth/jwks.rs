@@ -1,0 +1,139 @@
+//! A remote JWKS: fetched on first use, cached, and refetched when a token names
+//! a key id we do not know (the IdP rotated its keys) — but at most once per
+//! [`MIN_REFRESH_INTERVAL`], so a flood of tokens with random `kid`s cannot turn
+//! this server into a load generator against the IdP.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use tokio::sync::{Mutex, RwLock};
+
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct VerificationKey {
+    pub key: DecodingKey,
+    /// The algorithm the JWK declares, if it does.
+    pub algorithm: Option<Algorithm>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwksError {
+    #[error("identity provider unreachable: {0}")]
+    Fetch(String),
+    #[error("signing key {0:?} is not in the identity provider's JWKS")]
+    UnknownKey(Option<String>),
+}
+
+#[derive(Default)]
+struct Cached {
+    keys: HashMap<Option<String>, VerificationKey>,
+    fetched: Option<Instant>,
+}
+
+pub struct JwksCache {
+    http: reqwest::Client,
+    cached: RwLock<Cached>,
+    /// Serialises refreshes; holds the time of the last attempt.
+    refresh: Mutex<Option<Instant>>,
+    min_interval: Duration,
+    /// How many times the JWKS was fetched (observable in tests and metrics).
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksCache").finish_non_exhaustive()
+    }
+}
+
+fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
+    jwk.common
+        .key_algorithm
+        .and_then(|a| a.to_string().parse::<Algorithm>().ok())
+}
+
+impl JwksCache {
+    pub fn new(http: reqwest::Client, min_interval: Duration) -> Self {
+        Self {
+            http,
+            cached: RwLock::new(Cached::default()),
+            refresh: Mutex::new(None),
+            min_interval,
+            fetches: Default::default(),
+        }
+    }
+
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The key for `kid`, refreshing the set once (rate-limited) when it is unknown.
+    pub async fn key(&self, url: &str, kid: Option<&str>) -> Result<VerificationKey, JwksError> {
+        let kid = kid.map(str::to_string);
+        if let Some(key) = self.lookup(&kid).await {
+            return Ok(key);
+        }
+        {
+            let mut last = self.refresh.lock().await;
+            // Another task may have refreshed while we waited for the lock.
+            if let Some(key) = self.lookup(&kid).await {
+                return Ok(key);
+            }
+            let fetched_once = self.cached.read().await.fetched.is_some();
+            if fetched_once && last.is_some_and(|t| t.elapsed() < self.min_interval) {
+                return Err(JwksError::UnknownKey(kid));
+            }
+            *last = Some(Instant::now());
+            self.fetch(url).await?;
+        }
+        self.lookup(&kid).await.ok_or(JwksError::UnknownKey(kid))
+    }
+
+    async fn lookup(&self, kid: &Option<String>) -> Option<VerificationKey> {
+        let cached = self.cached.read().await;
+        cached.keys.get(kid).cloned().or_else(|| {
+            // A token without kid may use the only key of a one-key set.
+            (kid.is_none() && cached.keys.len() == 1)
+                .then(|| cached.keys.values().next().cloned())
+                .flatten()
+        })
+    }
+
+    async fn fetch(&self, url: &str) -> Result<(), JwksError> {
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let set: JwkSet = self
+            .http
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| JwksError::Fetch(e.without_url().to_string()))?
+            .json()
+            .await
+            .map_err(|e| JwksError::Fetch(format!("JWKS is not valid JSON: {}", e.without_url())))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            // Encryption keys and unsupported key types are skipped, not fatal.
+            if matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)) {
+                continue;
+            }
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(
+                    jwk.common.key_id.clone(),
+                    VerificationKey {
+                        key,
+                        algorithm: algorithm_of(jwk),
+                    },
+                );
+            }
+        }
+        let mut cached = self.cached.write().await;
+        cached.keys = keys;
+        cached.fetched = Some(Instant::now());
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+//! `oidc`: the MCP authorization spec's OAuth 2.1 resource server. Tokens come
+//! from an external identity provider (Keycloak, Auth0, …) and are validated
+//! against its JWKS; clients find the provider through the RFC 9728 Protected
+//! Resource Metadata this server publishes.
+
+use std::time::Duration;
+
+use converse_config::OidcConfig;
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::OnceCell;
+use url::Url;
+
+use super::jwks::{JwksCache, JwksError, MIN_REFRESH_INTERVAL};
+use super::jwt::{Claims, describe, validation};
+use super::{AuthError, AuthSetupError};
+use crate::principal::Principal;
+
+#[derive(Debug)]
+pub struct Oidc {
+    issuer: Url,
+    /// The resource identifier: the canonical URL of `/mcp` (RFC 9728 `resource`).
+    public_url: Option<Url>,
+    audience: String,
+    jwks_url: Option<Url>,
+    required_scopes: Vec<String>,
+    http: reqwest::Client,
+    /// Discovered once: the issuer string as the IdP spells it, and its JWKS URL.
+    discovered: OnceCell<(String, String)>,
+    pub jwks: JwksCache,
+}
+
+#[derive(Deserialize)]
+struct ProviderMetadata {
+    issuer: String,
+    jwks_uri: String,
+}
+
+/// The issuer as a string without the trailing slash `url` adds to a bare host.
+fn issuer_text(url: &Url) -> String {
+    let s = url.as_str();
+    if url.path() == "/" { s.trim_end_matches('/').to_string() } else { s.to_string() }
+}
+
+impl Oidc {
+    pub fn new(config: &OidcConfig) -> Result<Self, AuthSetupError> {
+        let issuer = config.issuer.clone().ok_or(AuthSetupError::Key {
+            var: "MCP_OIDC_ISSUER",
+            message: "required for MCP_AUTH_STRATEGY=oidc".into(),
+        })?;
+        let audience = config.effective_audience().ok_or(AuthSetupError::Key {
+            var: "MCP_PUBLIC_URL",
+            message: "MCP_PUBLIC_URL or MCP_OIDC_AUDIENCE is required for MCP_AUTH_STRATEGY=oidc".into(),
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()?;
+        Ok(Self {
+            issuer,
+            public_url: config.public_url.clone(),
+            audience,
+            jwks_url: config.jwks_url.clone(),
+            required_scopes: config.required_scopes.clone(),
+            jwks: JwksCache::new(http.clone(), MIN_REFRESH_INTERVAL),
+            http,
+            discovered: OnceCell::new(),
+        })
+    }
+
+    pub fn required_scopes(&self) -> &[String] {
+        &self.required_scopes
+    }
+
+    /// Where the Protected Resource Metadata of `/mcp` lives: the well-known path
+    /// with the resource's path appended (RFC 9728 §3.1).
+    pub fn metadata_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => {
+                let origin = url.origin().ascii_serialization();
+                let path = url.path().trim_end_matches('/');
+                format!("{origin}/.well-known/oauth-protected-resource{path}")
+            }
+            None => "/.well-known/oauth-protected-resource/mcp".to_string(),
+        }
+    }
+
+    /// The RFC 9728 document.
+    pub fn metadata(&self) -> serde_json::Value {
+        let mut doc = json!({
+            "resource": self.public_url.as_ref().map(Url::as_str).unwrap_or(&self.audience),
+            "authorization_servers": [issuer_text(&self.issuer)],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Converse MCP server",
+        });
+        if !self.required_scopes.is_empty() {
+            doc["scopes_supported"] = json!(self.required_scopes);
+        }
+        doc
+    }
+
+    /// Issuer and JWKS URL: configured, or from the IdP's metadata (OIDC
+    /// discovery, then RFC 8414).
+    async fn discover(&self) -> Result<&(String, String), AuthError> {
+        self.discovered
+            .get_or_try_init(|| async {
+                let issuer = issuer_text(&self.issuer);
+                if let Some(jwks) = &self.jwks_url {
+                    return Ok((issuer, jwks.to_string()));
+                }
+                let candidates = [
+                    format!("{issuer}/.well-known/openid-configuration"),
+                    format!(
+                        "{}/.well-known/oauth-authorization-server{}",
+                        self.issuer.origin().ascii_serialization(),
+                        self.issuer.path().trim_end_matches('/')
+                    ),
+                ];
+                let mut last_error = String::new();
+                for url in candidates {
+                    match self.fetch_metadata(&url).await {
+                        Ok(meta) if meta.issuer.trim_end_matches('/') == issuer => return Ok((meta.issuer, meta.jwks_uri)),
+                        Ok(meta) => last_error = format!("{url} names issuer {} instead of {issuer}", meta.issuer),
+                        Err(e) => last_error = e,
+                    }
+                }
+                Err(AuthError::Unavailable(format!("identity provider discovery failed: {last_error}")))
+            })
+            .await
+    }
+
+    async fn fetch_metadata(&self, url: &str) -> Result<ProviderMetadata, String> {
+        self.http
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| e.without_url().to_string())?
+            .json()
+            .await
+            .map_err(|e| e.without_url().to_string())
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(describe(&e)))?;
+        // Only asymmetric algorithms: an IdP never shares an HMAC secret with us,
+        // and accepting HS* here is the classic algorithm-confusion hole.
+        if header.alg.family() == AlgorithmFamily::Hmac {
+            return Err(AuthError::Invalid("the token's algorithm is not accepted".into()));
+        }
+        let (issuer, jwks_url) = self.discover().await?;
+        let key = self.jwks.key(jwks_url, header.kid.as_deref()).await.map_err(|e| match e {
+            JwksError::Fetch(m) => AuthError::Unavailable(m),
+            JwksError::UnknownKey(_) => AuthError::Invalid("the token's signing key (kid) is not known".into()),
+        })?;
+        let alg: Algorithm = key.algorithm.unwrap_or(header.alg);
+        if alg != header.alg || alg.family() != key.key.family() {
+            return Err(AuthError::Invalid("the token's algorithm does not match its key".into()));
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation(alg, &[issuer.clone()], Some(&self.audience)))
+            .map_err(|e| AuthError::Invalid(describe(&e)))?;
+        let scopes = data.claims.scopes();
+        if !self.required_scopes.iter().all(|s| scopes.contains(s)) {
+            return Err(AuthError::InsufficientScope {
+                required: self.required_scopes.clone(),
+            });
+        }
+        let sub = data
+            .claims
+            .sub
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| AuthError::Invalid("the token lacks the required claim sub".into()))?;
+        Ok(Principal {
+            id: sub,
+            strategy: "oidc",
+            scopes,
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! The client's address for rate limiting: the TCP peer, or — only when the peer
+//! is a trusted proxy (`HTTP_TRUSTED_PROXIES`) — the nearest untrusted address in
+//! `X-Forwarded-For`. Believing that header from anyone would let a client pick
+//! its own rate-limit bucket.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer_ip = peer.ip().to_canonical();
+    if !is_trusted(&peer_ip) {
+        return peer_ip;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect();
+    // Walk from the proxy nearest to us outward; the first hop we do not trust
+    // is the client as far as we can tell.
+    forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer_ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(xff: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", xff.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_choose_their_address() {
+        let peer: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(client_ip(peer, &h("1.2.3.4"), &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn trusted_proxies_are_skipped_from_the_right() {
+        let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_ip(peer, &h("6.6.6.6, 198.51.100.7, 10.1.1.1"), &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(peer, &HeaderMap::new(), &trusted), "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(peer, &h("garbage"), &trusted), "10.0.0.2".parse::<IpAddr>().unwrap());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_header(xff in "\\PC*") {
+            let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+            let trusted: Vec<IpNet> = vec!["0.0.0.0/0".parse().unwrap()];
+            if let Ok(v) = xff.parse() {
+                let mut headers = HeaderMap::new();
+                headers.insert("x-forwarded-for", v);
+                let _ = client_ip(peer, &headers, &trusted);
+            }
+        }
+    }
+}
