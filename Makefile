@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: help run build test test-interop lint fmt check-docs bench
+.PHONY: help run build test test-interop lint fmt check-docs testenv-build testenv-up testenv-down test-cluster bench
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,6 +20,7 @@ lint: ## rustfmt and clippy, warnings are errors
 test: lint ## the whole test suite (what CI runs)
 	$(CARGO) test --workspace
 	$(MAKE) test-interop
+	$(MAKE) test-cluster
 
 test-interop: ## official TypeScript MCP clients + conformance suite against the server (installs them with npm ci)
 	CARGO="$(CARGO)" ./interop/run.sh
@@ -29,3 +30,26 @@ bench: ## load benchmark vs the Node.js converse-mcp-server on a fake provider (
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+
+# The local Kubernetes cluster (see docs/TESTENV.md). The node needs root.
+TESTENV ?= $(CARGO) run -q -p testenv --
+
+testenv-build: ## build the pinned Kubernetes/etcd/helm binaries from Go modules (cached; cold: 15-25 min)
+	$(TESTENV) build
+
+testenv-up: testenv-build ## start the single-node cluster; prints export KUBECONFIG=...
+	$(TESTENV) up
+
+testenv-down: ## stop the cluster and undo every host change
+	$(TESTENV) down
+
+test-cluster: testenv-build ## cluster tests on a real local cluster: up, tests, then down + verify-clean (always)
+	@status=0; \
+	$(TESTENV) up || status=$$?; \
+	if [ $$status -eq 0 ]; then \
+	  TESTENV_KUBECONFIG="$$($(TESTENV) kubeconfig)" TESTENV_REQUIRED=1 \
+	    $(CARGO) test -p testenv --test cluster || status=$$?; \
+	fi; \
+	$(TESTENV) down || status=$$?; \
+	$(TESTENV) verify-clean || status=$$?; \
+	exit $$status

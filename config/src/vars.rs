@@ -276,13 +276,13 @@ pub static VARIABLES: &[VarSpec] = &[
         HTTP_SESSION_TIMEOUT,
         Some("30m"),
         HTTP,
-        "An MCP session idle this long is closed. Duration, at least 1m.",
+        "An MCP session idle this long is closed (later requests with its id get 404). Duration, at least 1s.",
     ),
     var(
         HTTP_SESSION_CLEANUP_INTERVAL,
         Some("5m"),
         HTTP,
-        "How often idle sessions are swept. Duration, at least 10s.",
+        "How often closed sessions and idle rate-limit entries are forgotten. Duration, at least 1s.",
     ),
     var(
         HTTP_MAX_CONCURRENT_SESSIONS,

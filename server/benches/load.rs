@@ -155,7 +155,9 @@ impl Settings {
             .map(|s| match s.as_str() {
                 "rust" => Ok(Flavor::Rust),
                 "node" => Ok(Flavor::Node),
-                other => Err(anyhow!("BENCH_SERVERS: unknown server {other:?} (rust, node)")),
+                other => Err(anyhow!(
+                    "BENCH_SERVERS: unknown server {other:?} (rust, node)"
+                )),
             })
             .collect::<Result<Vec<_>>>()?;
         let modes = list("BENCH_MODES", "sessions,shared")
@@ -163,14 +165,18 @@ impl Settings {
             .map(|s| match s.as_str() {
                 "sessions" => Ok(Mode::Sessions),
                 "shared" => Ok(Mode::Shared),
-                other => Err(anyhow!("BENCH_MODES: unknown mode {other:?} (sessions, shared)")),
+                other => Err(anyhow!(
+                    "BENCH_MODES: unknown mode {other:?} (sessions, shared)"
+                )),
             })
             .collect::<Result<Vec<_>>>()?;
         let concurrency = list("BENCH_CONCURRENCY", "1,8,32")
             .iter()
             .map(|s| match s.parse::<usize>() {
                 Ok(n) if (1..=1000).contains(&n) => Ok(n),
-                _ => Err(anyhow!("BENCH_CONCURRENCY: {s:?} is not a number in 1..=1000")),
+                _ => Err(anyhow!(
+                    "BENCH_CONCURRENCY: {s:?} is not a number in 1..=1000"
+                )),
             })
             .collect::<Result<Vec<_>>>()?;
         if servers.is_empty() || modes.is_empty() || concurrency.is_empty() {
@@ -212,7 +218,10 @@ impl Settings {
             );
         }
         if self.servers.contains(&Flavor::Node) {
-            for (path, what) in [(&self.node_bin, "Node.js"), (&self.node_entry, "converse-mcp-server")] {
+            for (path, what) in [
+                (&self.node_bin, "Node.js"),
+                (&self.node_entry, "converse-mcp-server"),
+            ] {
                 if !path.is_file() {
                     bail!(
                         "{what} not found at {}: install the baseline with `make bench` (or `cd bench/node && npm ci`), \
@@ -438,7 +447,11 @@ fn process_tree(root: u32) -> Vec<u32> {
     let mut parents: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -475,7 +488,12 @@ fn tree_peak_kb(root: u32) -> u64 {
 
 /// Samples the tree's peak RSS until stopped; returns the highest seen (so a
 /// child that exits before the end still counts).
-fn rss_sampler(root: u32) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<u64>) {
+fn rss_sampler(
+    root: u32,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<u64>,
+) {
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         let mut peak = 0;
@@ -684,7 +702,9 @@ async fn run_load(
     if !clients.is_empty() {
         let peers: Vec<Peer<RoleClient>> = match mode {
             Mode::Sessions => clients.iter().map(|c| c.peer().clone()).collect(),
-            Mode::Shared => (0..concurrency).map(|_| clients[0].peer().clone()).collect(),
+            Mode::Shared => (0..concurrency)
+                .map(|_| clients[0].peer().clone())
+                .collect(),
         };
         for peer in peers {
             workers.push(tokio::spawn(worker(
@@ -701,7 +721,8 @@ async fn run_load(
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
-    let mut first_error = init_error.map(|e| format!("{} of {wanted} sessions: {e}", wanted - sessions_up));
+    let mut first_error =
+        init_error.map(|e| format!("{} of {wanted} sessions: {e}", wanted - sessions_up));
     for handle in workers {
         let stats = handle.await.context("a load worker panicked")?;
         latencies.extend(stats.latencies);
@@ -807,7 +828,10 @@ fn report(
     }
 
     let _ = writeln!(out, "\nStartup (spawn → answers an MCP initialize):\n");
-    let _ = writeln!(out, "| server | median ms | min ms | max ms | idle RSS MB |");
+    let _ = writeln!(
+        out,
+        "| server | median ms | min ms | max ms | idle RSS MB |"
+    );
     let _ = writeln!(out, "|---|--:|--:|--:|--:|");
     for (flavor, s) in startups {
         let _ = writeln!(
@@ -829,10 +853,9 @@ fn report(
     let mut ratio_rows = String::new();
     for mode in &settings.modes {
         for &n in &settings.concurrency {
-            if let (Some(rust), Some(node)) = (
-                find(Flavor::Rust, *mode, n),
-                find(Flavor::Node, *mode, n),
-            ) {
+            if let (Some(rust), Some(node)) =
+                (find(Flavor::Rust, *mode, n), find(Flavor::Node, *mode, n))
+            {
                 let _ = writeln!(
                     ratio_rows,
                     "| {} | {} | {} | {} | {} | {} |",
@@ -903,11 +926,19 @@ async fn run(settings: &Settings) -> Result<String> {
     })
     .await
     .context("start the fake provider")?;
-    eprintln!("bench: fake provider on {} ({} ms per call)", fake.base_url(), settings.latency.as_millis());
+    eprintln!(
+        "bench: fake provider on {} ({} ms per call)",
+        fake.base_url(),
+        settings.latency.as_millis()
+    );
 
     let mut startups = BTreeMap::new();
     for &flavor in &settings.servers {
-        eprintln!("bench: startup × {} — {}", settings.startup_runs, flavor.label());
+        eprintln!(
+            "bench: startup × {} — {}",
+            settings.startup_runs,
+            flavor.label()
+        );
         let startup = measure_startup(settings, flavor, &fake).await?;
         eprintln!(
             "bench:   median {} ms, idle RSS {:.1} MB",
@@ -928,7 +959,8 @@ async fn run(settings: &Settings) -> Result<String> {
                 eprintln!("bench: {} — {} × {n}", flavor.label(), mode.label());
                 let result = run_load(settings, flavor, mode, n, &fake).await?;
                 eprintln!(
-                    "bench:   {:.1} calls/s, p50 {} ms, p99 {} ms, {} errors, sessions {}/{}, peak RSS {:.1} MB",
+                    "bench:   {} calls, {:.1} calls/s, p50 {} ms, p99 {} ms, {} errors, sessions {}/{}, peak RSS {:.1} MB",
+                    result.calls,
                     result.calls_per_s,
                     fmt_ms(result.p50_ms),
                     fmt_ms(result.p99_ms),

@@ -39,7 +39,12 @@ pub fn missing_binaries(layout: &Layout, node: bool) -> Option<PathBuf> {
             "coredns",
         ]
     } else {
-        &["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"]
+        &[
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kubectl",
+        ]
     };
     let mut paths: Vec<PathBuf> = needed.iter().map(|n| layout.bin(n)).collect();
     if node {
@@ -234,8 +239,7 @@ fn write_go_mod(layout: &Layout, go: &Path, dir: &Path, b: &GoBinary) -> Result<
         dl.args(["mod", "download", "-json"])
             .arg(format!("k8s.io/kubernetes@{}", b.version));
         // `go mod download` needs a go.mod in the working directory.
-        std::fs::write(dir.join("go.mod"), &text)
-            .ctx(|| format!("writing {}", dir.display()))?;
+        std::fs::write(dir.join("go.mod"), &text).ctx(|| format!("writing {}", dir.display()))?;
         let json: serde_json::Value = serde_json::from_str(&cmd::run_cmd(&mut dl)?)?;
         let gomod_path = json["GoMod"].as_str().unwrap_or_default().to_string();
         let upstream =
@@ -265,7 +269,10 @@ pub fn staging_modules(gomod: &str) -> Vec<String> {
             in_require = false;
             continue;
         }
-        let words: Vec<&str> = t.trim_start_matches("require ").split_whitespace().collect();
+        let words: Vec<&str> = t
+            .trim_start_matches("require ")
+            .split_whitespace()
+            .collect();
         if (in_require || t.starts_with("require "))
             && words.len() >= 2
             && words[1] == "v0.0.0"
@@ -317,6 +324,17 @@ fn build_pause(layout: &Layout) -> Result<()> {
     )
     .ctx(|| "writing the pause Dockerfile".to_string())?;
     crate::images::build_image(layout, &ctx, PAUSE_IMAGE, &layout.pause_archive())
+}
+
+/// Builds the Go `main` package in `module_dir` (a module without dependencies, e.g. a test
+/// fixture) into a static binary at `out`, with the same caches as `testenv build`.
+pub fn go_build_static(layout: &Layout, module_dir: &Path, out: &Path) -> Result<()> {
+    let go = find_go()?;
+    let mut c = go_command(layout, &go, module_dir);
+    c.args(["build", "-trimpath", "-ldflags", "-s -w", "-o"])
+        .arg(out)
+        .arg(".");
+    cmd::run_cmd(&mut c).map(|_| ())
 }
 
 /// What a built binary says its version is.

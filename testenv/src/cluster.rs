@@ -16,8 +16,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::host;
 use crate::kubelet;
 use crate::layout::{
-    API_PORT, BRIDGE_IP, KUBERNETES_SERVICE_IP, Layout, NODE_NAME, POD_CIDR, SERVICE_CIDR,
-    is_root,
+    API_PORT, BRIDGE_IP, KUBERNETES_SERVICE_IP, Layout, NODE_NAME, POD_CIDR, SERVICE_CIDR, is_root,
 };
 use crate::network;
 use crate::process;
@@ -68,7 +67,9 @@ pub async fn up(layout: &Layout, opts: UpOptions) -> Result<PathBuf> {
 
 fn free_port(ip: &str) -> Result<u16> {
     let l = TcpListener::bind((ip, 0)).ctx(|| format!("finding a free port on {ip}"))?;
-    Ok(l.local_addr().ctx(|| "reading a bound address".to_string())?.port())
+    Ok(l.local_addr()
+        .ctx(|| "reading a bound address".to_string())?
+        .port())
 }
 
 fn port_in_use(ip: &str, port: u16) -> bool {
@@ -278,7 +279,10 @@ async fn start_all(layout: &Layout, node: bool) -> Result<PathBuf> {
         ),
         "--allow-privileged=true",
         "--profiling=false",
-        &format!("--cert-dir={}", layout.in_state("apiserver-certs").display()),
+        &format!(
+            "--cert-dir={}",
+            layout.in_state("apiserver-certs").display()
+        ),
         "--v=1",
     ]);
     if node {
@@ -386,7 +390,10 @@ async fn start_node(
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             &format!("--secure-port={sched_port}"),
-            &format!("--cert-dir={}", layout.in_state("scheduler-certs").display()),
+            &format!(
+                "--cert-dir={}",
+                layout.in_state("scheduler-certs").display()
+            ),
             "--v=1",
         ]),
         &[],
@@ -408,10 +415,15 @@ async fn start_node(
         vec!["--config".into(), config.display().to_string()],
         &containerd::offline_env(),
     )?;
-    wait_until(&ctrd, "answer on its socket", Duration::from_secs(30), || {
-        let ok = containerd::ctr_ready(layout);
-        async move { ok }
-    })
+    wait_until(
+        &ctrd,
+        "answer on its socket",
+        Duration::from_secs(30),
+        || {
+            let ok = containerd::ctr_ready(layout);
+            async move { ok }
+        },
+    )
     .await?;
     containerd::import_image(layout, &layout.pause_archive())
         .map_err(|e| process::start_error(&ctrd, format!("importing the pause image: {e}")))?;
@@ -535,10 +547,7 @@ async fn node_ready(nodes: &Api<Node>) -> bool {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .map(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
+        .map(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         .unwrap_or(false);
     // The node-lifecycle controller removes the not-ready taint shortly after Ready.
     let tainted = node
@@ -594,7 +603,9 @@ pub fn down(layout: &Layout) -> DownReport {
     // Leftovers the state file does not name: shims, or processes of a run whose state is lost.
     for (pid, cmdline) in process::find_processes(&layout.owned_prefixes()) {
         process::kill_pid(pid, Duration::from_secs(5));
-        report.lines.push(format!("killed leftover {pid}: {cmdline}"));
+        report
+            .lines
+            .push(format!("killed leftover {pid}: {cmdline}"));
     }
     if root {
         // Container processes whose shim is gone live on in the kubepods cgroups.
@@ -629,7 +640,9 @@ pub fn down(layout: &Layout) -> DownReport {
         }
         for cg in host::kubepods_cgroups() {
             if host::remove_cgroup_tree(&cg) {
-                report.lines.push(format!("removed cgroup {}", cg.display()));
+                report
+                    .lines
+                    .push(format!("removed cgroup {}", cg.display()));
             }
         }
         remove_cni_cache(&mut report);
@@ -661,12 +674,12 @@ fn remove_cni_cache(report: &mut DownReport) {
     let dir = Path::new("/var/lib/cni/results");
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with("converse-testenv-")
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with("converse-testenv-")
                 && std::fs::remove_file(e.path()).is_ok()
             {
-                report
-                    .lines
-                    .push(format!("removed {}", e.path().display()));
+                report.lines.push(format!("removed {}", e.path().display()));
             }
         }
     }
@@ -756,7 +769,10 @@ pub fn leftovers(layout: &Layout) -> Vec<String> {
         "containerd-shim-runc-v2",
     ]) {
         let line = format!("process {pid}: {name}");
-        if !left.iter().any(|l| l.starts_with(&format!("process {pid}:"))) {
+        if !left
+            .iter()
+            .any(|l| l.starts_with(&format!("process {pid}:")))
+        {
             left.push(line);
         }
     }

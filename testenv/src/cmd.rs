@@ -103,7 +103,10 @@ mod tests {
     fn failing_command_reports_its_output() {
         let err = run("sh", ["-c", "echo boom >&2; exit 3"]).err();
         let text = err.map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("boom") && text.contains("exit status: 3"), "{text}");
+        assert!(
+            text.contains("boom") && text.contains("exit status: 3"),
+            "{text}"
+        );
     }
 
     #[test]

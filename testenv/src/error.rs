@@ -29,13 +29,17 @@ pub enum Error {
         tail: String,
     },
 
-    #[error("testenv {command} needs root (it changes the host's network, mounts and cgroups); run it with sudo, or use `testenv up --control-plane-only`")]
+    #[error(
+        "testenv {command} needs root (it changes the host's network, mounts and cgroups); run it with sudo, or use `testenv up --control-plane-only`"
+    )]
     NotRoot { command: &'static str },
 
     #[error("the binaries for this version table are not built (missing {}); run `make testenv-build` (or `testenv build`) first", missing.display())]
     NotBuilt { missing: PathBuf },
 
-    #[error("no testenv cluster is running ({reason}); run `make testenv-up` and export the KUBECONFIG it prints")]
+    #[error(
+        "no testenv cluster is running ({reason}); run `make testenv-up` and export the KUBECONFIG it prints"
+    )]
     NoCluster { reason: String },
 
     #[error("a testenv cluster is already running (state in {}); run `testenv down` first", state.display())]

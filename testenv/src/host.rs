@@ -52,9 +52,7 @@ pub fn unmount_all(prefixes: &[PathBuf]) -> Vec<String> {
             break;
         }
         for m in mounts {
-            if umount2(&m, MntFlags::empty()).is_ok()
-                || umount2(&m, MntFlags::MNT_DETACH).is_ok()
-            {
+            if umount2(&m, MntFlags::empty()).is_ok() || umount2(&m, MntFlags::MNT_DETACH).is_ok() {
                 done.push(m.display().to_string());
             }
         }

@@ -126,11 +126,7 @@ impl Layout {
     }
     /// Paths whose appearance in a process's command line or a mount point marks it as ours.
     pub fn owned_prefixes(&self) -> Vec<PathBuf> {
-        vec![
-            self.state_dir.clone(),
-            self.run_dir.clone(),
-            self.bin_dir(),
-        ]
+        vec![self.state_dir.clone(), self.run_dir.clone(), self.bin_dir()]
     }
 }
 

@@ -66,8 +66,7 @@ async fn run(command: Command, layout: &Layout) -> testenv::Result<()> {
     match command {
         Command::Build { control_plane_only } => build::build(layout, !control_plane_only),
         Command::Up { control_plane_only } => {
-            let kubeconfig =
-                cluster::up(layout, cluster::UpOptions { control_plane_only }).await?;
+            let kubeconfig = cluster::up(layout, cluster::UpOptions { control_plane_only }).await?;
             println!("export KUBECONFIG={}", kubeconfig.display());
             Ok(())
         }
@@ -77,10 +76,7 @@ async fn run(command: Command, layout: &Layout) -> testenv::Result<()> {
             for line in &report.lines {
                 eprintln!("    {line}");
             }
-            eprintln!(
-                "testenv down: done in {:.1} s",
-                t.elapsed().as_secs_f64()
-            );
+            eprintln!("testenv down: done in {:.1} s", t.elapsed().as_secs_f64());
             Ok(())
         }
         Command::Status => {
@@ -100,13 +96,18 @@ async fn run(command: Command, layout: &Layout) -> testenv::Result<()> {
         }
         Command::BuildImage { dir, tag } => {
             let archive = images::build_and_load(layout, &dir, &tag)?;
-            println!("built {tag} ({}) and imported it into the node", archive.display());
+            println!(
+                "built {tag} ({}) and imported it into the node",
+                archive.display()
+            );
             Ok(())
         }
         Command::VerifyClean => {
             let left = cluster::leftovers(layout);
             if left.is_empty() {
-                println!("verify-clean: the host is clean (no process, mount, bridge, chain, cgroup or state dir of testenv)");
+                println!(
+                    "verify-clean: the host is clean (no process, mount, bridge, chain, cgroup or state dir of testenv)"
+                );
                 Ok(())
             } else {
                 Err(testenv::Error::NotClean { leftovers: left })

@@ -310,6 +310,9 @@ COMMIT
         let f = script.find("-F KUBE-FIREWALL").unwrap_or(0);
         let x = script.find("-X KUBE-FIREWALL").unwrap_or(0);
         let d = script.find("-D INPUT").unwrap_or(usize::MAX);
-        assert!(d < f && f < x, "jumps deleted, then flushed, then removed:\n{script}");
+        assert!(
+            d < f && f < x,
+            "jumps deleted, then flushed, then removed:\n{script}"
+        );
     }
 }

@@ -27,7 +27,9 @@ pub fn spawn(
         .append(true)
         .open(log)
         .ctx(|| format!("opening {}", log.display()))?;
-    let err = out.try_clone().ctx(|| format!("opening {}", log.display()))?;
+    let err = out
+        .try_clone()
+        .ctx(|| format!("opening {}", log.display()))?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(cwd)
@@ -133,7 +135,11 @@ pub fn find_processes(needles: &[PathBuf]) -> Vec<(i32, String)> {
         return found;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -170,7 +176,11 @@ pub fn find_by_exe_name(names: &[&str]) -> Vec<(i32, String)> {
         return found;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {

@@ -44,7 +44,9 @@ impl ApiKeys {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .or_else(|| bearer_token(headers));
-        let Some(key) = presented else { return Ok(None) };
+        let Some(key) = presented else {
+            return Ok(None);
+        };
         let wanted = digest(key.as_bytes());
         // Compare against every key without stopping early, so timing does not
         // reveal which key (if any) matched.
@@ -71,21 +73,34 @@ mod tests {
 
     fn keys() -> ApiKeys {
         let hashed = digest(b"second-key");
-        ApiKeys::new(&[ApiKey::Plain(SecretString::from("first-key")), ApiKey::Sha256(hashed)])
+        ApiKeys::new(&[
+            ApiKey::Plain(SecretString::from("first-key")),
+            ApiKey::Sha256(hashed),
+        ])
     }
 
     fn headers(name: &str, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        h.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
         h
     }
 
     #[test]
     fn plain_and_hashed_keys_from_either_header() {
         let k = keys();
-        let p = k.authenticate(&headers("x-api-key", "first-key")).unwrap().unwrap();
+        let p = k
+            .authenticate(&headers("x-api-key", "first-key"))
+            .unwrap()
+            .unwrap();
         assert_eq!(p.id, key_id(&digest(b"first-key")));
-        assert!(k.authenticate(&headers("authorization", "Bearer second-key")).unwrap().is_some());
+        assert!(
+            k.authenticate(&headers("authorization", "Bearer second-key"))
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]

@@ -82,11 +82,15 @@ impl JwksCache {
             if let Some(key) = self.lookup(&kid).await {
                 return Ok(key);
             }
+            // The first fetch is free; after it, a refetch for an unknown kid
+            // happens at most once per interval.
             let fetched_once = self.cached.read().await.fetched.is_some();
-            if fetched_once && last.is_some_and(|t| t.elapsed() < self.min_interval) {
-                return Err(JwksError::UnknownKey(kid));
+            if fetched_once {
+                if last.is_some_and(|t| t.elapsed() < self.min_interval) {
+                    return Err(JwksError::UnknownKey(kid));
+                }
+                *last = Some(Instant::now());
             }
-            *last = Some(Instant::now());
             self.fetch(url).await?;
         }
         self.lookup(&kid).await.ok_or(JwksError::UnknownKey(kid))
@@ -103,7 +107,8 @@ impl JwksCache {
     }
 
     async fn fetch(&self, url: &str) -> Result<(), JwksError> {
-        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let set: JwkSet = self
             .http
             .get(url)
@@ -114,11 +119,16 @@ impl JwksCache {
             .map_err(|e| JwksError::Fetch(e.without_url().to_string()))?
             .json()
             .await
-            .map_err(|e| JwksError::Fetch(format!("JWKS is not valid JSON: {}", e.without_url())))?;
+            .map_err(|e| {
+                JwksError::Fetch(format!("JWKS is not valid JSON: {}", e.without_url()))
+            })?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             // Encryption keys and unsupported key types are skipped, not fatal.
-            if matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)) {
+            if matches!(
+                jwk.common.public_key_use,
+                Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+            ) {
                 continue;
             }
             if let Ok(key) = DecodingKey::from_jwk(jwk) {

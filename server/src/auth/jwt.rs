@@ -84,10 +84,13 @@ pub fn describe(error: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::InvalidAudience => "the token's audience (aud) is not this server".into(),
         ErrorKind::InvalidSignature => "the token's signature is invalid".into(),
         ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted".into(),
-        ErrorKind::MissingRequiredClaim(claim) => format!("the token lacks the required claim {claim}"),
-        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
-            "the token is malformed".into()
+        ErrorKind::MissingRequiredClaim(claim) => {
+            format!("the token lacks the required claim {claim}")
         }
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_) => "the token is malformed".into(),
         _ => "the token was rejected".into(),
     }
 }
@@ -143,50 +146,100 @@ fn key_error(var: &'static str, message: impl std::fmt::Display) -> AuthSetupErr
     }
 }
 
-fn decoding_key_from_pem(alg: Algorithm, pem: &[u8], var: &'static str) -> Result<DecodingKey, AuthSetupError> {
+fn decoding_key_from_pem(
+    alg: Algorithm,
+    pem: &[u8],
+    var: &'static str,
+) -> Result<DecodingKey, AuthSetupError> {
     use jsonwebtoken::AlgorithmFamily;
     match alg.family() {
         AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem),
         AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
         AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem),
-        AlgorithmFamily::Hmac => return Err(key_error(var, "an HS* algorithm takes MCP_JWT_SECRET, not a public key")),
+        AlgorithmFamily::Hmac => {
+            return Err(key_error(
+                var,
+                "an HS* algorithm takes MCP_JWT_SECRET, not a public key",
+            ));
+        }
     }
-    .map_err(|e| key_error(var, format!("not a usable {alg:?} public key in PEM form: {e}")))
+    .map_err(|e| {
+        key_error(
+            var,
+            format!("not a usable {alg:?} public key in PEM form: {e}"),
+        )
+    })
 }
 
 impl StaticJwt {
     pub fn bearer(config: &JwtConfig) -> Result<Self, AuthSetupError> {
         let algorithm = algorithm(config.algorithm);
-        let keys = match (&config.secret, &config.public_key, &config.public_key_file, &config.jwks_file) {
+        let keys = match (
+            &config.secret,
+            &config.public_key,
+            &config.public_key_file,
+            &config.jwks_file,
+        ) {
             (Some(secret), ..) if config.algorithm.is_symmetric() => {
                 Keys::One(DecodingKey::from_secret(secret.expose_secret().as_bytes()))
             }
-            (_, Some(pem), ..) => Keys::One(decoding_key_from_pem(algorithm, pem.as_bytes(), "MCP_JWT_PUBLIC_KEY")?),
+            (_, Some(pem), ..) => Keys::One(decoding_key_from_pem(
+                algorithm,
+                pem.as_bytes(),
+                "MCP_JWT_PUBLIC_KEY",
+            )?),
             (_, _, Some(path), _) => {
-                let pem = std::fs::read(path).map_err(|e| key_error("MCP_JWT_PUBLIC_KEY_FILE", format!("{}: {e}", path.display())))?;
-                Keys::One(decoding_key_from_pem(algorithm, &pem, "MCP_JWT_PUBLIC_KEY_FILE")?)
+                let pem = std::fs::read(path).map_err(|e| {
+                    key_error(
+                        "MCP_JWT_PUBLIC_KEY_FILE",
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                Keys::One(decoding_key_from_pem(
+                    algorithm,
+                    &pem,
+                    "MCP_JWT_PUBLIC_KEY_FILE",
+                )?)
             }
             (_, _, _, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| key_error("MCP_JWT_JWKS_FILE", format!("{}: {e}", path.display())))?;
-                let set: JwkSet = serde_json::from_str(&text).map_err(|e| key_error("MCP_JWT_JWKS_FILE", format!("not a JWKS document: {e}")))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    key_error("MCP_JWT_JWKS_FILE", format!("{}: {e}", path.display()))
+                })?;
+                let set: JwkSet = serde_json::from_str(&text).map_err(|e| {
+                    key_error("MCP_JWT_JWKS_FILE", format!("not a JWKS document: {e}"))
+                })?;
                 let mut by_kid = HashMap::new();
                 for jwk in &set.keys {
-                    let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else {
+                    let (Some(kid), Ok(key)) =
+                        (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))
+                    else {
                         continue;
                     };
                     by_kid.insert(kid, key);
                 }
                 if by_kid.is_empty() {
-                    return Err(key_error("MCP_JWT_JWKS_FILE", "no usable key with a kid in the JWKS"));
+                    return Err(key_error(
+                        "MCP_JWT_JWKS_FILE",
+                        "no usable key with a kid in the JWKS",
+                    ));
                 }
                 Keys::ByKid(by_kid)
             }
-            _ => return Err(key_error("MCP_JWT_SECRET", "no verification key configured")),
+            _ => {
+                return Err(key_error(
+                    "MCP_JWT_SECRET",
+                    "no verification key configured",
+                ));
+            }
         };
         Ok(Self {
             keys,
             algorithm,
-            validation: validation(algorithm, std::slice::from_ref(&config.issuer), config.audience.as_deref()),
+            validation: validation(
+                algorithm,
+                std::slice::from_ref(&config.issuer),
+                config.audience.as_deref(),
+            ),
             require_oauth2_claim: false,
         })
     }
@@ -199,13 +252,20 @@ impl StaticJwt {
     }
 
     pub fn strategy(&self) -> &'static str {
-        if self.require_oauth2_claim { "oauth2" } else { "bearer" }
+        if self.require_oauth2_claim {
+            "oauth2"
+        } else {
+            "bearer"
+        }
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(describe(&e)))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(describe(&e)))?;
         if header.alg != self.algorithm {
-            return Err(AuthError::Invalid("the token's algorithm is not accepted".into()));
+            return Err(AuthError::Invalid(
+                "the token's algorithm is not accepted".into(),
+            ));
         }
         let key = match &self.keys {
             Keys::One(key) => key,
@@ -213,12 +273,16 @@ impl StaticJwt {
                 .kid
                 .as_deref()
                 .and_then(|kid| keys.get(kid))
-                .ok_or_else(|| AuthError::Invalid("the token's signing key (kid) is not known".into()))?,
+                .ok_or_else(|| {
+                    AuthError::Invalid("the token's signing key (kid) is not known".into())
+                })?,
         };
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| AuthError::Invalid(describe(&e)))?;
         if self.require_oauth2_claim && data.claims.oauth2 != Some(true) {
-            return Err(AuthError::Invalid("not a token issued by this server's login flow".into()));
+            return Err(AuthError::Invalid(
+                "not a token issued by this server's login flow".into(),
+            ));
         }
         let sub = data
             .claims

@@ -39,7 +39,9 @@ impl AuthError {
     pub fn oauth_error(&self) -> Option<&'static str> {
         match self {
             AuthError::Missing => None,
-            AuthError::Invalid(_) | AuthError::InQuery | AuthError::Unavailable(_) => Some("invalid_token"),
+            AuthError::Invalid(_) | AuthError::InQuery | AuthError::Unavailable(_) => {
+                Some("invalid_token")
+            }
             AuthError::InsufficientScope { .. } => Some("insufficient_scope"),
         }
     }
@@ -60,7 +62,7 @@ pub enum Authenticator {
     ApiKey(api_key::ApiKeys),
     /// `bearer` and `oauth2` both check JWTs with a locally configured key; oauth2
     /// additionally requires the `oauth2: true` claim of the tokens it mints.
-    Jwt(jwt::StaticJwt),
+    Jwt(Box<jwt::StaticJwt>),
     Oidc(Arc<oidc::Oidc>),
 }
 
@@ -68,7 +70,10 @@ pub enum Authenticator {
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Query parameters that carry credentials in other servers (converse 1.3.2 took
@@ -77,8 +82,15 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 pub fn credentials_in_query(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
         q.split('&').any(|pair| {
-            let name = pair.split('=').next().unwrap_or_default().to_ascii_lowercase();
-            matches!(name.as_str(), "api_key" | "apikey" | "access_token" | "token" | "key")
+            let name = pair
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            matches!(
+                name.as_str(),
+                "api_key" | "apikey" | "access_token" | "token" | "key"
+            )
         })
     })
 }
@@ -89,8 +101,12 @@ impl Authenticator {
         Ok(match auth.strategy {
             AuthStrategy::None => Authenticator::None,
             AuthStrategy::ApiKey => Authenticator::ApiKey(api_key::ApiKeys::new(&auth.api_keys)),
-            AuthStrategy::Bearer => Authenticator::Jwt(jwt::StaticJwt::bearer(&auth.jwt)?),
-            AuthStrategy::OAuth2 => Authenticator::Jwt(jwt::StaticJwt::oauth2(&auth.jwt)?),
+            AuthStrategy::Bearer => {
+                Authenticator::Jwt(Box::new(jwt::StaticJwt::bearer(&auth.jwt)?))
+            }
+            AuthStrategy::OAuth2 => {
+                Authenticator::Jwt(Box::new(jwt::StaticJwt::oauth2(&auth.jwt)?))
+            }
             AuthStrategy::Oidc => Authenticator::Oidc(Arc::new(oidc::Oidc::new(&auth.oidc)?)),
         })
     }

@@ -78,14 +78,33 @@ fn random_token() -> String {
 impl OAuthFlow {
     pub fn new(auth: &AuthConfig) -> Result<Self, OAuthSetupError> {
         let o = &auth.oauth;
-        let secret = auth.jwt.secret.as_ref().ok_or(OAuthSetupError::Missing("MCP_JWT_SECRET"))?;
+        let secret = auth
+            .jwt
+            .secret
+            .as_ref()
+            .ok_or(OAuthSetupError::Missing("MCP_JWT_SECRET"))?;
         Ok(Self {
-            client_id: o.client_id.clone().ok_or(OAuthSetupError::Missing("MCP_OAUTH_CLIENT_ID"))?,
-            client_secret: o.client_secret.clone().ok_or(OAuthSetupError::Missing("MCP_OAUTH_CLIENT_SECRET"))?,
-            auth_url: o.auth_url.clone().ok_or(OAuthSetupError::Missing("MCP_OAUTH_AUTH_URL"))?,
-            token_url: o.token_url.clone().ok_or(OAuthSetupError::Missing("MCP_OAUTH_TOKEN_URL"))?,
+            client_id: o
+                .client_id
+                .clone()
+                .ok_or(OAuthSetupError::Missing("MCP_OAUTH_CLIENT_ID"))?,
+            client_secret: o
+                .client_secret
+                .clone()
+                .ok_or(OAuthSetupError::Missing("MCP_OAUTH_CLIENT_SECRET"))?,
+            auth_url: o
+                .auth_url
+                .clone()
+                .ok_or(OAuthSetupError::Missing("MCP_OAUTH_AUTH_URL"))?,
+            token_url: o
+                .token_url
+                .clone()
+                .ok_or(OAuthSetupError::Missing("MCP_OAUTH_TOKEN_URL"))?,
             userinfo_url: o.userinfo_url.clone(),
-            callback_url: o.callback_url.clone().ok_or(OAuthSetupError::Missing("MCP_OAUTH_CALLBACK_URL"))?,
+            callback_url: o
+                .callback_url
+                .clone()
+                .ok_or(OAuthSetupError::Missing("MCP_OAUTH_CALLBACK_URL"))?,
             scope: o.scope.clone(),
             issuer: auth.jwt.issuer.clone(),
             audience: auth.jwt.audience.clone(),
@@ -110,7 +129,10 @@ impl OAuthFlow {
             let mut pending = self.pending.lock().await;
             pending.retain(|_, p| p.created.elapsed() < STATE_TTL);
             if pending.len() >= MAX_PENDING
-                && let Some(oldest) = pending.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| k.clone())
+                && let Some(oldest) = pending
+                    .iter()
+                    .min_by_key(|(_, p)| p.created)
+                    .map(|(k, _)| k.clone())
             {
                 pending.remove(&oldest);
             }
@@ -164,7 +186,10 @@ impl OAuthFlow {
             .await
             .map_err(|_| format!("token endpoint answered HTTP {status} without JSON"))?;
         if !status.is_success() || body.get("error").is_some() {
-            let error = body.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
+            let error = body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown_error");
             return Err(format!("the identity provider refused the code ({error})"));
         }
         body.get("access_token")
@@ -174,7 +199,9 @@ impl OAuthFlow {
     }
 
     async fn userinfo(&self, access_token: &str) -> Value {
-        let Some(url) = &self.userinfo_url else { return json!({}) };
+        let Some(url) = &self.userinfo_url else {
+            return json!({});
+        };
         let result = self
             .http
             .get(url.clone())
@@ -196,7 +223,10 @@ impl OAuthFlow {
     fn mint(&self, user: &Value) -> Result<String, jsonwebtoken::errors::Error> {
         let text = |k: &str| user.get(k).and_then(Value::as_str).map(str::to_string);
         let sub = text("sub")
-            .or_else(|| user.get("id").map(|v| v.to_string().trim_matches('"').to_string()))
+            .or_else(|| {
+                user.get("id")
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+            })
             .or_else(|| text("login"))
             .or_else(|| text("email"))
             .unwrap_or_else(|| "oauth2-user".to_string());
@@ -218,12 +248,20 @@ impl OAuthFlow {
         if let Some(aud) = &self.audience {
             claims["aud"] = json!(aud);
         }
-        jsonwebtoken::encode(&Header::new(algorithm(self.algorithm)), &claims, &self.signing_key)
+        jsonwebtoken::encode(
+            &Header::new(algorithm(self.algorithm)),
+            &claims,
+            &self.signing_key,
+        )
     }
 }
 
 fn error_page(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, Json(json!({ "error": error, "error_description": description }))).into_response()
+    (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
 }
 
 /// `GET /oauth/authorize`: sends the browser to the identity provider.
@@ -240,9 +278,16 @@ pub struct CallbackParams {
 
 /// `GET /oauth/callback`: checks the state, exchanges the code, answers with
 /// this server's token.
-pub async fn callback(State(flow): State<Arc<OAuthFlow>>, Query(params): Query<CallbackParams>) -> Response {
+pub async fn callback(
+    State(flow): State<Arc<OAuthFlow>>,
+    Query(params): Query<CallbackParams>,
+) -> Response {
     if let Some(error) = params.error {
-        return error_page(StatusCode::BAD_REQUEST, "access_denied", &format!("the identity provider reported: {error}"));
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "access_denied",
+            &format!("the identity provider reported: {error}"),
+        );
     }
     let Some(state) = params.state.filter(|s| !s.is_empty()) else {
         return error_page(StatusCode::BAD_REQUEST, "invalid_request", "missing state");
@@ -255,7 +300,11 @@ pub async fn callback(State(flow): State<Arc<OAuthFlow>>, Query(params): Query<C
         );
     };
     let Some(code) = params.code.filter(|c| !c.is_empty()) else {
-        return error_page(StatusCode::BAD_REQUEST, "invalid_request", "missing authorization code");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "missing authorization code",
+        );
     };
     let upstream = match flow.exchange(&code, &verifier).await {
         Ok(token) => token,
@@ -270,6 +319,10 @@ pub async fn callback(State(flow): State<Arc<OAuthFlow>>, Query(params): Query<C
             "user": user,
         }))
         .into_response(),
-        Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "could not sign the token"),
+        Err(_) => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "could not sign the token",
+        ),
     }
 }

@@ -40,7 +40,11 @@ struct ProviderMetadata {
 /// The issuer as a string without the trailing slash `url` adds to a bare host.
 fn issuer_text(url: &Url) -> String {
     let s = url.as_str();
-    if url.path() == "/" { s.trim_end_matches('/').to_string() } else { s.to_string() }
+    if url.path() == "/" {
+        s.trim_end_matches('/').to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 impl Oidc {
@@ -51,7 +55,8 @@ impl Oidc {
         })?;
         let audience = config.effective_audience().ok_or(AuthSetupError::Key {
             var: "MCP_PUBLIC_URL",
-            message: "MCP_PUBLIC_URL or MCP_OIDC_AUDIENCE is required for MCP_AUTH_STRATEGY=oidc".into(),
+            message: "MCP_PUBLIC_URL or MCP_OIDC_AUDIENCE is required for MCP_AUTH_STRATEGY=oidc"
+                .into(),
         })?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -120,12 +125,19 @@ impl Oidc {
                 let mut last_error = String::new();
                 for url in candidates {
                     match self.fetch_metadata(&url).await {
-                        Ok(meta) if meta.issuer.trim_end_matches('/') == issuer => return Ok((meta.issuer, meta.jwks_uri)),
-                        Ok(meta) => last_error = format!("{url} names issuer {} instead of {issuer}", meta.issuer),
+                        Ok(meta) if meta.issuer.trim_end_matches('/') == issuer => {
+                            return Ok((meta.issuer, meta.jwks_uri));
+                        }
+                        Ok(meta) => {
+                            last_error =
+                                format!("{url} names issuer {} instead of {issuer}", meta.issuer)
+                        }
                         Err(e) => last_error = e,
                     }
                 }
-                Err(AuthError::Unavailable(format!("identity provider discovery failed: {last_error}")))
+                Err(AuthError::Unavailable(format!(
+                    "identity provider discovery failed: {last_error}"
+                )))
             })
             .await
     }
@@ -144,34 +156,48 @@ impl Oidc {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(describe(&e)))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(describe(&e)))?;
         // Only asymmetric algorithms: an IdP never shares an HMAC secret with us,
         // and accepting HS* here is the classic algorithm-confusion hole.
         if header.alg.family() == AlgorithmFamily::Hmac {
-            return Err(AuthError::Invalid("the token's algorithm is not accepted".into()));
+            return Err(AuthError::Invalid(
+                "the token's algorithm is not accepted".into(),
+            ));
         }
         let (issuer, jwks_url) = self.discover().await?;
-        let key = self.jwks.key(jwks_url, header.kid.as_deref()).await.map_err(|e| match e {
-            JwksError::Fetch(m) => AuthError::Unavailable(m),
-            JwksError::UnknownKey(_) => AuthError::Invalid("the token's signing key (kid) is not known".into()),
-        })?;
+        let key = self
+            .jwks
+            .key(jwks_url, header.kid.as_deref())
+            .await
+            .map_err(|e| match e {
+                JwksError::Fetch(m) => AuthError::Unavailable(m),
+                JwksError::UnknownKey(_) => {
+                    AuthError::Invalid("the token's signing key (kid) is not known".into())
+                }
+            })?;
         let alg: Algorithm = key.algorithm.unwrap_or(header.alg);
         if alg != header.alg || alg.family() != key.key.family() {
-            return Err(AuthError::Invalid("the token's algorithm does not match its key".into()));
+            return Err(AuthError::Invalid(
+                "the token's algorithm does not match its key".into(),
+            ));
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation(alg, &[issuer.clone()], Some(&self.audience)))
-            .map_err(|e| AuthError::Invalid(describe(&e)))?;
+        let data = jsonwebtoken::decode::<Claims>(
+            token,
+            &key.key,
+            &validation(alg, std::slice::from_ref(issuer), Some(&self.audience)),
+        )
+        .map_err(|e| AuthError::Invalid(describe(&e)))?;
         let scopes = data.claims.scopes();
         if !self.required_scopes.iter().all(|s| scopes.contains(s)) {
             return Err(AuthError::InsufficientScope {
                 required: self.required_scopes.clone(),
             });
         }
-        let sub = data
-            .claims
-            .sub
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| AuthError::Invalid("the token lacks the required claim sub".into()))?;
+        let sub =
+            data.claims.sub.filter(|s| !s.is_empty()).ok_or_else(|| {
+                AuthError::Invalid("the token lacks the required claim sub".into())
+            })?;
         Ok(Principal {
             id: sub,
             strategy: "oidc",

@@ -24,7 +24,11 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
         .collect();
     // Walk from the proxy nearest to us outward; the first hop we do not trust
     // is the client as far as we can tell.
-    forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer_ip)
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer_ip)
 }
 
 #[cfg(test)]
@@ -41,7 +45,10 @@ mod tests {
     fn untrusted_peers_cannot_choose_their_address() {
         let peer: SocketAddr = "203.0.113.9:5000".parse().unwrap();
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(client_ip(peer, &h("1.2.3.4"), &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &h("1.2.3.4"), &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -52,8 +59,14 @@ mod tests {
             client_ip(peer, &h("6.6.6.6, 198.51.100.7, 10.1.1.1"), &trusted),
             "198.51.100.7".parse::<IpAddr>().unwrap()
         );
-        assert_eq!(client_ip(peer, &HeaderMap::new(), &trusted), "10.0.0.2".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip(peer, &h("garbage"), &trusted), "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &HeaderMap::new(), &trusted),
+            "10.0.0.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip(peer, &h("garbage"), &trusted),
+            "10.0.0.2".parse::<IpAddr>().unwrap()
+        );
     }
 
     proptest::proptest! {

@@ -61,7 +61,12 @@ pub fn refusal(status: StatusCode, code: i64, message: impl Into<String>) -> Res
         "error": { "code": code, "message": message.into() },
         "id": Value::Null,
     });
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn with_retry_after(mut response: Response, wait: Duration) -> Response {
@@ -100,29 +105,40 @@ fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     allowed.iter().any(|a| {
         a.eq_ignore_ascii_case(origin)
             || a.strip_suffix(":*").is_some_and(|base| {
-                origin
-                    .get(..base.len())
-                    .is_some_and(|p| p.eq_ignore_ascii_case(base) && origin[base.len()..].starts_with(':'))
-                    || origin.eq_ignore_ascii_case(base)
+                origin.get(..base.len()).is_some_and(|p| {
+                    p.eq_ignore_ascii_case(base) && origin[base.len()..].starts_with(':')
+                }) || origin.eq_ignore_ascii_case(base)
             })
     })
 }
 
 impl Gate {
-    fn check_origin(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// `Some(refusal)` when Host or Origin is not allowed.
+    fn check_origin(&self, headers: &HeaderMap) -> Option<Response> {
         if let Some(allowed) = &self.allowed_hosts {
-            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !host_allowed(host, allowed) {
-                return Err(refusal(StatusCode::FORBIDDEN, -32000, format!("Host {host:?} is not allowed (HTTP_ALLOWED_HOSTS)")));
+                return Some(refusal(
+                    StatusCode::FORBIDDEN,
+                    -32000,
+                    format!("Host {host:?} is not allowed (HTTP_ALLOWED_HOSTS)"),
+                ));
             }
         }
         if !self.allowed_origins.is_empty()
             && let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
             && !origin_allowed(origin, &self.allowed_origins)
         {
-            return Err(refusal(StatusCode::FORBIDDEN, -32000, format!("Origin {origin:?} is not allowed (HTTP_ALLOWED_ORIGINS)")));
+            return Some(refusal(
+                StatusCode::FORBIDDEN,
+                -32000,
+                format!("Origin {origin:?} is not allowed (HTTP_ALLOWED_ORIGINS)"),
+            ));
         }
-        Ok(())
+        None
     }
 
     fn auth_refusal(&self, error: &AuthError) -> Response {
@@ -147,17 +163,36 @@ impl Gate {
             refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 -32000,
-                format!("request body larger than {} bytes (HTTP_MAX_REQUEST_SIZE)", self.max_body),
+                format!(
+                    "request body larger than {} bytes (HTTP_MAX_REQUEST_SIZE)",
+                    self.max_body
+                ),
             )
         };
         if declared.is_some_and(|n| n > self.max_body) {
             return Err(too_large());
         }
-        let limited = http_body_util::Limited::new(body, usize::try_from(self.max_body).unwrap_or(usize::MAX));
+        let limited = http_body_util::Limited::new(
+            body,
+            usize::try_from(self.max_body).unwrap_or(usize::MAX),
+        );
         match tokio::time::timeout(self.body_timeout, limited.collect()).await {
-            Err(_) => Err(refusal(StatusCode::REQUEST_TIMEOUT, -32000, "request body not received in time (HTTP_REQUEST_TIMEOUT)")),
-            Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
-            Ok(Err(_)) => Err(refusal(StatusCode::BAD_REQUEST, -32700, "could not read the request body")),
+            Err(_) => Err(refusal(
+                StatusCode::REQUEST_TIMEOUT,
+                -32000,
+                "request body not received in time (HTTP_REQUEST_TIMEOUT)",
+            )),
+            Ok(Err(e))
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                Err(too_large())
+            }
+            Ok(Err(_)) => Err(refusal(
+                StatusCode::BAD_REQUEST,
+                -32700,
+                "could not read the request body",
+            )),
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
     }
@@ -169,23 +204,21 @@ pub async fn gate(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Err(refused) = gate.check_origin(request.headers()) {
+    if let Some(refused) = gate.check_origin(request.headers()) {
         return refused;
     }
     let ip = client_ip(peer, request.headers(), &gate.trusted_proxies);
-    let limit_ip = |gate: &Gate| -> Result<(), Response> {
-        match &gate.limiter {
-            Some(l) => l.check(&format!("ip:{ip}")).map_err(|wait| {
-                with_retry_after(refusal(StatusCode::TOO_MANY_REQUESTS, -32000, "rate limit exceeded"), wait)
-            }),
-            None => Ok(()),
-        }
+    // Requests that fail authentication spend their client IP's budget, so
+    // guessing credentials is throttled too. `Some` is the 429 to send.
+    let limit_ip = |gate: &Gate| -> Option<Response> {
+        let wait = gate.limiter.as_ref()?.check(&format!("ip:{ip}")).err()?;
+        Some(with_retry_after(
+            refusal(StatusCode::TOO_MANY_REQUESTS, -32000, "rate limit exceeded"),
+            wait,
+        ))
     };
     if credentials_in_query(request.uri().query()) {
-        if let Err(r) = limit_ip(&gate) {
-            return r;
-        }
-        return gate.auth_refusal(&AuthError::InQuery);
+        return limit_ip(&gate).unwrap_or_else(|| gate.auth_refusal(&AuthError::InQuery));
     }
 
     let (mut parts, body) = request.into_parts();
@@ -202,39 +235,44 @@ pub async fn gate(
     } else {
         Bytes::new()
     };
-    let method = serde_json::from_slice::<Probe>(&bytes).ok().and_then(|p| p.method);
+    let method = serde_json::from_slice::<Probe>(&bytes)
+        .ok()
+        .and_then(|p| p.method);
     let session_id = parts
         .headers
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let is_initialize = parts.method == Method::POST && session_id.is_none() && method.as_deref() == Some("initialize");
+    let is_initialize = parts.method == Method::POST
+        && session_id.is_none()
+        && method.as_deref() == Some("initialize");
 
     let principal: Option<Principal> = match gate.auth.authenticate(&parts.headers).await {
         Ok(p) => p,
-        Err(e) => {
-            if let Err(r) = limit_ip(&gate) {
-                return r;
-            }
-            return gate.auth_refusal(&e);
-        }
+        Err(e) => return limit_ip(&gate).unwrap_or_else(|| gate.auth_refusal(&e)),
     };
     if principal.is_none() && gate.required {
         let allowed = gate.session_auth_enabled
-            && if is_initialize { !gate.require_for_session } else { !gate.require_for_operations };
+            && if is_initialize {
+                !gate.require_for_session
+            } else {
+                !gate.require_for_operations
+            };
         if !allowed {
-            if let Err(r) = limit_ip(&gate) {
-                return r;
-            }
-            return gate.auth_refusal(&AuthError::Missing);
+            return limit_ip(&gate).unwrap_or_else(|| gate.auth_refusal(&AuthError::Missing));
         }
     }
-    let owner_key = principal.as_ref().map(|p| format!("{}:{}", p.strategy, p.id));
+    let owner_key = principal
+        .as_ref()
+        .map(|p| format!("{}:{}", p.strategy, p.id));
 
     if let Some(limiter) = &gate.limiter {
         let key = owner_key.clone().unwrap_or_else(|| format!("ip:{ip}"));
         if let Err(wait) = limiter.check(&key) {
-            return with_retry_after(refusal(StatusCode::TOO_MANY_REQUESTS, -32000, "rate limit exceeded"), wait);
+            return with_retry_after(
+                refusal(StatusCode::TOO_MANY_REQUESTS, -32000, "rate limit exceeded"),
+                wait,
+            );
         }
     }
 
@@ -263,13 +301,21 @@ pub async fn gate(
         parts.extensions.insert(p);
     }
     let is_delete = parts.method == Method::DELETE;
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
 
-    if let Some(id) = session_id.as_deref().filter(|_| is_delete && response.status().is_success()) {
+    if let Some(id) = session_id
+        .as_deref()
+        .filter(|_| is_delete && response.status().is_success())
+    {
         gate.sessions.forget(id).await;
     }
     if reservation.is_some()
-        && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+        && let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
     {
         let owner = owner_key.map_or(Owner::Unclaimed, Owner::Principal);
         gate.sessions.record(id, owner).await;
@@ -284,7 +330,11 @@ mod tests {
 
     #[test]
     fn hosts_match_with_or_without_port() {
-        let allowed = vec!["localhost".to_string(), "mcp.example.com:8443".to_string(), "::1".to_string()];
+        let allowed = vec![
+            "localhost".to_string(),
+            "mcp.example.com:8443".to_string(),
+            "::1".to_string(),
+        ];
         assert!(host_allowed("localhost:3157", &allowed));
         assert!(host_allowed("LOCALHOST", &allowed));
         assert!(host_allowed("mcp.example.com:8443", &allowed));
@@ -296,7 +346,10 @@ mod tests {
 
     #[test]
     fn origins_match_exactly_or_by_port_wildcard() {
-        let allowed = vec!["https://app.example.com".to_string(), "http://localhost:*".to_string()];
+        let allowed = vec![
+            "https://app.example.com".to_string(),
+            "http://localhost:*".to_string(),
+        ];
         assert!(origin_allowed("https://app.example.com", &allowed));
         assert!(origin_allowed("http://localhost:5173", &allowed));
         assert!(!origin_allowed("http://localhost.evil.com", &allowed));

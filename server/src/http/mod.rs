@@ -67,7 +67,10 @@ pub struct AppState {
 
 /// rmcp's Streamable HTTP settings from our configuration. Host and Origin are
 /// checked by the gate already; rmcp checks them again (defence in depth).
-pub fn mcp_config(config: &ServerConfig, shutdown: CancellationToken) -> StreamableHttpServerConfig {
+pub fn mcp_config(
+    config: &ServerConfig,
+    shutdown: CancellationToken,
+) -> StreamableHttpServerConfig {
     let http = &config.http;
     let mut mcp = StreamableHttpServerConfig::default()
         .with_json_response(true)
@@ -92,18 +95,37 @@ fn cors(config: &ServerConfig) -> Option<CorsLayer> {
     let origins = if c.any_origin() {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(c.origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        AllowOrigin::list(
+            c.origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
     };
-    let mut headers: Vec<HeaderName> = MCP_REQUEST_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect();
-    headers.extend(c.headers.iter().filter_map(|h| HeaderName::from_bytes(h.trim().as_bytes()).ok()));
+    let mut headers: Vec<HeaderName> = MCP_REQUEST_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
+    headers.extend(
+        c.headers
+            .iter()
+            .filter_map(|h| HeaderName::from_bytes(h.trim().as_bytes()).ok()),
+    );
     headers.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     headers.dedup();
     Some(
         CorsLayer::new()
             .allow_origin(origins)
-            .allow_methods(c.methods.iter().filter_map(|m| m.parse::<Method>().ok()).collect::<Vec<_>>())
+            .allow_methods(
+                c.methods
+                    .iter()
+                    .filter_map(|m| m.parse::<Method>().ok())
+                    .collect::<Vec<_>>(),
+            )
             .allow_headers(headers)
-            .expose_headers([HeaderName::from_static("mcp-session-id"), HeaderName::from_static("www-authenticate")])
+            .expose_headers([
+                HeaderName::from_static("mcp-session-id"),
+                HeaderName::from_static("www-authenticate"),
+            ])
             .allow_credentials(c.credentials),
     )
 }
@@ -138,7 +160,9 @@ pub fn router(
         max_body: http.max_request_size,
         body_timeout: http.request_timeout,
         trusted_proxies: http.trusted_proxies.clone(),
-        allowed_hosts: http.dns_rebinding_protection.then(|| http.allowed_hosts.clone()),
+        allowed_hosts: http
+            .dns_rebinding_protection
+            .then(|| http.allowed_hosts.clone()),
         allowed_origins: http.allowed_origins.clone(),
         auth,
     });
@@ -146,10 +170,17 @@ pub fn router(
     // rmcp makes a handler per session (or per stateless request): clone a
     // prototype rather than rebuilding the tool and prompt routers each time.
     let prototype = ConverseMcp::new(engine.clone());
-    let mcp = StreamableHttpService::new(move || Ok(prototype.clone()), manager, mcp_config(config, shutdown.clone()));
+    let mcp = StreamableHttpService::new(
+        move || Ok(prototype.clone()),
+        manager,
+        mcp_config(config, shutdown.clone()),
+    );
     let mcp = Router::new()
         .fallback_service(mcp)
-        .layer(axum::middleware::from_fn_with_state(gate.clone(), gate::gate));
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            gate::gate,
+        ));
 
     let state = AppState {
         engine,
@@ -160,8 +191,14 @@ pub fn router(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/info", get(info))
-        .route("/.well-known/oauth-protected-resource", get(protected_resource))
-        .route("/.well-known/oauth-protected-resource/mcp", get(protected_resource))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(protected_resource),
+        )
         .with_state(state)
         .nest_service("/mcp", mcp);
     if config.auth.strategy == AuthStrategy::OAuth2 {

@@ -9,20 +9,25 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 
 pub struct Limiter {
-    inner: RateLimiter<String, governor::state::keyed::DefaultKeyedStateStore<String>, DefaultClock>,
+    inner:
+        RateLimiter<String, governor::state::keyed::DefaultKeyedStateStore<String>, DefaultClock>,
     clock: DefaultClock,
 }
 
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limiter").field("keys", &self.inner.len()).finish()
+        f.debug_struct("Limiter")
+            .field("keys", &self.inner.len())
+            .finish()
     }
 }
 
 impl Limiter {
     pub fn new(window: Duration, max_requests: u32) -> Option<Self> {
         let burst = NonZeroU32::new(max_requests)?;
-        let period = window.checked_div(max_requests)?.max(Duration::from_nanos(1));
+        let period = window
+            .checked_div(max_requests)?
+            .max(Duration::from_nanos(1));
         let quota = Quota::with_period(period)?.allow_burst(burst);
         Some(Self {
             inner: RateLimiter::keyed(quota),
@@ -32,9 +37,11 @@ impl Limiter {
 
     /// `Err(retry_after)` when the key is over its limit.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
-        self.inner
-            .check_key(&key.to_string())
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()).max(Duration::from_secs(1)))
+        self.inner.check_key(&key.to_string()).map_err(|not_until| {
+            not_until
+                .wait_time_from(self.clock.now())
+                .max(Duration::from_secs(1))
+        })
     }
 
     /// Forgets keys whose bucket is full again (idle clients).
@@ -59,7 +66,10 @@ mod tests {
             assert!(l.check("a").is_ok());
         }
         let wait = l.check("a").unwrap_err();
-        assert!(wait >= Duration::from_secs(1) && wait <= Duration::from_secs(20), "{wait:?}");
+        assert!(
+            wait >= Duration::from_secs(1) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
         assert!(l.check("b").is_ok(), "keys are independent");
     }
 

@@ -70,7 +70,14 @@ impl Sessions {
 
     /// Drops ownership records of sessions rmcp has closed (idle expiry, DELETE).
     pub async fn sweep(&self) {
-        let live: Vec<String> = self.manager.sessions.read().await.keys().map(|k| k.to_string()).collect();
+        let live: Vec<String> = self
+            .manager
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
         self.owners.lock().await.retain(|id, _| live.contains(id));
     }
 

@@ -159,3 +159,100 @@ pub async fn until_idle(fake: &FakeLlm) {
         fake.in_flight()
     );
 }
+
+/// Connects rmcp's client (legacy era) sending extra headers on every request.
+pub async fn connect_with_headers(url: &str, headers: &[(&str, &str)]) -> Result<Client, String> {
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut map = std::collections::HashMap::new();
+    for (k, v) in headers {
+        map.insert(
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            reqwest::header::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(map);
+    ClientConfig::default()
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_config(config),
+            ClientLifecycleMode::Initialize,
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+pub const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw-test","version":"1"}}}"#;
+
+/// A raw MCP POST, as a misbehaving or unauthenticated client would send it.
+pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_string());
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.expect("request reaches the server")
+}
+
+/// The JSON-RPC error body of a refused request.
+pub async fn jsonrpc_error(response: reqwest::Response) -> Value {
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert!(body["error"]["code"].is_i64(), "{body}");
+    body["error"].clone()
+}
+
+/// A fresh key pair made by the openssl CLI: (private PEM, public PEM).
+pub fn rsa_keypair() -> (String, String) {
+    let dir = std::env::temp_dir().join(format!("converse-keys-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let private = dir.join("private.pem");
+    let public = dir.join("public.pem");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&private)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed")
+        .success()
+        && std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(&public)
+            .status()
+            .unwrap()
+            .success();
+    assert!(ok, "openssl failed");
+    let keys = (
+        std::fs::read_to_string(&private).unwrap(),
+        std::fs::read_to_string(&public).unwrap(),
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    keys
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

@@ -1,0 +1,620 @@
+//! Every authentication strategy through real MCP clients and raw HTTP: accepted
+//! and refused credentials, and what a refusal looks like on the wire.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use common::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn hs_token(claims: Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn claims(iss: &str) -> Value {
+    json!({"sub": "alice", "iss": iss, "exp": now() + 600, "nbf": now() - 10, "iat": now()})
+}
+
+/// A request that needs authentication under the default session-auth rules
+/// (an anonymous `initialize` is allowed by MCP_SESSION_AUTH_REQUIRE_FOR_SESSION=false).
+const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
+
+async fn expect_401(url: &str, headers: &[(&str, &str)], why: &str) -> Value {
+    let r = post(url, TOOLS_LIST, headers).await;
+    assert_eq!(r.status(), 401, "{why}");
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .expect("WWW-Authenticate")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.starts_with("Bearer realm=\"mcp\""),
+        "{why}: {challenge}"
+    );
+    let error = jsonrpc_error(r).await;
+    assert_eq!(error["code"], -32001, "{why}");
+    json!({"challenge": challenge, "error": error})
+}
+
+#[tokio::test]
+async fn api_key_accepts_plain_and_hashed_keys_and_refuses_the_rest() {
+    let fake = fake().await;
+    let mut env = env_for(&fake);
+    env.insert("MCP_AUTH_STRATEGY".into(), "api_key".into());
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(b"team-b-key")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    env.insert(
+        "MCP_API_KEYS".into(),
+        format!("team-a-key, sha256:{digest}"),
+    );
+    let server = start_http(&env).await;
+
+    let a = connect_with_headers(&server.url, &[("x-api-key", "team-a-key")])
+        .await
+        .unwrap();
+    let result = call(&a, "chat", json!({"prompt": "hi", "model": "gpt-4o"})).await;
+    assert_ne!(result.is_error, Some(true));
+    let b = connect_with_headers(&server.url, &[("authorization", "Bearer team-b-key")])
+        .await
+        .unwrap();
+    assert_eq!(b.list_all_tools().await.unwrap().len(), 2);
+
+    expect_401(&server.url, &[], "no key").await;
+    let wrong = expect_401(&server.url, &[("x-api-key", "team-c-key")], "wrong key").await;
+    assert!(
+        !wrong.to_string().contains("team-c-key"),
+        "the key is never echoed"
+    );
+    let in_query = post(
+        &format!("{}?api_key=team-a-key", server.url),
+        TOOLS_LIST,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        in_query.status(),
+        401,
+        "keys in the URL are refused even when valid"
+    );
+    assert!(
+        jsonrpc_error(in_query).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("URL")
+    );
+
+    let info: Value = reqwest::get(format!("{}/info", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["authentication"]["strategy"], "api_key");
+    assert!(!info.to_string().contains("team-a-key"));
+}
+
+#[tokio::test]
+async fn a_refused_request_never_creates_a_session() {
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("MCP_AUTH_STRATEGY".to_string(), "api_key".to_string());
+    env.insert("MCP_API_KEYS".to_string(), "k".to_string());
+    env.insert(
+        "MCP_SESSION_AUTH_REQUIRE_FOR_SESSION".to_string(),
+        "true".to_string(),
+    );
+    let server = start_http(&env).await;
+    for _ in 0..5 {
+        let r = post(&server.url, INITIALIZE, &[]).await;
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().get("mcp-session-id").is_none());
+    }
+    let info: Value = reqwest::get(format!("{}/info", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["sessions"]["active"], 0);
+}
+
+#[tokio::test]
+async fn bearer_hs256_checks_signature_time_issuer_and_audience() {
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("MCP_AUTH_STRATEGY".to_string(), "bearer".to_string());
+    env.insert("MCP_JWT_SECRET".to_string(), SECRET.to_string());
+    env.insert("MCP_JWT_ISSUER".to_string(), "team-issuer".to_string());
+    env.insert("MCP_JWT_AUDIENCE".to_string(), "converse".to_string());
+    let server = start_http(&env).await;
+    let good = {
+        let mut c = claims("team-issuer");
+        c["aud"] = json!("converse");
+        c
+    };
+    let token = hs_token(good.clone());
+    let client = connect_with_headers(
+        &server.url,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+
+    let variants: Vec<(&str, String)> = vec![
+        ("alg none", {
+            let header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
+            format!("{header}.{}.", base64_url(good.to_string().as_bytes()))
+        }),
+        (
+            "wrong signature",
+            encode(
+                &Header::new(Algorithm::HS256),
+                &good,
+                &EncodingKey::from_secret(b"another-secret-another-secret-xx"),
+            )
+            .unwrap(),
+        ),
+        (
+            "expired",
+            hs_token(
+                json!({"sub":"a","iss":"team-issuer","aud":"converse","exp": now() - 120, "nbf": now() - 600}),
+            ),
+        ),
+        (
+            "not yet valid",
+            hs_token(
+                json!({"sub":"a","iss":"team-issuer","aud":"converse","exp": now() + 600, "nbf": now() + 300}),
+            ),
+        ),
+        (
+            "wrong issuer",
+            hs_token(
+                json!({"sub":"a","iss":"someone-else","aud":"converse","exp": now() + 600, "nbf": now()}),
+            ),
+        ),
+        (
+            "wrong audience",
+            hs_token(
+                json!({"sub":"a","iss":"team-issuer","aud":"another-api","exp": now() + 600, "nbf": now()}),
+            ),
+        ),
+        (
+            "no exp",
+            hs_token(json!({"sub":"a","iss":"team-issuer","aud":"converse","nbf": now()})),
+        ),
+        ("garbage", "not.a.jwt".to_string()),
+    ];
+    for (why, token) in variants {
+        let refused = expect_401(
+            &server.url,
+            &[("authorization", &format!("Bearer {token}"))],
+            why,
+        )
+        .await;
+        assert!(
+            refused["challenge"]
+                .as_str()
+                .unwrap()
+                .contains("error=\"invalid_token\""),
+            "{why}: {refused}"
+        );
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn bearer_rs256_rejects_algorithm_confusion() {
+    let (private, public) = rsa_keypair();
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("MCP_AUTH_STRATEGY".to_string(), "bearer".to_string());
+    env.insert("MCP_JWT_ALGORITHM".to_string(), "RS256".to_string());
+    env.insert("MCP_JWT_PUBLIC_KEY".to_string(), public.clone());
+    let server = start_http(&env).await;
+    let good = encode(
+        &Header::new(Algorithm::RS256),
+        &claims("converse-mcp-server"),
+        &EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let client = connect_with_headers(&server.url, &[("authorization", &format!("Bearer {good}"))])
+        .await
+        .unwrap();
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+    // The classic attack: HS256 "signed" with the public key as the HMAC secret.
+    let confused = encode(
+        &Header::new(Algorithm::HS256),
+        &claims("converse-mcp-server"),
+        &EncodingKey::from_secret(public.as_bytes()),
+    )
+    .unwrap();
+    expect_401(
+        &server.url,
+        &[("authorization", &format!("Bearer {confused}"))],
+        "HS/RS confusion",
+    )
+    .await;
+}
+
+/// A minimal identity provider on loopback: discovery + JWKS that can rotate.
+struct Idp {
+    url: String,
+    jwks: Arc<std::sync::Mutex<Value>>,
+    jwks_fetches: Arc<AtomicU64>,
+}
+
+async fn idp() -> Idp {
+    let jwks = Arc::new(std::sync::Mutex::new(json!({"keys": []})));
+    let fetches = Arc::new(AtomicU64::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (j, f, u) = (jwks.clone(), fetches.clone(), url.clone());
+    let app = Router::new()
+        .route(
+            "/realms/ai/.well-known/openid-configuration",
+            get(move || {
+                let u = u.clone();
+                async move { Json(json!({"issuer": format!("{u}/realms/ai"), "jwks_uri": format!("{u}/realms/ai/certs")})) }
+            }),
+        )
+        .route(
+            "/realms/ai/certs",
+            get(move || {
+                let (j, f) = (j.clone(), f.clone());
+                async move {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    Json(j.lock().unwrap().clone())
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Idp {
+        url,
+        jwks,
+        jwks_fetches: fetches,
+    }
+}
+
+fn jwk_for(private_pem: &str, kid: &str) -> Value {
+    let key = EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap();
+    let mut jwk = serde_json::to_value(
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap(),
+    )
+    .unwrap();
+    jwk["kid"] = json!(kid);
+    jwk["use"] = json!("sig");
+    jwk
+}
+
+fn rs_token(private_pem: &str, kid: &str, claims: Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_string());
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn oidc_resource_server_validates_tokens_against_the_idp_jwks() {
+    let idp = idp().await;
+    let (key1, _) = rsa_keypair();
+    let (key2, _) = rsa_keypair();
+    *idp.jwks.lock().unwrap() = json!({"keys": [jwk_for(&key1, "k1")]});
+    let issuer = format!("{}/realms/ai", idp.url);
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("MCP_AUTH_STRATEGY".to_string(), "oidc".to_string());
+    env.insert("MCP_OIDC_ISSUER".to_string(), issuer.clone());
+    env.insert(
+        "MCP_PUBLIC_URL".to_string(),
+        "https://mcp.example.com/mcp".to_string(),
+    );
+    env.insert(
+        "MCP_OIDC_REQUIRED_SCOPES".to_string(),
+        "mcp:tools".to_string(),
+    );
+    let server = start_http(&env).await;
+
+    // Protected Resource Metadata at both well-known paths, without auth.
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let prm: Value = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(prm["resource"], "https://mcp.example.com/mcp", "{path}");
+        assert_eq!(prm["authorization_servers"][0], issuer.as_str());
+        assert_eq!(prm["scopes_supported"], json!(["mcp:tools"]));
+    }
+
+    let good_claims = |scope: &str| json!({"sub": "bob", "iss": issuer, "aud": "https://mcp.example.com/mcp", "scope": scope, "exp": now() + 600, "nbf": now() - 5});
+    let token = rs_token(&key1, "k1", good_claims("openid mcp:tools"));
+    let client = connect_with_headers(
+        &server.url,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+
+    let missing = expect_401(&server.url, &[], "no token").await;
+    let challenge = missing["challenge"].as_str().unwrap();
+    assert!(
+        challenge.contains(
+            "resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+        ),
+        "{challenge}"
+    );
+
+    let wrong_aud = rs_token(
+        &key1,
+        "k1",
+        json!({"sub": "bob", "iss": issuer, "aud": "https://other.example.com", "scope": "mcp:tools", "exp": now() + 600, "nbf": now()}),
+    );
+    let refused = expect_401(
+        &server.url,
+        &[("authorization", &format!("Bearer {wrong_aud}"))],
+        "wrong aud",
+    )
+    .await;
+    assert!(
+        refused["challenge"]
+            .as_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+
+    let wrong_iss = rs_token(
+        &key1,
+        "k1",
+        json!({"sub": "bob", "iss": "https://evil.example.com", "aud": "https://mcp.example.com/mcp", "scope": "mcp:tools", "exp": now() + 600, "nbf": now()}),
+    );
+    expect_401(
+        &server.url,
+        &[("authorization", &format!("Bearer {wrong_iss}"))],
+        "wrong iss",
+    )
+    .await;
+
+    let no_scope = rs_token(&key1, "k1", good_claims("openid"));
+    let r = post(
+        &server.url,
+        TOOLS_LIST,
+        &[("authorization", &format!("Bearer {no_scope}"))],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"mcp:tools\""),
+        "{challenge}"
+    );
+
+    // Key rotation: a token signed with a new key is accepted after one refetch.
+    let before = idp.jwks_fetches.load(Ordering::SeqCst);
+    *idp.jwks.lock().unwrap() = json!({"keys": [jwk_for(&key1, "k1"), jwk_for(&key2, "k2")]});
+    let rotated = rs_token(&key2, "k2", good_claims("mcp:tools"));
+    let client = connect_with_headers(
+        &server.url,
+        &[("authorization", &format!("Bearer {rotated}"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+    assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), before + 1);
+
+    // Unknown kids cannot make the server hammer the IdP: refreshes are rate-limited.
+    let after_rotation = idp.jwks_fetches.load(Ordering::SeqCst);
+    for i in 0..10 {
+        let bogus = rs_token(&key2, &format!("bogus-{i}"), good_claims("mcp:tools"));
+        expect_401(
+            &server.url,
+            &[("authorization", &format!("Bearer {bogus}"))],
+            "unknown kid",
+        )
+        .await;
+    }
+    assert!(
+        idp.jwks_fetches.load(Ordering::SeqCst) <= after_rotation + 1,
+        "JWKS refetches are rate-limited"
+    );
+
+    // HS256 tokens are never accepted from an IdP.
+    let hs = hs_token(good_claims("mcp:tools"));
+    expect_401(
+        &server.url,
+        &[("authorization", &format!("Bearer {hs}"))],
+        "HS256 in oidc mode",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn oauth2_login_flow_checks_state_once_and_never_leaks_the_upstream_token() {
+    // The upstream identity provider: token and userinfo endpoints.
+    let seen_verifier = Arc::new(std::sync::Mutex::new(None::<String>));
+    let sv = seen_verifier.clone();
+    let upstream = serve(
+        Router::new()
+            .route(
+                "/token",
+                axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                    let sv = sv.clone();
+                    async move {
+                        assert_eq!(headers["accept"], "application/json");
+                        assert!(headers["authorization"].to_str().unwrap().starts_with("Basic "));
+                        let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                        assert_eq!(form["grant_type"], "authorization_code");
+                        assert_eq!(form["code"], "the-code");
+                        *sv.lock().unwrap() = form.get("code_verifier").cloned();
+                        Json(json!({"access_token": "UPSTREAM-SECRET-TOKEN", "token_type": "bearer"}))
+                    }
+                }),
+            )
+            .route(
+                "/userinfo",
+                get(|headers: axum::http::HeaderMap| async move {
+                    assert_eq!(headers["authorization"], "Bearer UPSTREAM-SECRET-TOKEN");
+                    Json(json!({"sub": "carol-42", "email": "carol@example.com", "name": "Carol"}))
+                }),
+            ),
+    )
+    .await;
+    let fake = fake().await;
+    let mut env = env_for(&fake);
+    env.insert("MCP_AUTH_STRATEGY".into(), "oauth2".into());
+    env.insert("MCP_JWT_SECRET".into(), SECRET.into());
+    env.insert("MCP_OAUTH_CLIENT_ID".into(), "converse-client".into());
+    env.insert("MCP_OAUTH_CLIENT_SECRET".into(), "client-secret".into());
+    env.insert("MCP_OAUTH_AUTH_URL".into(), format!("{upstream}/authorize"));
+    env.insert("MCP_OAUTH_TOKEN_URL".into(), format!("{upstream}/token"));
+    env.insert(
+        "MCP_OAUTH_USERINFO_URL".into(),
+        format!("{upstream}/userinfo"),
+    );
+    env.insert(
+        "MCP_OAUTH_CALLBACK_URL".into(),
+        "https://mcp.example.com/oauth/callback".into(),
+    );
+    let server = start_http(&env).await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let r = browser
+        .get(format!("{}/oauth/authorize", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection());
+    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<String, String> =
+        location.query_pairs().into_owned().collect();
+    assert!(
+        location
+            .as_str()
+            .starts_with(&format!("{upstream}/authorize"))
+    );
+    assert_eq!(q["redirect_uri"], "https://mcp.example.com/oauth/callback");
+    assert_eq!(q["code_challenge_method"], "S256");
+    let state = q["state"].clone();
+
+    let bad = browser
+        .get(format!(
+            "{}/oauth/callback?code=the-code&state=forged",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let ok = browser
+        .get(format!(
+            "{}/oauth/callback?code=the-code&state={state}",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let answer: Value = ok.json().await.unwrap();
+    let token = answer["access_token"].as_str().unwrap().to_string();
+    assert_eq!(answer["expires_in"], 86400);
+    assert_eq!(answer["user"]["email"], "carol@example.com");
+    // PKCE: the verifier sent upstream matches the challenge sent to the browser.
+    let verifier = seen_verifier
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("code_verifier sent");
+    use sha2::Digest;
+    assert_eq!(
+        base64_url(&sha2::Sha256::digest(verifier.as_bytes())),
+        q["code_challenge"]
+    );
+    // The upstream token never leaves the server.
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let minted: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !minted.to_string().contains("UPSTREAM") && !answer.to_string().contains("UPSTREAM"),
+        "{minted}"
+    );
+    assert_eq!(
+        (minted["sub"].as_str(), minted["oauth2"].as_bool()),
+        (Some("carol-42"), Some(true))
+    );
+
+    let replay = browser
+        .get(format!(
+            "{}/oauth/callback?code=the-code&state={state}",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400, "a state is accepted once");
+
+    let client = connect_with_headers(
+        &server.url,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .unwrap();
+    let result = call(&client, "chat", json!({"prompt": "hi", "model": "gpt-4o"})).await;
+    assert_ne!(result.is_error, Some(true));
+
+    // A bearer JWT with the right secret but without the login-flow claim is refused.
+    let forged = hs_token(claims("converse-mcp-server"));
+    expect_401(
+        &server.url,
+        &[("authorization", &format!("Bearer {forged}"))],
+        "token not from the login flow",
+    )
+    .await;
+}

@@ -1,0 +1,354 @@
+//! Limits and hardening on the wire: session cap, idle expiry, principal binding,
+//! body size, rate limits, CORS, Host and Origin checks.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn api_key_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("MCP_AUTH_STRATEGY".to_string(), "api_key".to_string());
+    env.insert("MCP_API_KEYS".to_string(), "key-a,key-b".to_string());
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+async fn open_session(url: &str, key: &str) -> reqwest::Response {
+    post(url, INITIALIZE, &[("x-api-key", key)]).await
+}
+
+const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
+
+#[tokio::test]
+async fn session_cap_answers_503_with_retry_after_and_anonymous_sessions_have_a_smaller_cap() {
+    let server = start_http(&api_key_env(&[("HTTP_MAX_CONCURRENT_SESSIONS", "4")])).await;
+    // Anonymous initialize is allowed by default (MCP_SESSION_AUTH_REQUIRE_FOR_SESSION=false)
+    // but may hold only a quarter of the cap.
+    let anon = post(&server.url, INITIALIZE, &[]).await;
+    assert_eq!(anon.status(), 200);
+    let anon2 = post(&server.url, INITIALIZE, &[]).await;
+    assert_eq!(
+        anon2.status(),
+        503,
+        "anonymous clients cannot fill the server"
+    );
+    for _ in 0..3 {
+        assert_eq!(open_session(&server.url, "key-a").await.status(), 200);
+    }
+    let full = open_session(&server.url, "key-b").await;
+    assert_eq!(full.status(), 503);
+    assert!(full.headers().get("retry-after").is_some());
+    let error = jsonrpc_error(full).await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP_MAX_CONCURRENT_SESSIONS")
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_bound_to_their_principal_and_expire_when_idle() {
+    let server = start_http(&api_key_env(&[
+        ("HTTP_SESSION_TIMEOUT", "1s"),
+        ("HTTP_SESSION_CLEANUP_INTERVAL", "1s"),
+    ]))
+    .await;
+    let opened = open_session(&server.url, "key-a").await;
+    let id = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let ack = post(
+        &server.url,
+        initialized,
+        &[("x-api-key", "key-a"), ("mcp-session-id", &id)],
+    )
+    .await;
+    assert_eq!(ack.status(), 202);
+    let own = post(
+        &server.url,
+        LIST,
+        &[("x-api-key", "key-a"), ("mcp-session-id", &id)],
+    )
+    .await;
+    assert_eq!(own.status(), 200);
+    let stolen = post(
+        &server.url,
+        LIST,
+        &[("x-api-key", "key-b"), ("mcp-session-id", &id)],
+    )
+    .await;
+    assert_eq!(
+        stolen.status(),
+        404,
+        "another principal cannot use the session"
+    );
+    jsonrpc_error(stolen).await;
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let expired = post(
+        &server.url,
+        LIST,
+        &[("x-api-key", "key-a"), ("mcp-session-id", &id)],
+    )
+    .await;
+    assert_eq!(expired.status(), 404, "idle sessions expire");
+    let info: Value = reqwest::get(format!("{}/info", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["sessions"]["active"], 0, "no leaked session");
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_with_a_jsonrpc_error() {
+    let server = start_http(&api_key_env(&[("HTTP_MAX_REQUEST_SIZE", "2kb")])).await;
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"chat","arguments":{{"prompt":"{}"}}}}}}"#,
+        "x".repeat(5000)
+    );
+    let r = post(&server.url, &big, &[("x-api-key", "key-a")]).await;
+    assert_eq!(r.status(), 413);
+    assert!(
+        jsonrpc_error(r).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP_MAX_REQUEST_SIZE")
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_count_per_principal_and_answer_429_with_retry_after() {
+    let server = start_http(&api_key_env(&[
+        ("HTTP_RATE_LIMIT_ENABLED", "true"),
+        ("HTTP_RATE_LIMIT_MAX_REQUESTS", "3"),
+        ("HTTP_RATE_LIMIT_WINDOW", "1h"),
+    ]))
+    .await;
+    for _ in 0..3 {
+        assert_ne!(
+            post(&server.url, INITIALIZE, &[("x-api-key", "key-a")])
+                .await
+                .status(),
+            429
+        );
+    }
+    let limited = post(&server.url, INITIALIZE, &[("x-api-key", "key-a")]).await;
+    assert_eq!(limited.status(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1);
+    jsonrpc_error(limited).await;
+    // Another principal has its own budget.
+    assert_eq!(
+        post(&server.url, INITIALIZE, &[("x-api-key", "key-b")])
+            .await
+            .status(),
+        200
+    );
+    // Failed authentication spends the client IP's budget, so guessing keys is throttled too.
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        statuses.push(
+            post(&server.url, LIST, &[("x-api-key", &format!("guess-{i}"))])
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered_before_auth() {
+    let server = start_http(&api_key_env(&[(
+        "HTTP_CORS_ORIGINS",
+        "https://app.example.com",
+    )]))
+    .await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, &server.url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, mcp-session-id, mcp-protocol-version, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let allow_headers = allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in [
+        "authorization",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "x-api-key",
+        "last-event-id",
+    ] {
+        assert!(
+            allow_headers.contains(h),
+            "{h} missing from {allow_headers}"
+        );
+    }
+    let refused = preflight("https://evil.example.com").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let actual = post(
+        &server.url,
+        INITIALIZE,
+        &[
+            ("x-api-key", "key-a"),
+            ("origin", "https://app.example.com"),
+        ],
+    )
+    .await;
+    let exposed = actual.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("mcp-session-id") && exposed.contains("www-authenticate"),
+        "{exposed}"
+    );
+}
+
+#[tokio::test]
+async fn bad_host_and_origin_are_refused_with_403() {
+    let server = start_http(&api_key_env(&[(
+        "HTTP_ALLOWED_ORIGINS",
+        "https://app.example.com",
+    )]))
+    .await;
+    let host = post(
+        &server.url,
+        INITIALIZE,
+        &[("x-api-key", "key-a"), ("host", "evil.example.com")],
+    )
+    .await;
+    assert_eq!(host.status(), 403);
+    jsonrpc_error(host).await;
+    let origin = post(
+        &server.url,
+        INITIALIZE,
+        &[
+            ("x-api-key", "key-a"),
+            ("origin", "https://evil.example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(origin.status(), 403);
+    let good = post(
+        &server.url,
+        INITIALIZE,
+        &[
+            ("x-api-key", "key-a"),
+            ("origin", "https://app.example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(good.status(), 200);
+}
+
+#[tokio::test]
+async fn many_principals_under_rate_limits_leave_nothing_behind() {
+    let fake = fake().await;
+    let mut env = env_for(&fake);
+    env.extend(api_key_env(&[
+        ("HTTP_RATE_LIMIT_ENABLED", "true"),
+        ("HTTP_RATE_LIMIT_MAX_REQUESTS", "40"),
+        ("HTTP_RATE_LIMIT_WINDOW", "1m"),
+        ("HTTP_MAX_CONCURRENT_SESSIONS", "50"),
+    ]));
+    env.insert("MCP_API_KEYS".into(), "k1,k2,k3,k4".into());
+    let server = start_http(&env).await;
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let url = server.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("k{}", worker % 4 + 1);
+            let mut counts = [0u32; 4];
+            for _ in 0..10 {
+                let r = post(&url, INITIALIZE, &[("x-api-key", &key)]).await;
+                match r.status().as_u16() {
+                    200 => {
+                        counts[0] += 1;
+                        let id = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
+                        let d = reqwest::Client::new()
+                            .delete(&url)
+                            .header("x-api-key", &key)
+                            .header("mcp-session-id", id)
+                            .send()
+                            .await
+                            .unwrap();
+                        match d.status().as_u16() {
+                            429 => counts[3] += 1,
+                            status => assert!((200..300).contains(&status), "{status}"),
+                        }
+                    }
+                    429 => counts[1] += 1,
+                    other => {
+                        assert_eq!(other, 503);
+                        counts[2] += 1;
+                    }
+                }
+            }
+            counts
+        }));
+    }
+    let mut total = [0u32; 4];
+    for t in tasks {
+        let c = t.await.expect("no panic in the load task");
+        for i in 0..4 {
+            total[i] += c[i];
+        }
+    }
+    assert!(
+        total[0] > 0 && total[1] > 0,
+        "some requests pass, some are limited: {total:?}"
+    );
+    // Sessions deleted by their clients are gone and limited initializes never
+    // created one: exactly the sessions whose DELETE was rate-limited remain.
+    let info: Value = reqwest::get(format!("{}/info", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info["sessions"]["active"].as_u64().unwrap(),
+        u64::from(total[3]),
+        "{info} {total:?}"
+    );
+    let healthy = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(healthy.status(), 200, "the server survived");
+}
