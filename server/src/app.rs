@@ -170,6 +170,7 @@ pub fn build_engine(config: &ServerConfig) -> Result<Engine, StartupError> {
         files,
         max_output_tokens: config.max_output_tokens as usize,
         limits,
+        metrics: crate::metrics::Metrics::new(),
     })
 }
 

@@ -13,6 +13,7 @@ pub mod files;
 pub mod help;
 pub mod http;
 pub mod mcp;
+pub mod metrics;
 pub mod principal;
 pub mod providers;
 pub mod routing;

@@ -83,8 +83,10 @@ impl ConverseMcp {
         Parameters(params): Parameters<ChatParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let owner = owner(&ctx);
-        into_result(self.engine.chat(params, owner, ctx.ct.clone()).await)
+        let started = std::time::Instant::now();
+        let output = self.engine.chat(params, owner(&ctx), ctx.ct.clone()).await;
+        self.record("chat", &output, started);
+        into_result(output)
     }
 
     #[tool(
@@ -100,8 +102,24 @@ impl ConverseMcp {
         Parameters(params): Parameters<ConsensusParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let owner = owner(&ctx);
-        into_result(self.engine.consensus(params, owner, ctx.ct.clone()).await)
+        let started = std::time::Instant::now();
+        let output = self
+            .engine
+            .consensus(params, owner(&ctx), ctx.ct.clone())
+            .await;
+        self.record("consensus", &output, started);
+        into_result(output)
+    }
+
+    fn record(&self, tool: &'static str, output: &Option<ToolOutput>, started: std::time::Instant) {
+        let outcome = match output {
+            None => "cancelled",
+            Some(o) if o.is_error => "error",
+            Some(_) => "success",
+        };
+        self.engine
+            .metrics
+            .tool_call(tool, outcome, started.elapsed());
     }
 
     fn guide(&self, topic: Option<&str>) -> Result<String, McpError> {

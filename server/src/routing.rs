@@ -237,4 +237,13 @@ mod tests {
         assert_eq!(key_var_for("google"), "GOOGLE_API_KEY");
         assert_eq!(key_var_for("openrouter"), "OPENROUTER_API_KEY");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_model_name_routes_or_errors_without_panicking(name in "\\PC{0,80}") {
+            let _ = family_of(&name);
+            let router = Router::new(Catalog::built_in().unwrap(), BTreeMap::new(), BTreeMap::new());
+            proptest::prop_assert!(router.resolve(&name).is_err(), "no provider is configured");
+        }
+    }
 }

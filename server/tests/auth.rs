@@ -618,3 +618,61 @@ async fn oauth2_login_flow_checks_state_once_and_never_leaks_the_upstream_token(
     )
     .await;
 }
+
+#[tokio::test]
+async fn secrets_never_appear_in_logs_errors_or_info() {
+    let fake = fake().await;
+    let mut env = env_for(&fake);
+    env.insert("MCP_AUTH_STRATEGY".into(), "api_key".into());
+    env.insert(
+        "MCP_API_KEYS".into(),
+        "sekret-api-key-1,sekret-api-key-2".into(),
+    );
+    env.insert(
+        "MCP_JWT_SECRET".into(),
+        "sekret-jwt-secret-that-is-long-enough!".into(),
+    );
+    env.insert("OPENAI_API_KEY".into(), "sk-sekret-openai".into());
+    env.insert("OPENAI_BASE_URL".into(), format!("{}/v1", fake.base_url()));
+    env.insert("LOG_LEVEL".into(), "trace".into());
+    let server = start_http(&env).await;
+    let client = connect_with_headers(&server.url, &[("x-api-key", "sekret-api-key-1")])
+        .await
+        .unwrap();
+    // The provider rejects the key: the tool error must not echo it.
+    let result = call(&client, "chat", json!({"prompt": "hi", "model": "gpt-4o"})).await;
+    assert_eq!(result.is_error, Some(true));
+    let shown = format!("{result:?}");
+    expect_401(
+        &server.url,
+        &[("x-api-key", "sekret-wrong-guess")],
+        "wrong key",
+    )
+    .await;
+    let info = reqwest::get(format!("{}/info", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logs = server.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("MCP_API_KEYS"),
+        "the log says which secrets are set: {logs}"
+    );
+    for secret in [
+        "sekret-api-key-1",
+        "sekret-api-key-2",
+        "sekret-jwt-secret",
+        "sk-sekret-openai",
+        "sekret-wrong-guess",
+    ] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+        assert!(
+            !shown.contains(secret),
+            "{secret} leaked into a tool result"
+        );
+        assert!(!info.contains(secret), "{secret} leaked into /info");
+    }
+}

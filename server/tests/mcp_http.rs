@@ -404,3 +404,41 @@ async fn client_cancellation_aborts_the_provider_call_in_both_eras() {
         client.cancel().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn metrics_count_tool_calls_provider_outcomes_and_refusals() {
+    let fake = fake().await;
+    let mut env = env_for(&fake);
+    env.insert("MCP_AUTH_STRATEGY".into(), "api_key".into());
+    env.insert("MCP_API_KEYS".into(), "metrics-key".into());
+    let server = start_http(&env).await;
+    let client = connect_with_headers(&server.url, &[("x-api-key", "metrics-key")])
+        .await
+        .unwrap();
+    call(&client, "chat", json!({"prompt": "hi", "model": "gpt-4o"})).await;
+    call(
+        &client,
+        "chat",
+        json!({"prompt": "hi", "model": "fail-500-lab"}),
+    )
+    .await;
+    let refused = post(&server.url, INITIALIZE, &[("x-api-key", "wrong")]).await;
+    assert_eq!(refused.status(), 401);
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"converse_tool_calls_total{tool="chat",outcome="success"} 1"#,
+        r#"converse_tool_calls_total{tool="chat",outcome="error"} 1"#,
+        r#"converse_provider_calls_total{provider="openai",outcome="ok"} 1"#,
+        r#"converse_provider_calls_total{provider="lab",outcome="server_error"} 1"#,
+        r#"converse_http_refusals_total{reason="unauthorized"} 1"#,
+        "converse_sessions_active 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+    assert!(!text.contains("metrics-key"));
+}

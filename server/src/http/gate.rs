@@ -51,6 +51,7 @@ pub struct Gate {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub allowed_hosts: Option<Vec<String>>,
     pub allowed_origins: Vec<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A refusal: HTTP status plus a JSON-RPC error body (no id: the request may
@@ -61,12 +62,14 @@ pub fn refusal(status: StatusCode, code: i64, message: impl Into<String>) -> Res
         "error": { "code": code, "message": message.into() },
         "id": Value::Null,
     });
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
-        .into_response()
+        .into_response();
+    response.extensions_mut().insert(RefusedByGate);
+    response
 }
 
 fn with_retry_after(mut response: Response, wait: Duration) -> Response {
@@ -198,12 +201,35 @@ impl Gate {
     }
 }
 
+/// Marks responses the gate produced itself, so refusals can be counted.
+#[derive(Clone, Copy)]
+struct RefusedByGate;
+
+/// The middleware: [`admit`] plus a metric of every refusal by reason.
 pub async fn gate(
     State(gate): State<Arc<Gate>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
+    let response = admit(gate.clone(), peer, request, next).await;
+    if response.extensions().get::<RefusedByGate>().is_some() {
+        let reason = match response.status() {
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "session_not_found",
+            StatusCode::REQUEST_TIMEOUT => "body_timeout",
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ => "bad_request",
+        };
+        gate.metrics.refused(reason);
+    }
+    response
+}
+
+async fn admit(gate: Arc<Gate>, peer: SocketAddr, request: Request, next: Next) -> Response {
     if let Some(refused) = gate.check_origin(request.headers()) {
         return refused;
     }

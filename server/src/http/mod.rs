@@ -164,6 +164,7 @@ pub fn router(
             .dns_rebinding_protection
             .then(|| http.allowed_hosts.clone()),
         allowed_origins: http.allowed_origins.clone(),
+        metrics: engine.metrics.clone(),
         auth,
     });
 
@@ -191,6 +192,7 @@ pub fn router(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/info", get(info))
+        .route("/metrics", get(metrics))
         .route(
             "/.well-known/oauth-protected-resource",
             get(protected_resource),
@@ -245,6 +247,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let metrics = &state.engine.metrics;
+    metrics
+        .sessions
+        .set(i64::try_from(state.gate.sessions.live().await).unwrap_or(i64::MAX));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+}
+
 /// RFC 9728 Protected Resource Metadata, only in `oidc` mode.
 async fn protected_resource(State(state): State<AppState>) -> impl IntoResponse {
     match &state.gate.auth {
@@ -260,7 +276,7 @@ async fn info(State(state): State<AppState>) -> impl IntoResponse {
         "name": "converse-server",
         "version": env!("CARGO_PKG_VERSION"),
         "transport": "http",
-        "endpoints": { "mcp": "/mcp", "health": "/healthz", "ready": "/readyz", "info": "/info" },
+        "endpoints": { "mcp": "/mcp", "health": "/healthz", "ready": "/readyz", "info": "/info", "metrics": "/metrics" },
         "authentication": { "strategy": state.gate.auth.strategy(), "required": state.gate.required },
         "providers": providers,
         "warnings": if providers.is_empty() {

@@ -159,6 +159,24 @@ pub enum ProviderError {
     InvalidResponse(String),
 }
 
+impl ProviderError {
+    /// A short, stable name for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Unauthorized { .. } => "unauthorized",
+            ProviderError::Forbidden { .. } => "forbidden",
+            ProviderError::RateLimited { .. } => "rate_limited",
+            ProviderError::ContextTooLong { .. } => "context_too_long",
+            ProviderError::ModelNotFound { .. } => "model_not_found",
+            ProviderError::BadRequest { .. } => "bad_request",
+            ProviderError::Server { .. } => "server_error",
+            ProviderError::Timeout(_) => "timeout",
+            ProviderError::Network(_) => "network",
+            ProviderError::InvalidResponse(_) => "invalid_response",
+        }
+    }
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> ProviderKind;

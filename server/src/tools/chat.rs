@@ -104,7 +104,7 @@ impl Engine {
         let (request, adjust_notes) =
             build_request(&resolved, super::prompts::CHAT, messages, &settings);
         notes.extend(adjust_notes);
-        let response = match call_provider(&resolved, &request, cancel).await {
+        let response = match call_provider(&self.metrics, &resolved, &request, cancel).await {
             None => return Err(None),
             Some(Ok(r)) => r,
             Some(Err(e)) => {

@@ -186,6 +186,8 @@ impl Engine {
             web_search: params.use_websearch.unwrap_or(false),
         };
 
+        let metrics = self.metrics.as_ref();
+
         // Phase 1: every model independently, all at once.
         let phase1 = join_all(planned.iter().map(|(name, resolved)| {
             let mut messages = history.clone();
@@ -197,7 +199,7 @@ impl Engine {
                 }
                 super::fit_context(&mut messages, prompts::CONSENSUS, resolved)?;
                 let (request, _) = build_request(resolved, prompts::CONSENSUS, messages, settings);
-                match call_provider(resolved, &request, cancel).await {
+                match call_provider(metrics, resolved, &request, cancel).await {
                     // Cancellation is checked once all calls have stopped.
                     None => Err("cancelled".to_string()),
                     Some(Ok(response)) => Ok((request, response)),
@@ -263,7 +265,7 @@ impl Engine {
                             text: prompts::refinement(&prompt, &others),
                         }],
                     });
-                    async move { call_provider(resolved, &request, cancel).await }
+                    async move { call_provider(metrics, resolved, &request, cancel).await }
                 },
             ))
             .await;

@@ -46,6 +46,7 @@ pub struct Engine {
     pub files: FilePolicy,
     pub max_output_tokens: usize,
     pub limits: Limits,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Who is calling, for conversation ownership. `None` when auth is off.
@@ -179,15 +180,23 @@ pub fn build_request(
 
 /// One provider call that stops when the client cancels. `None` means cancelled.
 pub async fn call_provider(
+    metrics: &crate::metrics::Metrics,
     resolved: &ResolvedModel,
     request: &ChatRequest,
     cancel: &CancellationToken,
 ) -> Option<Result<ChatResponse, ProviderError>> {
-    tokio::select! {
+    let result = tokio::select! {
         // Dropping the provider future aborts its HTTP request.
         _ = cancel.cancelled() => None,
         result = resolved.provider.chat(request) => Some(result),
-    }
+    };
+    let outcome = match &result {
+        None => "cancelled",
+        Some(Ok(_)) => "ok",
+        Some(Err(e)) => e.kind(),
+    };
+    metrics.provider_call(&resolved.provider_name, outcome);
+    result
 }
 
 /// Explains a provider failure the way a caller can act on it.

@@ -57,6 +57,8 @@ pub struct Server {
     pub child: Child,
     pub url: String,
     pub base: String,
+    /// Everything the server logged (stderr), for assertions about logs.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -70,7 +72,7 @@ pub async fn start_http(env: &BTreeMap<String, String>) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("HTTP_PORT", "0")
-        .env("LOG_LEVEL", "info")
+        .env("LOG_LEVEL", "debug")
         .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -79,9 +81,11 @@ pub async fn start_http(env: &BTreeMap<String, String>) -> Server {
     let mut child = cmd.spawn().expect("spawn converse-server");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = logs.clone();
     let url = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut seen = Vec::new();
         while let Ok(Some(line)) = lines.next_line().await {
+            seen.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("serving MCP on ").nth(1) {
                 return rest
                     .split_whitespace()
@@ -89,16 +93,28 @@ pub async fn start_http(env: &BTreeMap<String, String>) -> Server {
                     .unwrap_or_default()
                     .to_string();
             }
-            seen.push(line);
         }
-        panic!("server exited before serving:\n{}", seen.join("\n"));
+        panic!(
+            "server exited before serving:\n{}",
+            seen.lock().unwrap().join("\n")
+        );
     })
     .await
     .expect("server did not start within 30 s");
     // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let seen = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.lock().unwrap().push(line);
+        }
+    });
     let base = url.trim_end_matches("/mcp").to_string();
-    Server { child, url, base }
+    Server {
+        child,
+        url,
+        base,
+        logs,
+    }
 }
 
 pub type Client = RunningService<RoleClient, ClientConfig>;
