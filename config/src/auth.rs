@@ -304,9 +304,12 @@ pub(crate) fn parse(r: &mut Reader) -> AuthConfig {
             d.session_auth.enabled,
             parse::boolean,
         ),
+        // converse 1.3.2 let `initialize` through without credentials by default.
+        // `oidc` is new and follows the MCP authorization spec instead: every
+        // request is authorized, so there the default is true.
         require_for_session: r.parse_or(
             MCP_SESSION_AUTH_REQUIRE_FOR_SESSION,
-            d.session_auth.require_for_session,
+            strategy == AuthStrategy::Oidc || d.session_auth.require_for_session,
             parse::boolean,
         ),
         require_for_operations: r.parse_or(
@@ -461,15 +464,15 @@ fn check_rules(r: &mut Reader, c: &AuthConfig, algorithm_valid: bool) {
             if c.oidc.issuer.is_none() && !r.has_error(MCP_OIDC_ISSUER) {
                 r.error(MCP_OIDC_ISSUER, format!("is required when {when}"));
             }
-            if c.oidc.public_url.is_none()
-                && c.oidc.audience.is_none()
-                && !r.has_error(MCP_PUBLIC_URL)
-            {
+            // The Protected Resource Metadata needs the canonical URL of `/mcp`;
+            // behind an ingress it cannot be guessed from request headers.
+            if c.oidc.public_url.is_none() && !r.has_error(MCP_PUBLIC_URL) {
                 r.error(
                     MCP_PUBLIC_URL,
                     format!(
-                        "{MCP_PUBLIC_URL} or {MCP_OIDC_AUDIENCE} is required when {when} (the \
-                         audience tokens must be issued for)"
+                        "is required when {when}: the canonical URL of the MCP endpoint (e.g. \
+                         https://mcp.example.com/mcp), published as the protected resource and the \
+                         default token audience"
                     ),
                 );
             }
@@ -784,13 +787,24 @@ mod tests {
             c.oidc.effective_audience().as_deref(),
             Some("https://mcp.example.com/mcp")
         );
+        assert!(
+            c.session_auth.require_for_session,
+            "oidc authorizes every request by default"
+        );
         let with_aud = [
             ("MCP_AUTH_STRATEGY", "oidc"),
             ("MCP_OIDC_ISSUER", "https://idp"),
+            ("MCP_PUBLIC_URL", "https://mcp.example.com/mcp"),
             ("MCP_OIDC_AUDIENCE", "api://mcp"),
         ];
         let (c, _) = auth(&with_aud).expect("valid");
         assert_eq!(c.oidc.effective_audience().as_deref(), Some("api://mcp"));
+        let no_public_url = [
+            ("MCP_AUTH_STRATEGY", "oidc"),
+            ("MCP_OIDC_ISSUER", "https://idp"),
+            ("MCP_OIDC_AUDIENCE", "api://mcp"),
+        ];
+        assert_eq!(error_vars(&no_public_url), ["MCP_PUBLIC_URL"]);
     }
 
     #[test]

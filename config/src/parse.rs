@@ -216,6 +216,16 @@ pub fn origin(s: &str) -> Result<String, ParseError> {
         return Ok(s.to_owned());
     }
     let s = s.strip_suffix('/').unwrap_or(s);
+    // `scheme://host:*` allows any port (local dev servers pick their own).
+    if let Some(base) = s.strip_suffix(":*") {
+        let o = origin(base)?;
+        let has_port = Url::parse(&o).ok().and_then(|u| u.port()).is_some();
+        return if o == "null" || has_port {
+            Err(ParseError::Origin)
+        } else {
+            Ok(format!("{o}:*"))
+        };
+    }
     let (scheme, authority) = s.split_once("://").ok_or(ParseError::Origin)?;
     let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
         && scheme
@@ -486,6 +496,12 @@ mod tests {
         );
         assert_eq!(origin("http://[::1]:3000"), Ok("http://[::1]:3000".into()));
         assert_eq!(origin("null"), Ok("null".into()));
+        assert_eq!(
+            origin("http://LocalHost:*"),
+            Ok("http://localhost:*".into())
+        );
+        assert_eq!(origin("http://localhost:8080:*"), Err(ParseError::Origin));
+        assert_eq!(origin("null:*"), Err(ParseError::Origin));
         for bad in [
             "app.example.com",
             "https://app.example.com/path",

@@ -338,7 +338,7 @@ pub static VARIABLES: &[VarSpec] = &[
         HTTP_ALLOWED_ORIGINS,
         None,
         HTTP,
-        "When set, requests carrying an `Origin` header not in this comma list get 403. Each entry is `scheme://host[:port]` or `null`.",
+        "When set, requests carrying an `Origin` header not in this comma list get 403. Each entry is `scheme://host[:port]`, `scheme://host:*` (any port) or `null`.",
     ),
     var(
         HTTP_RATE_LIMIT_ENABLED,
@@ -476,7 +476,7 @@ pub static VARIABLES: &[VarSpec] = &[
         MCP_SESSION_AUTH_REQUIRE_FOR_SESSION,
         Some("false"),
         AUTH,
-        "Require authentication for `initialize` (creating a session).",
+        "Require authentication for `initialize` (creating a session). Default false as in converse 1.3.2 (sessions opened without credentials are then limited to a quarter of the session cap), but true for `oidc`.",
     ),
     var(
         MCP_SESSION_AUTH_REQUIRE_FOR_OPERATIONS,
@@ -488,7 +488,7 @@ pub static VARIABLES: &[VarSpec] = &[
         MCP_PUBLIC_URL,
         None,
         AUTH,
-        "Public URL of the MCP endpoint, e.g. `https://mcp.example.com/mcp` (absolute http(s), no fragment). `oidc`: the resource identifier and default token audience.",
+        "Public URL of the MCP endpoint, e.g. `https://mcp.example.com/mcp` (absolute http(s), no fragment). Required for `oidc`: the resource identifier of the Protected Resource Metadata and the default token audience.",
     ),
     var(
         MCP_OIDC_ISSUER,

@@ -371,6 +371,22 @@ async fn oidc_resource_server_validates_tokens_against_the_idp_jwks() {
     .unwrap();
     assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
 
+    // Keycloak and Auth0 access tokens carry no nbf: accepted.
+    let no_nbf = rs_token(
+        &key1,
+        "k1",
+        json!({"sub": "bob", "iss": issuer, "aud": "https://mcp.example.com/mcp", "scope": "mcp:tools", "exp": now() + 600}),
+    );
+    let client = connect_with_headers(
+        &server.url,
+        &[("authorization", &format!("Bearer {no_nbf}"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+    // In oidc mode even initialize needs a token (the MCP authorization spec).
+    assert_eq!(post(&server.url, INITIALIZE, &[]).await.status(), 401);
+
     let missing = expect_401(&server.url, &[], "no token").await;
     let challenge = missing["challenge"].as_str().unwrap();
     assert!(

@@ -101,6 +101,7 @@ async fn sessions_are_bound_to_their_principal_and_expire_when_idle() {
     )
     .await;
     assert_eq!(expired.status(), 404, "idle sessions expire");
+    jsonrpc_error(expired).await;
     let info: Value = reqwest::get(format!("{}/info", server.base))
         .await
         .unwrap()

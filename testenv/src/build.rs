@@ -342,7 +342,7 @@ pub fn report_version(layout: &Layout, name: &str) -> Result<String> {
     let bin = layout.bin(name);
     let args: &[&str] = match name {
         "kubectl" => &["version", "--client"],
-        "helm" | "crictl" => &["version"],
+        "helm" => &["version"],
         "coredns" => &["-version"],
         _ => &["--version"],
     };

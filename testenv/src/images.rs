@@ -11,7 +11,11 @@ use crate::layout::Layout;
 
 /// Directories buildah writes to whatever `--root`/`--runroot` say; removed after a build if
 /// the build created them.
-const BUILDAH_SIDE_DIRS: &[&str] = &["/var/lib/containers/cache", "/run/containers"];
+const BUILDAH_SIDE_DIRS: &[&str] = &[
+    "/var/lib/containers",
+    "/var/lib/containers/cache",
+    "/run/containers",
+];
 
 /// Builds `context/Dockerfile` into a docker-archive at `archive` tagged `tag` (e.g.
 /// `localhost/probe:1`). The build runs in a fresh network namespace (`unshare -n`), pulls

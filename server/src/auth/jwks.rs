@@ -11,6 +11,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::{Mutex, RwLock};
 
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// Keys are refetched after this long even when every `kid` is known, so a key
+/// the IdP withdrew stops being trusted.
+pub const MAX_AGE: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct VerificationKey {
@@ -73,6 +76,32 @@ impl JwksCache {
     /// The key for `kid`, refreshing the set once (rate-limited) when it is unknown.
     pub async fn key(&self, url: &str, kid: Option<&str>) -> Result<VerificationKey, JwksError> {
         let kid = kid.map(str::to_string);
+        let stale = self
+            .cached
+            .read()
+            .await
+            .fetched
+            .is_some_and(|t| t.elapsed() > MAX_AGE);
+        if stale {
+            let _serialised = self.refresh.lock().await;
+            if self
+                .cached
+                .read()
+                .await
+                .fetched
+                .is_some_and(|t| t.elapsed() > MAX_AGE)
+                && let Err(e) = self.fetch(url).await
+            {
+                // Keep the old keys rather than lock everyone out while the IdP is
+                // down, and retry after the refresh interval, not on every request.
+                tracing::warn!(error = %e, "could not refresh the JWKS; keeping the cached keys");
+                if let Some(t) =
+                    Instant::now().checked_sub(MAX_AGE.saturating_sub(self.min_interval))
+                {
+                    self.cached.write().await.fetched = Some(t);
+                }
+            }
+        }
         if let Some(key) = self.lookup(&kid).await {
             return Ok(key);
         }

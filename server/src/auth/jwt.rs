@@ -95,22 +95,32 @@ pub fn describe(error: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
-/// The validation rules shared by every JWT strategy.
-pub fn validation(alg: Algorithm, issuer: &[String], audience: Option<&str>) -> Validation {
+/// The validation rules shared by every JWT strategy: pinned algorithm, `iss`,
+/// `exp`, and `aud` when one is expected. `nbf` is always checked when present;
+/// `require_nbf` also demands it (the `bearer` contract), which IdPs such as
+/// Keycloak and Auth0 do not put into access tokens.
+pub fn validation(
+    alg: Algorithm,
+    issuer: &[String],
+    audience: Option<&str>,
+    require_nbf: bool,
+) -> Validation {
     let mut v = Validation::new(alg);
     v.set_issuer(issuer);
     v.validate_nbf = true;
     v.leeway = 30;
+    let mut required = vec!["exp", "iss"];
+    if require_nbf {
+        required.push("nbf");
+    }
     match audience {
         Some(aud) => {
             v.set_audience(&[aud]);
-            v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
+            required.push("aud");
         }
-        None => {
-            v.validate_aud = false;
-            v.set_required_spec_claims(&["exp", "nbf", "iss"]);
-        }
+        None => v.validate_aud = false,
     }
+    v.set_required_spec_claims(&required);
     v
 }
 
@@ -239,6 +249,7 @@ impl StaticJwt {
                 algorithm,
                 std::slice::from_ref(&config.issuer),
                 config.audience.as_deref(),
+                true,
             ),
             require_oauth2_claim: false,
         })

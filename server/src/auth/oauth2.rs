@@ -113,6 +113,8 @@ impl OAuthFlow {
             signing_key: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
+                // GitHub's API refuses requests without a User-Agent.
+                .user_agent(concat!("converse-server/", env!("CARGO_PKG_VERSION")))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|_| OAuthSetupError::Missing("a working TLS setup"))?,
@@ -220,16 +222,19 @@ impl OAuthFlow {
     }
 
     /// Signs this server's own token for the user. Only identity claims go in.
-    fn mint(&self, user: &Value) -> Result<String, jsonwebtoken::errors::Error> {
+    /// `None` when the user info names nobody: then there is no one to issue a
+    /// token to (a shared fallback identity would merge every user into one).
+    fn mint(&self, user: &Value) -> Option<Result<String, jsonwebtoken::errors::Error>> {
         let text = |k: &str| user.get(k).and_then(Value::as_str).map(str::to_string);
         let sub = text("sub")
             .or_else(|| {
                 user.get("id")
+                    .filter(|v| !v.is_null())
                     .map(|v| v.to_string().trim_matches('"').to_string())
             })
             .or_else(|| text("login"))
             .or_else(|| text("email"))
-            .unwrap_or_else(|| "oauth2-user".to_string());
+            .filter(|s| !s.is_empty())?;
         let now = jsonwebtoken::get_current_timestamp();
         let mut claims = json!({
             "iss": self.issuer,
@@ -248,11 +253,11 @@ impl OAuthFlow {
         if let Some(aud) = &self.audience {
             claims["aud"] = json!(aud);
         }
-        jsonwebtoken::encode(
+        Some(jsonwebtoken::encode(
             &Header::new(algorithm(self.algorithm)),
             &claims,
             &self.signing_key,
-        )
+        ))
     }
 }
 
@@ -312,14 +317,19 @@ pub async fn callback(
     };
     let user = flow.userinfo(&upstream).await;
     match flow.mint(&user) {
-        Ok(token) => Json(json!({
+        None => error_page(
+            StatusCode::BAD_GATEWAY,
+            "no_identity",
+            "the identity provider did not say who logged in; set MCP_OAUTH_USERINFO_URL to its user-info endpoint",
+        ),
+        Some(Ok(token)) => Json(json!({
             "access_token": token,
             "token_type": "Bearer",
             "expires_in": flow.expires_in.as_secs(),
             "user": user,
         }))
         .into_response(),
-        Err(_) => error_page(
+        Some(Err(_)) => error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             "could not sign the token",

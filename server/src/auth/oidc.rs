@@ -21,7 +21,7 @@ use crate::principal::Principal;
 pub struct Oidc {
     issuer: Url,
     /// The resource identifier: the canonical URL of `/mcp` (RFC 9728 `resource`).
-    public_url: Option<Url>,
+    public_url: Url,
     audience: String,
     jwks_url: Option<Url>,
     required_scopes: Vec<String>,
@@ -53,18 +53,20 @@ impl Oidc {
             var: "MCP_OIDC_ISSUER",
             message: "required for MCP_AUTH_STRATEGY=oidc".into(),
         })?;
-        let audience = config.effective_audience().ok_or(AuthSetupError::Key {
+        let public_url = config.public_url.clone().ok_or(AuthSetupError::Key {
             var: "MCP_PUBLIC_URL",
-            message: "MCP_PUBLIC_URL or MCP_OIDC_AUDIENCE is required for MCP_AUTH_STRATEGY=oidc"
-                .into(),
+            message: "required for MCP_AUTH_STRATEGY=oidc".into(),
         })?;
+        let audience = config
+            .effective_audience()
+            .unwrap_or_else(|| public_url.to_string());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()?;
         Ok(Self {
             issuer,
-            public_url: config.public_url.clone(),
+            public_url,
             audience,
             jwks_url: config.jwks_url.clone(),
             required_scopes: config.required_scopes.clone(),
@@ -78,24 +80,34 @@ impl Oidc {
         &self.required_scopes
     }
 
-    /// Where the Protected Resource Metadata of `/mcp` lives: the well-known path
-    /// with the resource's path appended (RFC 9728 §3.1).
-    pub fn metadata_url(&self) -> String {
-        match &self.public_url {
-            Some(url) => {
-                let origin = url.origin().ascii_serialization();
-                let path = url.path().trim_end_matches('/');
-                format!("{origin}/.well-known/oauth-protected-resource{path}")
-            }
-            None => "/.well-known/oauth-protected-resource/mcp".to_string(),
-        }
+    /// The path of the Protected Resource Metadata of the MCP endpoint: the
+    /// well-known prefix with the resource's path appended (RFC 9728 §3.1).
+    pub fn metadata_path(&self) -> String {
+        format!(
+            "/.well-known/oauth-protected-resource{}",
+            self.public_url.path().trim_end_matches('/')
+        )
     }
 
-    /// The RFC 9728 document.
-    pub fn metadata(&self) -> serde_json::Value {
+    /// The absolute URL of that document, as advertised in 401 challenges.
+    pub fn metadata_url(&self) -> String {
+        format!(
+            "{}{}",
+            self.public_url.origin().ascii_serialization(),
+            self.metadata_path()
+        )
+    }
+
+    /// The RFC 9728 document. The issuer is the one the IdP's own metadata
+    /// names when discovery has run (clients compare it byte for byte).
+    pub async fn metadata(&self) -> serde_json::Value {
+        let issuer = match self.discover().await {
+            Ok((issuer, _)) => issuer.clone(),
+            Err(_) => issuer_text(&self.issuer),
+        };
         let mut doc = json!({
-            "resource": self.public_url.as_ref().map(Url::as_str).unwrap_or(&self.audience),
-            "authorization_servers": [issuer_text(&self.issuer)],
+            "resource": self.public_url.as_str(),
+            "authorization_servers": [issuer],
             "bearer_methods_supported": ["header"],
             "resource_name": "Converse MCP server",
         });
@@ -182,10 +194,16 @@ impl Oidc {
                 "the token's algorithm does not match its key".into(),
             ));
         }
+        // `https://idp.example.com` and `https://idp.example.com/` name the same
+        // issuer; IdPs differ in which one their tokens carry.
+        let issuers = [
+            issuer.trim_end_matches('/').to_string(),
+            format!("{}/", issuer.trim_end_matches('/')),
+        ];
         let data = jsonwebtoken::decode::<Claims>(
             token,
             &key.key,
-            &validation(alg, std::slice::from_ref(issuer), Some(&self.audience)),
+            &validation(alg, &issuers, Some(&self.audience), false),
         )
         .map_err(|e| AuthError::Invalid(describe(&e)))?;
         let scopes = data.claims.scopes();

@@ -275,8 +275,15 @@ async fn admit(gate: Arc<Gate>, peer: SocketAddr, request: Request, next: Next) 
 
     let principal: Option<Principal> = match gate.auth.authenticate(&parts.headers).await {
         Ok(p) => p,
-        Err(e) => return limit_ip(&gate).unwrap_or_else(|| gate.auth_refusal(&e)),
+        Err(e) => {
+            // The reason and the client, never the credential.
+            tracing::info!(client = %ip, strategy = gate.auth.strategy(), reason = %e, "authentication failed");
+            return limit_ip(&gate).unwrap_or_else(|| gate.auth_refusal(&e));
+        }
     };
+    if let Some(p) = &principal {
+        tracing::debug!(principal = %p.id, strategy = p.strategy, "authenticated");
+    }
     if principal.is_none() && gate.required {
         let allowed = gate.session_auth_enabled
             && if is_initialize {
@@ -308,7 +315,13 @@ async fn admit(gate: Arc<Gate>, peer: SocketAddr, request: Request, next: Next) 
             return refusal(StatusCode::NOT_FOUND, -32001, "session not found");
         }
     } else if is_initialize {
-        match gate.sessions.admit(owner_key.is_none()).await {
+        // Only where credentials are otherwise required is a credential-less
+        // session "anonymous" and held to the smaller cap.
+        match gate
+            .sessions
+            .admit(gate.required && owner_key.is_none())
+            .await
+        {
             Admission::Admitted(r) => reservation = Some(r),
             Admission::Full => {
                 return with_retry_after(
@@ -330,6 +343,20 @@ async fn admit(gate: Arc<Gate>, peer: SocketAddr, request: Request, next: Next) 
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    // rmcp answers an unknown or expired session with a plain-text 404; clients
+    // get the same JSON-RPC error shape as for every other refusal.
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if response.status() == StatusCode::NOT_FOUND && !is_json {
+        return refusal(
+            StatusCode::NOT_FOUND,
+            -32001,
+            "session not found (expired or closed); initialize a new one",
+        );
+    }
 
     if let Some(id) = session_id
         .as_deref()

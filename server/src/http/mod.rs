@@ -188,19 +188,26 @@ pub fn router(
         gate: gate.clone(),
         started: Instant::now(),
     };
-    let mut app = Router::new()
+    // RFC 9728: the metadata of resource https://host/<path> lives at
+    // /.well-known/oauth-protected-resource/<path>; the root form is served too.
+    let mut metadata_paths = vec![
+        "/.well-known/oauth-protected-resource".to_string(),
+        "/.well-known/oauth-protected-resource/mcp".to_string(),
+    ];
+    if let Authenticator::Oidc(oidc) = &gate.auth
+        && !metadata_paths.contains(&oidc.metadata_path())
+    {
+        metadata_paths.push(oidc.metadata_path());
+    }
+    let mut app = Router::new();
+    for path in &metadata_paths {
+        app = app.route(path, get(protected_resource));
+    }
+    let mut app = app
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/info", get(info))
         .route("/metrics", get(metrics))
-        .route(
-            "/.well-known/oauth-protected-resource",
-            get(protected_resource),
-        )
-        .route(
-            "/.well-known/oauth-protected-resource/mcp",
-            get(protected_resource),
-        )
         .with_state(state)
         .nest_service("/mcp", mcp);
     if config.auth.strategy == AuthStrategy::OAuth2 {
@@ -264,7 +271,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// RFC 9728 Protected Resource Metadata, only in `oidc` mode.
 async fn protected_resource(State(state): State<AppState>) -> impl IntoResponse {
     match &state.gate.auth {
-        Authenticator::Oidc(oidc) => Json(oidc.metadata()).into_response(),
+        Authenticator::Oidc(oidc) => Json(oidc.metadata().await).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
