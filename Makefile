@@ -2,10 +2,21 @@
 
 CARGO ?= cargo
 
-.PHONY: help run build test test-interop lint fmt check-docs testenv-build testenv-up testenv-down test-cluster bench
+.PHONY: help deps run build test test-interop lint fmt check-docs testenv-build testenv-up testenv-down test-cluster bench
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# Debian packages the tests use; installed when missing (needs root, as in CI).
+DEB_DEPS := redis-server openssl
+
+deps: ## install the system packages the tests need (redis-server, openssl) when missing
+	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: please install:$$missing (apt-get install$$missing)"; exit 1; fi; \
+	  echo "make deps: installing$$missing"; \
+	  (apt-get install -y --no-install-recommends $$missing || (apt-get update && apt-get install -y --no-install-recommends $$missing)) >/dev/null; \
+	fi
 
 run: ## run converse-server over HTTP on 127.0.0.1:3157/mcp (set a provider key first)
 	$(CARGO) run --release -p converse-server
@@ -17,7 +28,7 @@ lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: lint ## the whole test suite (what CI runs)
+test: deps lint ## the whole test suite (what CI runs)
 	$(CARGO) test --workspace
 	$(MAKE) test-interop
 	$(MAKE) test-cluster

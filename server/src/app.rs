@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use converse_config::{ProviderConfig, ServerConfig, Transport};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::conversation::{ConversationStore, Limits, MemoryStore};
+use crate::conversation::{ConversationStore, Limits, MemoryStore, RedisStore};
 use crate::files::FilePolicy;
 use crate::providers::{self, Provider, ProviderKind, ProviderSettings};
 use crate::routing::Router;
@@ -25,8 +25,10 @@ pub enum StartupError {
         provider: String,
         source: reqwest::Error,
     },
-    #[error("CONVERSATION_STORE=redis is not available in this build yet; use memory")]
-    RedisUnsupported,
+    #[error("CONVERSATION_STORE=redis needs REDIS_URL")]
+    RedisUrlMissing,
+    #[error("cannot connect to Redis (REDIS_URL): {0}")]
+    Redis(crate::conversation::StoreError),
 }
 
 /// The built-in providers: name, kind, key variable, and its config.
@@ -143,7 +145,7 @@ fn build_providers(config: &ServerConfig) -> Result<Providers, StartupError> {
 }
 
 /// Builds the tools' engine: providers, catalog, conversation store, file policy.
-pub fn build_engine(config: &ServerConfig) -> Result<Engine, StartupError> {
+pub async fn build_engine(config: &ServerConfig) -> Result<Engine, StartupError> {
     let catalog = Catalog::load(config.models_file.as_deref())?;
     let (providers, custom_models) = build_providers(config)?;
     let conv = &config.conversations;
@@ -156,7 +158,15 @@ pub fn build_engine(config: &ServerConfig) -> Result<Engine, StartupError> {
     let store: Arc<dyn ConversationStore> = match conv.store {
         converse_config::ConversationStoreKind::Memory => Arc::new(MemoryStore::new(limits)),
         converse_config::ConversationStoreKind::Redis => {
-            return Err(StartupError::RedisUnsupported);
+            let url = conv
+                .redis_url
+                .as_ref()
+                .ok_or(StartupError::RedisUrlMissing)?;
+            Arc::new(
+                RedisStore::connect(url.expose_secret(), limits)
+                    .await
+                    .map_err(StartupError::Redis)?,
+            )
         }
     };
     let files = FilePolicy::new(

@@ -59,7 +59,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: ServerConfig) -> anyhow::Result<()> {
-    let engine = Arc::new(converse_server::app::build_engine(&config)?);
+    let engine = Arc::new(converse_server::app::build_engine(&config).await?);
     let providers = engine.router.available();
     for warning in config.warnings() {
         tracing::warn!("{warning}");

@@ -8,18 +8,20 @@ use crate::cmd;
 use crate::error::{IoContext, Result};
 use crate::layout::{BRIDGE, BRIDGE_IP, Layout, PAUSE_IMAGE, POD_CIDR, SERVICE_CIDR};
 
-/// Environment for every node component that could reach for a registry: all HTTP(S) goes to a
-/// closed port on loopback, so a missing image fails at once instead of resolving and
-/// contacting a registry on the internet.
+/// Environment for every node component that could reach for a registry: HTTP(S) to anything
+/// but this machine's own addresses goes to a closed port on loopback, so a missing image fails
+/// at once instead of resolving and contacting a registry on the internet. The pod, Service and
+/// loopback ranges are exempt: that is where the API server is.
 pub fn offline_env() -> Vec<(&'static str, String)> {
     let nowhere = "http://127.0.0.1:9".to_string();
+    let local = format!("127.0.0.1,localhost,{POD_CIDR},{SERVICE_CIDR},.svc,.cluster.local");
     vec![
         ("HTTP_PROXY", nowhere.clone()),
         ("HTTPS_PROXY", nowhere.clone()),
         ("http_proxy", nowhere.clone()),
         ("https_proxy", nowhere),
-        ("NO_PROXY", String::new()),
-        ("no_proxy", String::new()),
+        ("NO_PROXY", local.clone()),
+        ("no_proxy", local),
     ]
 }
 

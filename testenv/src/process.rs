@@ -207,7 +207,15 @@ pub fn rss_mib(pid: i32) -> Option<u64> {
 
 pub fn tail_file(path: &Path, n: usize) -> String {
     match std::fs::read(path) {
-        Ok(bytes) => crate::cmd::tail_lines(&String::from_utf8_lossy(&bytes), n),
+        // Component logs have very long lines (serialized objects): keep the head of each.
+        Ok(bytes) => crate::cmd::tail_lines(&String::from_utf8_lossy(&bytes), n)
+            .lines()
+            .map(|l| match l.char_indices().nth(300) {
+                Some((i, _)) => format!("{}…", &l[..i]),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
         Err(e) => format!("(no log: {e})"),
     }
 }

@@ -13,6 +13,9 @@ use tokio::sync::Mutex;
 
 use crate::providers::{Message, Part};
 
+pub mod redis_store;
+pub use redis_store::RedisStore;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     pub messages: Vec<Message>,
