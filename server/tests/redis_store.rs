@@ -56,6 +56,9 @@ async fn redis() -> Redis {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("redis-server did not start");
 }
 
