@@ -438,6 +438,8 @@ fn check_rules(r: &mut Reader, c: &AuthConfig, algorithm_valid: bool) {
                 (MCP_OAUTH_CLIENT_SECRET, c.oauth.client_secret.is_none()),
                 (MCP_OAUTH_AUTH_URL, c.oauth.auth_url.is_none()),
                 (MCP_OAUTH_TOKEN_URL, c.oauth.token_url.is_none()),
+                // Without user info the server cannot tell who logged in.
+                (MCP_OAUTH_USERINFO_URL, c.oauth.userinfo_url.is_none()),
                 (MCP_OAUTH_CALLBACK_URL, c.oauth.callback_url.is_none()),
             ];
             for (var, is_missing) in missing {
@@ -727,6 +729,7 @@ mod tests {
                 "MCP_OAUTH_CLIENT_SECRET",
                 "MCP_OAUTH_AUTH_URL",
                 "MCP_OAUTH_TOKEN_URL",
+                "MCP_OAUTH_USERINFO_URL",
                 "MCP_OAUTH_CALLBACK_URL",
                 "MCP_JWT_SECRET"
             ]
@@ -747,6 +750,7 @@ mod tests {
                 "MCP_OAUTH_CALLBACK_URL",
                 "https://mcp.example.com/oauth/callback",
             ),
+            ("MCP_OAUTH_USERINFO_URL", "https://api.github.com/user"),
             ("MCP_JWT_SECRET", SECRET),
         ];
         let (c, _) = auth(&full).expect("valid");

@@ -268,6 +268,7 @@ fn everything_secret() -> Vec<(String, String)> {
         ("MCP_OAUTH_CLIENT_SECRET", OAUTH_SECRET),
         ("MCP_OAUTH_AUTH_URL", "https://idp.example.com/authorize"),
         ("MCP_OAUTH_TOKEN_URL", "https://idp.example.com/token"),
+        ("MCP_OAUTH_USERINFO_URL", "https://idp.example.com/userinfo"),
         (
             "MCP_OAUTH_CALLBACK_URL",
             "https://mcp.example.com/oauth/callback",

@@ -452,7 +452,7 @@ pub static VARIABLES: &[VarSpec] = &[
         MCP_OAUTH_USERINFO_URL,
         None,
         AUTH,
-        "`oauth2`: userinfo endpoint URL (optional).",
+        "`oauth2`: the identity provider's user-info endpoint (required: it tells who logged in; its `sub`, `id`, `login` or `email` becomes the principal).",
     ),
     var(
         MCP_OAUTH_CALLBACK_URL,
@@ -476,7 +476,7 @@ pub static VARIABLES: &[VarSpec] = &[
         MCP_SESSION_AUTH_REQUIRE_FOR_SESSION,
         Some("false"),
         AUTH,
-        "Require authentication for `initialize` (creating a session). Default false as in converse 1.3.2 (sessions opened without credentials are then limited to a quarter of the session cap), but true for `oidc`.",
+        "Require authentication for `initialize` (creating a session). Default false as in converse 1.3.2 (with any strategy but `none`, sessions opened without credentials are limited to a quarter of the session cap), but true for `oidc`.",
     ),
     var(
         MCP_SESSION_AUTH_REQUIRE_FOR_OPERATIONS,

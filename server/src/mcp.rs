@@ -185,7 +185,7 @@ impl ServerHandler for ConverseMcp {
                     "unknown resource {}; the only resource is {HELP_URI}",
                     request.uri
                 ),
-                None,
+                Some(serde_json::json!({ "uri": request.uri })),
             ));
         }
         let text = self.guide(None)?;

@@ -94,16 +94,22 @@ pub fn delete_bridge() {
 /// have no default route, and this makes sure that even with ip_forward=1 (the bridge plugin
 /// sets it) nothing from a pod is forwarded off the machine. Traffic to the host itself
 /// (the API server, CoreDNS) is INPUT, not FORWARD, and stays allowed.
+///
+/// It lives in the *mangle* table's FORWARD chain, which the kernel traverses before the filter
+/// table's: kube-proxy inserts its own ACCEPT rules (KUBE-FORWARD) at the head of filter
+/// FORWARD, ahead of anything we could put there.
 pub fn add_forward_guard() -> Result<()> {
     for tool in ["iptables", "ip6tables"] {
-        let chains = cmd::run(tool, ["-S"])?;
+        let chains = cmd::run(tool, ["-t", "mangle", "-S"])?;
         if !chains.contains(&format!("-N {GUARD_CHAIN}")) {
-            cmd::run(tool, ["-N", GUARD_CHAIN])?;
+            cmd::run(tool, ["-t", "mangle", "-N", GUARD_CHAIN])?;
         }
-        cmd::run(tool, ["-F", GUARD_CHAIN])?;
+        cmd::run(tool, ["-t", "mangle", "-F", GUARD_CHAIN])?;
         cmd::run(
             tool,
             [
+                "-t",
+                "mangle",
                 "-A",
                 GUARD_CHAIN,
                 "-i",
@@ -121,10 +127,25 @@ pub fn add_forward_guard() -> Result<()> {
         )?;
         if tool == "ip6tables" {
             // Pods have no IPv6 addresses; drop any IPv6 from the bridge outright.
-            cmd::run(tool, ["-A", GUARD_CHAIN, "-i", BRIDGE, "-j", "DROP"])?;
+            cmd::run(
+                tool,
+                [
+                    "-t",
+                    "mangle",
+                    "-A",
+                    GUARD_CHAIN,
+                    "-i",
+                    BRIDGE,
+                    "-j",
+                    "DROP",
+                ],
+            )?;
         }
-        if cmd::run(tool, ["-C", "FORWARD", "-j", GUARD_CHAIN]).is_err() {
-            cmd::run(tool, ["-I", "FORWARD", "1", "-j", GUARD_CHAIN])?;
+        if cmd::run(tool, ["-t", "mangle", "-C", "FORWARD", "-j", GUARD_CHAIN]).is_err() {
+            cmd::run(
+                tool,
+                ["-t", "mangle", "-I", "FORWARD", "1", "-j", GUARD_CHAIN],
+            )?;
         }
     }
     Ok(())

@@ -4,7 +4,8 @@
 //!
 //! The algorithm is pinned by configuration, so `alg: none` and algorithm
 //! confusion (an HS256 token "signed" with the RSA public key) are rejected by
-//! construction; `iss`, `exp` and `nbf` are required, `aud` when configured.
+//! construction; `iss`, `exp` and `nbf` are required, `aud` when configured
+//! (the `oidc` strategy reuses [`validation`] with `nbf` optional).
 
 use std::collections::HashMap;
 

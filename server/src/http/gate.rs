@@ -315,13 +315,11 @@ async fn admit(gate: Arc<Gate>, peer: SocketAddr, request: Request, next: Next) 
             return refusal(StatusCode::NOT_FOUND, -32001, "session not found");
         }
     } else if is_initialize {
-        // Only where credentials are otherwise required is a credential-less
-        // session "anonymous" and held to the smaller cap.
-        match gate
-            .sessions
-            .admit(gate.required && owner_key.is_none())
-            .await
-        {
+        // With an auth strategy in place, a session opened without credentials
+        // is "anonymous" and held to the smaller cap, so such clients cannot fill
+        // the server; under `none` everyone is anonymous and the full cap applies.
+        let anonymous = owner_key.is_none() && !matches!(gate.auth, Authenticator::None);
+        match gate.sessions.admit(anonymous).await {
             Admission::Admitted(r) => reservation = Some(r),
             Admission::Full => {
                 return with_retry_after(
