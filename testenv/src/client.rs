@@ -71,7 +71,10 @@ pub async fn client_or_skip(test: &str) -> Result<Option<Client>> {
         Ok(c) => Ok(Some(c)),
         Err(e) if std::env::var("TESTENV_REQUIRED").as_deref() == Ok("1") => Err(e),
         Err(e) => {
-            eprintln!("SKIPPED {test}: {e}");
+            // Written to the stderr handle directly: the test harness captures eprintln!, and
+            // a skip must be visible.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
             Ok(None)
         }
     }
