@@ -45,7 +45,7 @@ fmt: ## format the code
 # The local Kubernetes cluster (see docs/TESTENV.md). The node needs root.
 TESTENV ?= $(CARGO) run -q -p testenv --
 
-testenv-build: ## build the pinned Kubernetes/etcd/helm binaries from Go modules (cached; cold: 15-25 min)
+testenv-build: ## build the pinned Kubernetes/etcd/helm binaries from Go modules (cached; cold: 15-40 min)
 	$(TESTENV) build
 
 testenv-up: testenv-build ## start the single-node cluster; prints export KUBECONFIG=...

@@ -180,6 +180,18 @@ export function freePort() {
   });
 }
 
+/** Spawns converse-server with `env` and waits for its `serving MCP on …/mcp` line. */
+function spawnServer(env, port) {
+  return spawnAndWait(serverBin(), [], {
+    env: { ...env, HTTP_PORT: String(port) },
+    stream: 'stderr',
+    pattern: /serving MCP on (http:\/\/\S+\/mcp)/,
+    what: 'converse-server'
+  }).then(({ child, match }) => ({ child, url: match[1], port: port || Number(new URL(match[1]).port) }));
+}
+
+const LOST_PORT_RACE = /cannot listen|address already in use/i;
+
 /**
  * Starts `converse-server` over HTTP and waits for its `serving MCP on …/mcp`
  * line. Returns `{ child, url }`. HTTP_PORT=0 lets the server pick a free port;
@@ -187,25 +199,29 @@ export function freePort() {
  * is retried).
  */
 export async function startServer(env) {
-  const attempt = (port) =>
-    spawnAndWait(serverBin(), [], {
-      env: { ...env, HTTP_PORT: String(port) },
-      stream: 'stderr',
-      pattern: /serving MCP on (http:\/\/\S+\/mcp)/,
-      what: 'converse-server'
-    }).then(({ child, match }) => ({ child, url: match[1] }));
   try {
-    return await attempt(0);
+    return await spawnServer(env, 0);
   } catch (e) {
     if (!/HTTP_PORT: invalid value "0"/.test(e.message)) throw e;
   }
+  return startServerAt(() => env);
+}
+
+/**
+ * Starts `converse-server` on a port chosen here, for configurations that name
+ * the server's own address before it starts (`MCP_PUBLIC_URL`): `makeEnv(port)`
+ * builds the environment for that port. A lost race for the port is retried
+ * with another one. Returns `{ child, url, port }`.
+ */
+export async function startServerAt(makeEnv) {
   let lastError;
   for (let i = 0; i < 3; i++) {
+    const port = await freePort();
     try {
-      return await attempt(await freePort());
+      return await spawnServer(makeEnv(port), port);
     } catch (e) {
       lastError = e;
-      if (!/cannot listen|address already in use/i.test(e.message)) throw e;
+      if (!LOST_PORT_RACE.test(e.message)) throw e;
     }
   }
   throw lastError;

@@ -8,7 +8,9 @@
 # 2. builds converse-server and fake-llm (debug; CARGO_TARGET_DIR is honoured);
 # 3. runs the conformance suite for 2025-11-25 and 2026-07-28 against
 #    interop/conformance-baseline.yml (conformance.mjs);
-# 4. runs the client tests (clients.test.mjs) with Node's test runner.
+# 4. runs the client tests (clients.test.mjs) and the authentication tests
+#    (auth.test.mjs) in one run of Node's test runner, so one TAP stream with
+#    one set of totals covers both files.
 # Exits non-zero when any step fails; every step runs even if an earlier test
 # step failed, and a summary closes the output.
 set -uo pipefail
@@ -57,16 +59,17 @@ say "MCP conformance suite (@modelcontextprotocol/conformance), requirements 202
 (cd "$INTEROP" && "$NODE" conformance.mjs)
 conformance_rc=$?
 
-# --- 4. client interop tests -----------------------------------------------------
-say "client interop tests (@modelcontextprotocol/sdk 1.32.2, @modelcontextprotocol/client 2.4.0)"
-(cd "$INTEROP" && "$NODE" --test --test-reporter=tap --test-timeout=120000 clients.test.mjs)
+# --- 4. client and authentication interop tests -------------------------------------
+TEST_FILES=(clients.test.mjs auth.test.mjs)
+say "client and auth interop tests (@modelcontextprotocol/sdk 1.32.2, @modelcontextprotocol/client 2.4.0, oidc-provider 9.13.3): ${TEST_FILES[*]}"
+(cd "$INTEROP" && "$NODE" --test --test-reporter=tap --test-timeout=120000 "${TEST_FILES[@]}")
 clients_rc=$?
 
 # --- summary -----------------------------------------------------------------------
 verdict() { if [[ $1 -eq 0 ]]; then echo "ok"; else echo "FAILED (exit $1)"; fi; }
 say "interop summary"
 echo "  conformance (2025-11-25, 2026-07-28): $(verdict $conformance_rc)  [details: interop/results/conformance/]"
-echo "  client interop tests:                 $(verdict $clients_rc)"
+echo "  client + auth tests:                  $(verdict $clients_rc)  [${TEST_FILES[*]}]"
 if [[ $conformance_rc -ne 0 || $clients_rc -ne 0 ]]; then
   echo "interop: FAILED"
   exit 1

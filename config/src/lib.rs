@@ -18,6 +18,7 @@ mod macros;
 
 pub mod auth;
 pub mod conversations;
+pub mod env;
 mod error;
 pub mod http;
 pub mod parse;

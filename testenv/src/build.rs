@@ -70,7 +70,7 @@ pub fn build(layout: &Layout, with_node: bool) -> Result<()> {
         versions::versions_hash()
     );
     eprintln!(
-        "    a cold build (empty Go caches) compiles Kubernetes from source: expect 15-25 minutes on 2 cores; a warm one takes seconds"
+        "    a cold build (empty Go caches) compiles Kubernetes from source: expect 15-40 minutes on 2 cores; a cached one takes seconds"
     );
     if with_node {
         timed("Debian packages", install_packages)?;

@@ -54,10 +54,29 @@ pub async fn up(layout: &Layout, opts: UpOptions) -> Result<PathBuf> {
         }
         eprintln!("testenv: cleaning up after an earlier run that did not finish");
         down(layout);
+    } else if node && leftovers(layout).iter().any(|l| !l.starts_with("sysctl")) {
+        // A crashed run whose state file is gone: sweep it (restoring the sysctls from the
+        // baseline it left) before recording a new baseline.
+        eprintln!("testenv: removing leftovers of an earlier run");
+        down(layout);
     }
     match start_all(layout, node).await {
         Ok(kubeconfig) => Ok(kubeconfig),
         Err(e) => {
+            // The state dir goes with the teardown: keep the component logs for the reader.
+            let kept = layout.cache_root.join("failed-up-logs");
+            let _ = std::fs::remove_dir_all(&kept);
+            if std::fs::create_dir_all(&kept).is_ok()
+                && let Ok(rd) = std::fs::read_dir(layout.logs())
+            {
+                for entry in rd.flatten() {
+                    let _ = std::fs::copy(entry.path(), kept.join(entry.file_name()));
+                }
+                eprintln!(
+                    "testenv up failed; component logs kept in {}",
+                    kept.display()
+                );
+            }
             eprintln!("testenv up failed; tearing down what was started");
             down(layout);
             Err(e)
@@ -181,9 +200,34 @@ async fn start_all(layout: &Layout, node: bool) -> Result<PathBuf> {
         layout.state_dir.display()
     );
 
+    // Fixed loopback ports of the node components: fail before changing anything.
+    if node {
+        for (port, who) in [
+            (10250, "kubelet"),
+            (10248, "kubelet healthz"),
+            (10249, "kube-proxy metrics"),
+            (10256, "kube-proxy healthz"),
+        ] {
+            if port_in_use("127.0.0.1", port) {
+                return Err(Error::Invalid(format!(
+                    "127.0.0.1:{port} ({who}) is already in use by another process"
+                )));
+            }
+        }
+    }
+
     // Host changes first: the API server binds to the bridge address.
     if node {
         s.state.sysctls = network::read_sysctls();
+        // Also outside the state dir: `down` restores from it if the state file is lost, and
+        // `verify-clean` compares against it.
+        std::fs::create_dir_all(&layout.cache_root)
+            .ctx(|| format!("creating {}", layout.cache_root.display()))?;
+        std::fs::write(
+            sysctl_baseline(layout),
+            serde_json::to_vec_pretty(&s.state.sysctls)?,
+        )
+        .ctx(|| "writing the sysctl baseline".to_string())?;
         for d in HOST_DIRS {
             if !Path::new(d).exists() {
                 s.state.created_dirs.push(PathBuf::from(d));
@@ -601,7 +645,10 @@ pub fn down(layout: &Layout) -> DownReport {
     }
 
     // Leftovers the state file does not name: shims, or processes of a run whose state is lost.
-    for (pid, cmdline) in process::find_processes(&layout.owned_prefixes()) {
+    // Newest (highest pid) first, as for recorded processes.
+    let mut leftovers = process::find_processes(&layout.owned_prefixes());
+    leftovers.sort_by_key(|(pid, _)| std::cmp::Reverse(*pid));
+    for (pid, cmdline) in leftovers {
         process::kill_pid(pid, Duration::from_secs(5));
         report
             .lines
@@ -628,14 +675,13 @@ pub fn down(layout: &Layout) -> DownReport {
             network::delete_bridge();
             report.lines.push("deleted bridge cni-node0".into());
         }
-        if let Some(state) = &state {
-            for s in network::restore_sysctls(&state.sysctls) {
+        let before = match &state {
+            Some(state) if !state.sysctls.is_empty() => Some(state.sysctls.clone()),
+            _ => load_sysctl_baseline(layout),
+        };
+        if let Some(before) = before {
+            for s in network::restore_sysctls(&before) {
                 report.lines.push(format!("restored sysctl {s}"));
-            }
-            // Remembered for verify-clean.
-            let _ = std::fs::create_dir_all(&layout.cache_root);
-            if let Ok(json) = serde_json::to_vec_pretty(&state.sysctls) {
-                let _ = std::fs::write(layout.cache_root.join("sysctls-before-up.json"), json);
             }
         }
         for cg in host::kubepods_cgroups() {
@@ -652,6 +698,19 @@ pub fn down(layout: &Layout) -> DownReport {
                     report.lines.push(format!("removed {}", d.display()));
                 }
             }
+        }
+    }
+    // Stopped processes whose parent (the `up` CLI) is gone are reaped by init; give it a
+    // moment so `pgrep` right after `down` shows no <defunct> entries.
+    if let Some(state) = &state {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && state
+                .processes
+                .iter()
+                .any(|p| process::start_ticks(p.pid) == Some(p.start_ticks))
+        {
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
     for d in [&layout.run_dir, &layout.state_dir] {
@@ -705,6 +764,15 @@ fn kubepods_pids() -> Vec<i32> {
     pids.sort_unstable();
     pids.dedup();
     pids
+}
+
+fn sysctl_baseline(layout: &Layout) -> PathBuf {
+    layout.cache_root.join("sysctls-before-up.json")
+}
+
+fn load_sysctl_baseline(layout: &Layout) -> Option<std::collections::BTreeMap<String, String>> {
+    let bytes = std::fs::read(sysctl_baseline(layout)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Status lines for `testenv status`.
@@ -797,10 +865,7 @@ pub fn leftovers(layout: &Layout) -> Vec<String> {
             left.push(format!("directory {}", d.display()));
         }
     }
-    if let Ok(bytes) = std::fs::read(layout.cache_root.join("sysctls-before-up.json"))
-        && let Ok(before) =
-            serde_json::from_slice::<std::collections::BTreeMap<String, String>>(&bytes)
-    {
+    if let Some(before) = load_sysctl_baseline(layout) {
         let now = network::read_sysctls();
         for (k, v) in before {
             if let Some(n) = now.get(&k)

@@ -80,18 +80,20 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// `?api_key=`). They are refused outright, so a key never lands in access logs
 /// unnoticed.
 pub fn credentials_in_query(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&').any(|pair| {
-            let name = pair
-                .split('=')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            matches!(
-                name.as_str(),
-                "api_key" | "apikey" | "access_token" | "token" | "key"
-            )
-        })
+    let Some(query) = query else { return false };
+    // Names are compared decoded (`api%5Fkey` is `api_key`), and a name that
+    // itself hides an `=` (`api_key%3Dsecret`) is checked up to it.
+    url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| {
+        let name = name
+            .split('=')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        matches!(
+            name.as_str(),
+            "api_key" | "apikey" | "api-key" | "access_token" | "token" | "key"
+        )
     })
 }
 
@@ -176,6 +178,12 @@ mod tests {
         assert!(credentials_in_query(Some("api_key=x")));
         assert!(credentials_in_query(Some("a=1&ACCESS_TOKEN=y")));
         assert!(!credentials_in_query(Some("session=1")));
+        assert!(
+            credentials_in_query(Some("api%5Fkey=x")),
+            "percent-encoded names"
+        );
+        assert!(credentials_in_query(Some("api_key%3Dx")), "a hidden =");
+        assert!(credentials_in_query(Some("x=1&Api-Key=2")));
         assert!(!credentials_in_query(None));
     }
 
