@@ -33,7 +33,7 @@ test: deps lint ## the whole test suite (what CI runs)
 	$(MAKE) test-interop
 	$(MAKE) test-cluster
 
-test-interop: ## official TypeScript MCP clients + conformance suite against the server (installs them with npm ci)
+test-interop: ## official TypeScript MCP clients (incl. auth against oidc-provider) + conformance suite (installs them with npm ci)
 	CARGO="$(CARGO)" ./interop/run.sh
 
 bench: ## load benchmark vs the Node.js converse-mcp-server on a fake provider (a few minutes; docs/PERFORMANCE.md)
