@@ -194,11 +194,7 @@ pub struct OAuth2Auth {
     pub jwt_secret_ref: Option<SecretKeyRef>,
 
     /// Lifetime of the tokens the server issues, e.g. 24h. Default 24h.
-    #[serde(
-        default,
-        rename = "tokenTTL",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), pattern(DURATION_PATTERN))]
     pub token_ttl: Option<String>,
 }
@@ -224,7 +220,10 @@ pub struct OidcAuth {
 
     /// Scopes every token must carry; a token lacking one gets 403.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(min = 1, max = 256), regex(pattern = r"^\S+$")))]
+    #[schemars(
+        length(max = 32),
+        inner(length(min = 1, max = 256), regex(pattern = r"^\S+$"))
+    )]
     pub required_scopes: Vec<String>,
 }
 

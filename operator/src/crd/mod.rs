@@ -13,14 +13,15 @@ pub mod schema;
 pub mod status;
 pub mod workload;
 
-use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use auth::{
-    ApiKeyAuth, Auth, AuthStrategy, BearerAuth, OAuth2Auth, OidcAuth, SessionAuth,
-};
+pub use auth::{ApiKeyAuth, Auth, AuthStrategy, BearerAuth, OAuth2Auth, OidcAuth, SessionAuth};
 pub use network::{
     Cors, Http, Ingress, IngressTls, Network, NetworkPolicySpec, RateLimit, ServiceSpec,
     ServiceType, SessionAffinity, Sessions,
@@ -28,8 +29,8 @@ pub use network::{
 pub use providers::{BuiltinProvider, CustomProvider, OpenRouterProvider, Providers};
 pub use status::ConverseServerStatus;
 pub use workload::{
-    Autoscaling, ConversationStore, Conversations, PodDisruptionBudgetSpec, PodOptions,
-    RedisStore, Telemetry,
+    Autoscaling, ConversationStore, Conversations, PodDisruptionBudgetSpec, PodOptions, RedisStore,
+    Telemetry,
 };
 
 /// API group of the resource.
@@ -41,6 +42,8 @@ pub const VERSION: &str = "v1alpha1";
 /// The operator turns it into a Deployment, Service, ServiceAccount, Secret, and optionally an
 /// Ingress, PodDisruptionBudget, HorizontalPodAutoscaler and NetworkPolicy, and reports what it
 /// did in status.
+// Several `printcolumn(type_ = "string", ...)` read as duplicated attributes to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "converse.dev",
@@ -79,7 +82,11 @@ pub const VERSION: &str = "v1alpha1";
         json_path = ".status.replicaSummary",
         description = "Ready / desired replicas"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[schemars(transform = rules::spec)]
 #[serde(rename_all = "camelCase")]
@@ -128,8 +135,8 @@ pub struct ConverseServerSpec {
 
     /// Cap on the size of a tool answer, in tokens (`MAX_MCP_OUTPUT_TOKENS`). Default 25000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub max_output_tokens: Option<u32>,
+    #[schemars(range(min = 1, max = 4_294_967_295_i64))]
+    pub max_output_tokens: Option<i64>,
 
     /// The LLM providers the server may call, each with its API key in a Secret. At least one is
     /// required.
@@ -245,8 +252,47 @@ impl SecretKeyRef {
     }
 }
 
+/// Why the CRD could not be rendered (a bug: the types always serialise).
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    #[error("CRD as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("CRD as YAML: {0}")]
+    Yaml(#[from] serde_norway::Error),
+}
+
+/// The CustomResourceDefinition, with descriptions reflowed: doc comments wrap at 100 columns,
+/// and `kubectl explain` would show those line breaks mid-sentence. Paragraph breaks stay.
+pub fn crd() -> Result<CustomResourceDefinition, CrdError> {
+    let mut value = serde_json::to_value(ConverseServer::crd())?;
+    reflow_descriptions(&mut value);
+    Ok(serde_json::from_value(value)?)
+}
+
+fn reflow_descriptions(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match child {
+                    Value::String(text) if key == "description" => {
+                        let paragraphs: Vec<String> = text
+                            .split("\n\n")
+                            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+                            .collect();
+                        *text = paragraphs.join("\n\n");
+                    }
+                    _ => reflow_descriptions(child),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(reflow_descriptions),
+        _ => {}
+    }
+}
+
 /// The CRD as YAML, as `converse-operator crd` prints it and `crds/` holds it.
-pub fn crd_yaml() -> Result<String, serde_norway::Error> {
-    let crd = ConverseServer::crd();
-    serde_norway::to_string(&crd).map(|yaml| format!("---\n{yaml}"))
+pub fn crd_yaml() -> Result<String, CrdError> {
+    let yaml = serde_norway::to_string(&crd()?)?;
+    Ok(format!("---\n{yaml}"))
 }

@@ -62,7 +62,7 @@ pub struct Providers {
     /// Retries after a 429 or 5xx answer, 0-10 (`PROVIDER_MAX_RETRIES`). Default 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10))]
-    pub max_retries: Option<u32>,
+    pub max_retries: Option<i32>,
 }
 
 /// A built-in provider.
@@ -104,7 +104,10 @@ pub struct OpenRouterProvider {
 pub struct CustomProvider {
     /// Provider name, used in model routing and in its variables (`CUSTOM_<NAME>_*`). Lower-case
     /// letters, digits and '-'; not the name of a built-in provider.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// API base URL, e.g. http://vllm.inference:8000/v1.
     #[schemars(length(min = 1, max = MAX_URL))]
@@ -113,7 +116,10 @@ pub struct CustomProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_secret_ref: Option<SecretKeyRef>,
     /// Model ids served by the endpoint.
-    #[schemars(length(min = 1, max = 64), inner(length(min = 1, max = 256), regex(pattern = r"^[^,\s]+$")))]
+    #[schemars(
+        length(min = 1, max = 64),
+        inner(length(min = 1, max = 256), regex(pattern = r"^[^,\s]+$"))
+    )]
     pub models: Vec<String>,
 }
 

@@ -77,17 +77,19 @@ pub fn auth_strategy_blocks() -> Vec<Rule> {
             Rule::new(format!(
                 "!has(self.strategy) || self.strategy != '{s}' || has(self.{block})"
             ))
-            .message(format!("auth.strategy {s} requires auth.{block}"))
+            .message(Message::Message(format!(
+                "auth.strategy {s} requires auth.{block}"
+            )))
             .reason(Reason::FieldValueRequired),
         );
         rules.push(
             Rule::new(format!(
                 "!has(self.{block}) || (has(self.strategy) && self.strategy == '{s}')"
             ))
-            .message(format!(
+            .message(Message::Message(format!(
                 "auth.{block} is only allowed with auth.strategy {s}; remove it or change the \
                  strategy"
-            ))
+            )))
             .reason(Reason::FieldValueForbidden),
         );
     }
@@ -96,19 +98,20 @@ pub fn auth_strategy_blocks() -> Vec<Rule> {
 
 /// `Auth`: `required: true` without a strategy would look secure and not be.
 pub fn auth_required_needs_strategy() -> Rule {
-    Rule::new("!(has(self.required) && self.required) || (has(self.strategy) && self.strategy != 'none')")
-        .message("auth.required true needs an auth.strategy other than none")
-        .reason(Reason::FieldValueForbidden)
+    Rule::new(
+        "!(has(self.required) && self.required) || (has(self.strategy) && self.strategy != 'none')",
+    )
+    .message("auth.required true needs an auth.strategy other than none")
+    .reason(Reason::FieldValueForbidden)
 }
 
 /// `BearerAuth`: exactly one key source, and the one the algorithm verifies with.
 pub fn bearer_key_source() -> Vec<Rule> {
     vec![
-        Rule::new("has(self.secretRef) != has(self.publicKeySecretRef)")
-            .message(
-                "set exactly one of secretRef (HS256/HS384/HS512: the shared secret) and \
+        Rule::new("has(self.secretRef) != has(self.publicKeySecretRef)").message(
+            "set exactly one of secretRef (HS256/HS384/HS512: the shared secret) and \
                  publicKeySecretRef (RS*, ES*, PS*, EdDSA: a PEM public key)",
-            ),
+        ),
         Rule::new(
             "(has(self.algorithm) && !self.algorithm.startsWith('HS')) ? \
              !has(self.secretRef) : !has(self.publicKeySecretRef)",
@@ -133,10 +136,10 @@ pub fn at_least_one_provider() -> Rule {
         "{} || (has(self.custom) && size(self.custom) > 0)",
         builtin.join(" || ")
     ))
-    .message(format!(
+    .message(Message::Message(format!(
         "configure at least one provider: {} or custom",
         BUILTIN_PROVIDER_FIELDS.join(", ")
-    ))
+    )))
     .reason(Reason::FieldValueRequired)
 }
 
@@ -206,10 +209,10 @@ pub fn cors_credentials_without_wildcard() -> Rule {
 pub fn pod_labels_not_selector() -> Rule {
     let keys = crate::build::labels::SELECTOR_KEYS;
     let checks: Vec<String> = keys.iter().map(|k| format!("!('{k}' in self)")).collect();
-    Rule::new(checks.join(" && ")).message(format!(
+    Rule::new(checks.join(" && ")).message(Message::Message(format!(
         "pod.labels may not set {}: the operator uses them to select the pods",
         keys.join(", ")
-    ))
+    )))
 }
 
 /// The variables `env` may not set: every variable of the server's contract
@@ -223,16 +226,19 @@ pub fn managed_variable_names() -> Vec<&'static str> {
 /// Prefix of the per-custom-provider variables, all managed.
 pub const MANAGED_PREFIX: &str = "CUSTOM_";
 
-/// `spec.env`: no entry may set a managed variable. The message names the offenders.
+/// `spec.env[*]`: an entry may not set a managed variable. Attached to each item (not the
+/// list) so the API server's cost estimate stays small and the error points at the entry.
 pub fn env_not_managed() -> Rule {
     let names = cel_list(managed_variable_names());
-    let offending = format!("e.name in {names} || e.name.startsWith('{MANAGED_PREFIX}')");
-    Rule::new(format!("!self.exists(e, {offending})"))
-        .message(Message::Expression(format!(
-            "'env may not set ' + self.filter(e, {offending}).map(e, e.name).join(', ') + \
-             ': the operator manages it from the spec (see kubectl explain converseserver.spec)'"
-        )))
-        .reason(Reason::FieldValueForbidden)
+    Rule::new(format!(
+        "!(self.name in {names}) && !self.name.startsWith('{MANAGED_PREFIX}')"
+    ))
+    .message(Message::Expression(
+        "'env may not set ' + self.name + ': the operator manages it from the spec (see \
+         kubectl explain converseserver.spec)'"
+            .to_owned(),
+    ))
+    .reason(Reason::FieldValueForbidden)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,9 +322,15 @@ pub fn pod_labels(schema: &mut Schema) {
     attach(schema, [pod_labels_not_selector()]);
 }
 
-/// Rules of `spec.env`.
+/// Rules of `spec.env` (on its items).
 pub fn env(schema: &mut Schema) {
-    attach(schema, [env_not_managed()]);
+    let Some(items) = schema.get_mut("items") else {
+        return;
+    };
+    if let Ok(mut item) = Schema::try_from(items.clone()) {
+        attach(&mut item, [env_not_managed()]);
+        *items = item.to_value();
+    }
 }
 
 #[cfg(test)]
@@ -329,7 +341,11 @@ mod tests {
     fn list_literals_need_no_escaping() {
         for name in managed_variable_names()
             .into_iter()
-            .chain(converse_config::providers::BUILTIN_PROVIDER_NAMES.iter().copied())
+            .chain(
+                converse_config::providers::BUILTIN_PROVIDER_NAMES
+                    .iter()
+                    .copied(),
+            )
             .chain(crate::build::labels::SELECTOR_KEYS.iter().copied())
         {
             assert!(

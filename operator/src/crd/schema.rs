@@ -42,11 +42,14 @@ pub fn log_format(_: &mut SchemaGenerator) -> Schema {
 }
 
 /// `[]EnvVar` with a maximum length and a bounded `name`, so the "no managed variable" rule has
-/// a small, fixed cost.
+/// a small, fixed cost; keyed by name like a container's `env`, so server-side apply and
+/// overlays merge entries instead of replacing the list.
 pub fn env_list(generator: &mut SchemaGenerator) -> Schema {
     let mut schema = generator.subschema_for::<Vec<k8s_openapi::api::core::v1::EnvVar>>();
     let object = schema.ensure_object();
     object.insert("maxItems".to_owned(), json!(MAX_ENV));
+    object.insert("x-kubernetes-list-type".to_owned(), json!("map"));
+    object.insert("x-kubernetes-list-map-keys".to_owned(), json!(["name"]));
     if let Some(Value::Object(name)) = object.get_mut("items").and_then(|items| {
         items
             .pointer_mut("/properties/name")

@@ -1,0 +1,502 @@
+//! The container environment: the spec translated into converse-server's variables, through
+//! the contract crate ([`converse_config::env::EnvBuilder`]), so only variables the server reads
+//! are written and every secret is a `secretKeyRef`.
+//!
+//! Each entry remembers the spec field it came from, so an error the server's parser reports
+//! for a variable can be shown to the user as an error of that field (see `validate`).
+
+use std::collections::BTreeMap;
+
+use converse_config::env::{EnvBuilder, EnvEntry, EnvError, EnvValue};
+use converse_config::vars::{self, *};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
+
+use crate::crd::{AuthStrategy, ConversationStore, ConverseServerSpec, SecretKeyRef};
+
+/// Port the server listens on inside the pod.
+pub const CONTAINER_PORT: u16 = 3157;
+
+/// Key of the generated JWT secret in the `<name>-generated` Secret.
+pub const GENERATED_JWT_KEY: &str = "jwt-secret";
+
+/// Everything besides the spec that the environment depends on.
+#[derive(Debug, Clone)]
+pub struct EnvInputs<'a> {
+    pub spec: &'a ConverseServerSpec,
+    /// status.url: the public URL of `/mcp`.
+    pub public_url: &'a str,
+    /// `HTTP_ALLOWED_HOSTS`, already defaulted.
+    pub allowed_hosts: &'a [String],
+    /// Name of the operator's own Secret (`<name>-generated`).
+    pub generated_secret: &'a str,
+    /// Default OAuth2 callback URL, when derivable from the ingress host.
+    pub default_callback_url: Option<&'a str>,
+}
+
+/// The variables and where each came from.
+#[derive(Debug, Clone, Default)]
+pub struct ServerEnv {
+    pub entries: Vec<EnvEntry>,
+    /// Variable name → the spec field (path under `spec.`) that set it, or a description of
+    /// the operator default.
+    pub origins: BTreeMap<String, String>,
+}
+
+impl ServerEnv {
+    /// The spec field behind `var`, for error messages.
+    pub fn origin(&self, var: &str) -> Option<&str> {
+        self.origins.get(var).map(String::as_str)
+    }
+
+    /// As container `env` entries.
+    pub fn to_env_vars(&self) -> Vec<EnvVar> {
+        self.entries.iter().map(to_env_var).collect()
+    }
+}
+
+fn to_env_var(entry: &EnvEntry) -> EnvVar {
+    match &entry.value {
+        EnvValue::Literal(value) => EnvVar {
+            name: entry.name.clone(),
+            value: Some(value.clone()),
+            value_from: None,
+        },
+        EnvValue::SecretKeyRef { secret, key } => EnvVar {
+            name: entry.name.clone(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.clone(),
+                    key: key.clone(),
+                    // A missing Secret is reported by the operator (SecretsResolved=False);
+                    // letting the pod start without it would hide the problem.
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+        },
+    }
+}
+
+/// [`EnvBuilder`] plus the origin of every entry.
+struct Writer {
+    env: EnvBuilder,
+    origins: BTreeMap<String, String>,
+}
+
+impl Writer {
+    fn literal(
+        &mut self,
+        var: &str,
+        value: impl Into<String>,
+        field: &str,
+    ) -> Result<(), EnvError> {
+        self.env.literal(var, value)?;
+        self.origins.insert(var.to_owned(), field.to_owned());
+        Ok(())
+    }
+
+    fn opt<T: ToString>(
+        &mut self,
+        var: &str,
+        value: Option<T>,
+        field: &str,
+    ) -> Result<(), EnvError> {
+        match value {
+            Some(v) => self.literal(var, v.to_string(), field),
+            None => Ok(()),
+        }
+    }
+
+    fn secret(&mut self, var: &str, r: &SecretKeyRef, field: &str) -> Result<(), EnvError> {
+        self.env.secret_ref(var, &r.name, &r.key)?;
+        self.origins.insert(var.to_owned(), field.to_owned());
+        Ok(())
+    }
+}
+
+/// The key and base-URL variables of each built-in provider field.
+fn builtin_vars(field: &str) -> Option<(&'static str, &'static str)> {
+    Some(match field {
+        "openai" => (OPENAI_API_KEY, OPENAI_BASE_URL),
+        "xai" => (XAI_API_KEY, XAI_BASE_URL),
+        "google" => (GOOGLE_API_KEY, GOOGLE_BASE_URL),
+        "anthropic" => (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL),
+        "mistral" => (MISTRAL_API_KEY, MISTRAL_BASE_URL),
+        "deepseek" => (DEEPSEEK_API_KEY, DEEPSEEK_BASE_URL),
+        "openrouter" => (OPENROUTER_API_KEY, OPENROUTER_BASE_URL),
+        _ => return None,
+    })
+}
+
+/// The server's environment for `inputs`. Errors are bugs of this function (a variable the
+/// server does not read, a secret as a literal, a variable set twice), never user errors; the
+/// tests render every fixture to prove none occurs.
+pub fn server_env(inputs: &EnvInputs<'_>) -> Result<ServerEnv, EnvError> {
+    let spec = inputs.spec;
+    let mut w = Writer {
+        env: EnvBuilder::new(),
+        origins: BTreeMap::new(),
+    };
+
+    // The listener: all interfaces (the pod network), the port the Service targets.
+    w.literal(
+        HTTP_HOST,
+        "0.0.0.0",
+        "(operator: listen on the pod network)",
+    )?;
+    w.literal(
+        HTTP_PORT,
+        CONTAINER_PORT.to_string(),
+        "(operator: container port)",
+    )?;
+
+    w.opt(LOG_LEVEL, spec.log_level, "logLevel")?;
+    // Log collectors parse JSON; a human reading `kubectl logs` still gets one line per event.
+    let log_format = spec.log_format.unwrap_or(converse_config::LogFormat::Json);
+    w.literal(LOG_FORMAT, log_format.as_str(), "logFormat")?;
+    w.opt(
+        MAX_MCP_OUTPUT_TOKENS,
+        spec.max_output_tokens,
+        "maxOutputTokens",
+    )?;
+
+    auth(&mut w, inputs)?;
+    providers(&mut w, spec)?;
+    http(&mut w, inputs)?;
+    conversations(&mut w, spec)?;
+
+    if let Some(t) = &spec.telemetry {
+        w.opt(
+            OTEL_EXPORTER_OTLP_ENDPOINT,
+            t.otlp_endpoint.as_deref(),
+            "telemetry.otlpEndpoint",
+        )?;
+        w.opt(
+            OTEL_SERVICE_NAME,
+            t.service_name.as_deref(),
+            "telemetry.serviceName",
+        )?;
+    }
+
+    Ok(ServerEnv {
+        entries: w.env.into_entries(),
+        origins: w.origins,
+    })
+}
+
+fn auth(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+    let Some(auth) = &inputs.spec.auth else {
+        // Explicit, so `kubectl describe pod` shows the server is open on purpose.
+        return w.literal(
+            MCP_AUTH_STRATEGY,
+            converse_config::AuthStrategy::None.as_str(),
+            "auth.strategy",
+        );
+    };
+    w.literal(
+        MCP_AUTH_STRATEGY,
+        auth.strategy.to_config().as_str(),
+        "auth.strategy",
+    )?;
+    w.opt(MCP_AUTH_REQUIRE, auth.required, "auth.required")?;
+
+    match auth.strategy {
+        AuthStrategy::None => {}
+        AuthStrategy::ApiKey => {
+            if let Some(a) = &auth.api_key {
+                w.secret(MCP_API_KEYS, &a.secret_ref, "auth.apiKey.secretRef")?;
+            }
+        }
+        AuthStrategy::Bearer => {
+            if let Some(b) = &auth.bearer {
+                w.opt(MCP_JWT_ALGORITHM, b.algorithm, "auth.bearer.algorithm")?;
+                w.opt(MCP_JWT_ISSUER, b.issuer.as_deref(), "auth.bearer.issuer")?;
+                w.opt(
+                    MCP_JWT_AUDIENCE,
+                    b.audience.as_deref().filter(|a| !a.is_empty()),
+                    "auth.bearer.audience",
+                )?;
+                if let Some(r) = &b.secret_ref {
+                    w.secret(MCP_JWT_SECRET, r, "auth.bearer.secretRef")?;
+                }
+                if let Some(r) = &b.public_key_secret_ref {
+                    w.secret(MCP_JWT_PUBLIC_KEY, r, "auth.bearer.publicKeySecretRef")?;
+                }
+            }
+        }
+        AuthStrategy::OAuth2 => {
+            if let Some(o) = &auth.oauth2 {
+                w.literal(MCP_OAUTH_CLIENT_ID, &o.client_id, "auth.oauth2.clientId")?;
+                w.secret(
+                    MCP_OAUTH_CLIENT_SECRET,
+                    &o.client_secret_ref,
+                    "auth.oauth2.clientSecretRef",
+                )?;
+                w.literal(
+                    MCP_OAUTH_AUTH_URL,
+                    &o.authorization_url,
+                    "auth.oauth2.authorizationUrl",
+                )?;
+                w.literal(MCP_OAUTH_TOKEN_URL, &o.token_url, "auth.oauth2.tokenUrl")?;
+                w.literal(
+                    MCP_OAUTH_USERINFO_URL,
+                    &o.userinfo_url,
+                    "auth.oauth2.userinfoUrl",
+                )?;
+                w.opt(
+                    MCP_OAUTH_CALLBACK_URL,
+                    o.callback_url.as_deref().or(inputs.default_callback_url),
+                    "auth.oauth2.callbackUrl",
+                )?;
+                w.opt(MCP_OAUTH_SCOPE, o.scope.as_deref(), "auth.oauth2.scope")?;
+                w.opt(
+                    MCP_JWT_EXPIRES_IN,
+                    o.token_ttl.as_deref(),
+                    "auth.oauth2.tokenTTL",
+                )?;
+                match &o.jwt_secret_ref {
+                    Some(r) => w.secret(MCP_JWT_SECRET, r, "auth.oauth2.jwtSecretRef")?,
+                    None => w.secret(
+                        MCP_JWT_SECRET,
+                        &SecretKeyRef::new(inputs.generated_secret, GENERATED_JWT_KEY),
+                        "auth.oauth2.jwtSecretRef (generated)",
+                    )?,
+                }
+            }
+        }
+        AuthStrategy::Oidc => {
+            if let Some(o) = &auth.oidc {
+                w.literal(MCP_OIDC_ISSUER, &o.issuer, "auth.oidc.issuer")?;
+                w.opt(
+                    MCP_OIDC_AUDIENCE,
+                    o.audience.as_deref().filter(|a| !a.is_empty()),
+                    "auth.oidc.audience",
+                )?;
+                w.opt(
+                    MCP_OIDC_JWKS_URL,
+                    o.jwks_url.as_deref().filter(|u| !u.is_empty()),
+                    "auth.oidc.jwksUrl",
+                )?;
+                if !o.required_scopes.is_empty() {
+                    w.literal(
+                        MCP_OIDC_REQUIRED_SCOPES,
+                        o.required_scopes.join(","),
+                        "auth.oidc.requiredScopes",
+                    )?;
+                }
+                // The resource identifier of the Protected Resource Metadata and the default
+                // audience: what clients are told to ask tokens for.
+                w.literal(
+                    MCP_PUBLIC_URL,
+                    inputs.public_url,
+                    "status.url (ingress.host or the Service)",
+                )?;
+            }
+        }
+    }
+
+    if let Some(s) = &auth.session_auth {
+        w.opt(
+            MCP_SESSION_AUTH_REQUIRE_FOR_SESSION,
+            s.require_for_session,
+            "auth.sessionAuth.requireForSession",
+        )?;
+        w.opt(
+            MCP_SESSION_AUTH_REQUIRE_FOR_OPERATIONS,
+            s.require_for_operations,
+            "auth.sessionAuth.requireForOperations",
+        )?;
+    }
+    Ok(())
+}
+
+fn providers(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvError> {
+    let p = &spec.providers;
+    for (field, key_ref, base_url) in p.builtin() {
+        let Some((key_var, url_var)) = builtin_vars(field) else {
+            continue;
+        };
+        w.secret(
+            key_var,
+            key_ref,
+            &format!("providers.{field}.apiKeySecretRef"),
+        )?;
+        w.opt(url_var, base_url, &format!("providers.{field}.baseUrl"))?;
+    }
+    if let Some(o) = &p.openrouter {
+        w.opt(
+            OPENROUTER_REFERER,
+            o.referer.as_deref(),
+            "providers.openrouter.referer",
+        )?;
+        w.opt(
+            OPENROUTER_TITLE,
+            o.title.as_deref(),
+            "providers.openrouter.title",
+        )?;
+    }
+    if !p.custom.is_empty() {
+        let names: Vec<&str> = p.custom.iter().map(|c| c.name.as_str()).collect();
+        w.literal(CUSTOM_PROVIDERS, names.join(","), "providers.custom")?;
+        for c in &p.custom {
+            let field = format!("providers.custom[{}]", c.name);
+            w.literal(
+                &vars::custom_base_url_var(&c.name),
+                &c.base_url,
+                &format!("{field}.baseUrl"),
+            )?;
+            w.literal(
+                &vars::custom_models_var(&c.name),
+                c.models.join(","),
+                &format!("{field}.models"),
+            )?;
+            if let Some(r) = &c.api_key_secret_ref {
+                w.secret(
+                    &vars::custom_api_key_var(&c.name),
+                    r,
+                    &format!("{field}.apiKeySecretRef"),
+                )?;
+            }
+        }
+    }
+    w.opt(PROVIDER_TIMEOUT, p.timeout.as_deref(), "providers.timeout")?;
+    w.opt(PROVIDER_MAX_RETRIES, p.max_retries, "providers.maxRetries")?;
+    Ok(())
+}
+
+fn http(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+    let spec = inputs.spec;
+    if let Some(c) = &spec.cors {
+        w.opt(HTTP_ENABLE_CORS, c.enabled, "cors.enabled")?;
+        w.opt(
+            HTTP_CORS_ORIGINS,
+            c.origins.as_ref().map(|o| o.join(",")),
+            "cors.origins",
+        )?;
+        w.opt(
+            HTTP_CORS_METHODS,
+            c.methods.as_ref().map(|m| m.join(",")),
+            "cors.methods",
+        )?;
+        w.opt(
+            HTTP_CORS_HEADERS,
+            c.headers.as_ref().map(|h| h.join(",")),
+            "cors.headers",
+        )?;
+        w.opt(HTTP_CORS_CREDENTIALS, c.credentials, "cors.credentials")?;
+    }
+    if let Some(r) = &spec.rate_limit {
+        w.opt(HTTP_RATE_LIMIT_ENABLED, r.enabled, "rateLimit.enabled")?;
+        w.opt(
+            HTTP_RATE_LIMIT_WINDOW,
+            r.window.as_deref(),
+            "rateLimit.window",
+        )?;
+        w.opt(
+            HTTP_RATE_LIMIT_MAX_REQUESTS,
+            r.max_requests,
+            "rateLimit.maxRequests",
+        )?;
+    }
+
+    let network = spec.network.clone().unwrap_or_default();
+    let protection = network.dns_rebinding_protection.unwrap_or(true);
+    w.opt(
+        HTTP_DNS_REBINDING_PROTECTION,
+        network.dns_rebinding_protection,
+        "network.dnsRebindingProtection",
+    )?;
+    if protection {
+        w.literal(
+            HTTP_ALLOWED_HOSTS,
+            inputs.allowed_hosts.join(","),
+            "network.allowedHosts",
+        )?;
+    }
+    if !network.allowed_origins.is_empty() {
+        w.literal(
+            HTTP_ALLOWED_ORIGINS,
+            network.allowed_origins.join(","),
+            "network.allowedOrigins",
+        )?;
+    }
+    if !network.trusted_proxies.is_empty() {
+        w.literal(
+            HTTP_TRUSTED_PROXIES,
+            network.trusted_proxies.join(","),
+            "network.trustedProxies",
+        )?;
+    }
+
+    if let Some(s) = &spec.sessions {
+        w.opt(
+            HTTP_SESSION_TIMEOUT,
+            s.timeout.as_deref(),
+            "sessions.timeout",
+        )?;
+        w.opt(
+            HTTP_SESSION_CLEANUP_INTERVAL,
+            s.cleanup_interval.as_deref(),
+            "sessions.cleanupInterval",
+        )?;
+        w.opt(
+            HTTP_MAX_CONCURRENT_SESSIONS,
+            s.max_concurrent,
+            "sessions.maxConcurrent",
+        )?;
+    }
+    if let Some(h) = &spec.http {
+        w.opt(
+            HTTP_REQUEST_TIMEOUT,
+            h.request_timeout.as_deref(),
+            "http.requestTimeout",
+        )?;
+        w.opt(
+            HTTP_MAX_REQUEST_SIZE,
+            h.max_request_size.as_ref().map(|q| q.0.clone()),
+            "http.maxRequestSize",
+        )?;
+    }
+    Ok(())
+}
+
+fn conversations(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvError> {
+    let Some(c) = &spec.conversations else {
+        return Ok(());
+    };
+    if let Some(store) = c.store {
+        let kind = match store {
+            ConversationStore::Memory => converse_config::ConversationStoreKind::Memory,
+            ConversationStore::Redis => converse_config::ConversationStoreKind::Redis,
+        };
+        w.literal(CONVERSATION_STORE, kind.as_str(), "conversations.store")?;
+    }
+    // The URL only matters to a Redis store; the server warns about an unused one.
+    if c.store == Some(ConversationStore::Redis)
+        && let Some(r) = &c.redis
+    {
+        w.secret(
+            REDIS_URL,
+            &r.url_secret_ref,
+            "conversations.redis.urlSecretRef",
+        )?;
+    }
+    w.opt(CONVERSATION_TTL, c.ttl.as_deref(), "conversations.ttl")?;
+    w.opt(
+        CONVERSATION_MAX_COUNT,
+        c.max_count,
+        "conversations.maxCount",
+    )?;
+    w.opt(
+        CONVERSATION_MAX_MESSAGES,
+        c.max_messages,
+        "conversations.maxMessages",
+    )?;
+    w.opt(
+        CONVERSATION_MAX_BYTES,
+        c.max_bytes.as_ref().map(|q| q.0.clone()),
+        "conversations.maxBytes",
+    )?;
+    Ok(())
+}

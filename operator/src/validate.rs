@@ -1,0 +1,442 @@
+//! Phase 2, validate (pure): a ConverseServer and what the dereference phase found become a
+//! [`ValidatedServer`], or a [`ValidationError`] that tells the user what to change.
+//!
+//! CEL rules reject most mistakes at `kubectl apply` time; this phase re-checks the few that
+//! the build relies on (a CRD can be installed without its rules, or an object can predate
+//! them), checks what only the operator can see (Secrets and keys exist and are usable), and
+//! finally runs the server's own parser over the environment the operator will write, with
+//! stand-ins for Secret values, so a value the server would refuse (a bad URL, a duration below
+//! its minimum, an origin with a path) is refused here, named by its spec field, instead of
+//! crash-looping the pods.
+
+use std::collections::BTreeSet;
+
+use converse_config::ServerConfig;
+use converse_config::env::EnvValue;
+use converse_config::vars::{self, *};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+
+use crate::build::env::{self, EnvInputs};
+use crate::crd::{AuthStrategy, ConversationStore, ConverseServer, ConverseServerSpec, rules};
+use crate::endpoints;
+use crate::references::{Dereferenced, KeyDigest, secret_references};
+
+/// A spec the operator can build from, with the facts derived while checking it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedServer {
+    pub name: String,
+    pub namespace: String,
+    /// Controller owner reference for the children; `None` for an object without a uid
+    /// (not yet stored, as in unit tests).
+    pub owner: Option<OwnerReference>,
+    pub spec: ConverseServerSpec,
+    /// status.url.
+    pub public_url: String,
+    pub auth_strategy: AuthStrategy,
+    /// Every referenced Secret key with its digest, sorted: part of the config hash.
+    pub secrets: Vec<ResolvedSecret>,
+    /// Whether the operator must supply the oauth2 JWT signing secret (`<name>-generated`).
+    pub needs_generated_jwt_secret: bool,
+    /// Things worth telling the user that do not stop the build (become Events).
+    pub warnings: Vec<String>,
+}
+
+/// A referenced Secret key that exists, with its digest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResolvedSecret {
+    pub name: String,
+    pub key: String,
+    pub sha256: String,
+}
+
+/// Why a ConverseServer cannot be built. Each variant maps to a condition (see
+/// [`ValidationError::condition_type`]); none is worth retrying until the spec or a Secret
+/// changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// The spec breaks a rule: Accepted=False, Stalled=True.
+    #[error("the spec is invalid: {}", join(.0))]
+    InvalidSpec(Vec<FieldError>),
+    /// A referenced Secret or key is missing or unusable: SecretsResolved=False, Stalled=True.
+    #[error("Secret references do not resolve: {}", join(.0))]
+    UnresolvedSecrets(Vec<SecretProblem>),
+}
+
+impl ValidationError {
+    /// The condition that reports this error.
+    pub fn condition_type(&self) -> &'static str {
+        use crate::crd::status::condition;
+        match self {
+            ValidationError::InvalidSpec(_) => condition::ACCEPTED,
+            ValidationError::UnresolvedSecrets(_) => condition::SECRETS_RESOLVED,
+        }
+    }
+
+    /// The condition reason (CamelCase, as Kubernetes conditions want).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ValidationError::InvalidSpec(_) => "InvalidSpec",
+            ValidationError::UnresolvedSecrets(problems) => match problems.first() {
+                Some(SecretProblem::SecretNotFound { .. }) => "SecretNotFound",
+                Some(SecretProblem::KeyNotFound { .. }) => "SecretKeyNotFound",
+                _ => "SecretValueInvalid",
+            },
+        }
+    }
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One broken rule of the spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.{field}: {message}")]
+pub struct FieldError {
+    /// Path under `spec.`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One Secret reference that does not resolve. Messages name the Secret and key, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretProblem {
+    #[error("Secret {secret:?} (spec.{field}) does not exist in the namespace")]
+    SecretNotFound { field: String, secret: String },
+    #[error("Secret {secret:?} has no key {key:?} (spec.{field})")]
+    KeyNotFound {
+        field: String,
+        secret: String,
+        key: String,
+    },
+    #[error("key {key:?} of Secret {secret:?} (spec.{field}) is empty")]
+    Empty {
+        field: String,
+        secret: String,
+        key: String,
+    },
+    #[error(
+        "key {key:?} of Secret {secret:?} (spec.{field}) holds {len} bytes; at least {min} are \
+         required (e.g. `openssl rand -base64 32`)"
+    )]
+    TooShort {
+        field: String,
+        secret: String,
+        key: String,
+        len: usize,
+        min: usize,
+    },
+}
+
+/// Phase 2. `dereferenced` holds the referenced Secrets that exist.
+pub fn validate(
+    server: &ConverseServer,
+    dereferenced: &Dereferenced,
+) -> Result<ValidatedServer, ValidationError> {
+    let name = server.metadata.name.clone().unwrap_or_default();
+    let namespace = server.metadata.namespace.clone().unwrap_or_default();
+    let spec = &server.spec;
+
+    let mut errors = structural_errors(spec);
+    if name.is_empty() || namespace.is_empty() {
+        errors.push(FieldError::new(
+            "(metadata)",
+            "the ConverseServer has no name or namespace",
+        ));
+    }
+    let public_url = endpoints::public_url(spec, &name, &namespace);
+    let mut warnings = Vec::new();
+    if errors.is_empty() {
+        match server_parse_errors(spec, &name, &namespace, &public_url) {
+            Ok(server_warnings) => warnings.extend(server_warnings),
+            Err(mut parse_errors) => errors.append(&mut parse_errors),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ValidationError::InvalidSpec(errors));
+    }
+
+    let secrets =
+        resolve_secrets(spec, dereferenced).map_err(ValidationError::UnresolvedSecrets)?;
+    warnings.extend(advice(spec));
+
+    let auth_strategy = spec.auth.as_ref().map(|a| a.strategy).unwrap_or_default();
+    let needs_generated_jwt_secret = auth_strategy == AuthStrategy::OAuth2
+        && spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.oauth2.as_ref())
+            .is_some_and(|o| o.jwt_secret_ref.is_none());
+
+    Ok(ValidatedServer {
+        owner: server.controller_owner_ref(&()),
+        name,
+        namespace,
+        spec: spec.clone(),
+        public_url,
+        auth_strategy,
+        secrets,
+        needs_generated_jwt_secret,
+        warnings,
+    })
+}
+
+/// The rules the build depends on, re-checked in case CEL did not run.
+fn structural_errors(spec: &ConverseServerSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if spec.providers.is_empty() {
+        errors.push(FieldError::new(
+            "providers",
+            "configure at least one provider",
+        ));
+    }
+    if spec.replicas.is_some() && spec.autoscaling.is_some() {
+        errors.push(FieldError::new(
+            "replicas",
+            "replicas and autoscaling are mutually exclusive",
+        ));
+    }
+    if let Some(a) = &spec.autoscaling
+        && a.min_replicas.unwrap_or(1) > a.max_replicas
+    {
+        errors.push(FieldError::new(
+            "autoscaling.minReplicas",
+            "must not exceed autoscaling.maxReplicas",
+        ));
+    }
+    if let Some(i) = &spec.ingress
+        && i.enabled
+        && i.host.is_none()
+    {
+        errors.push(FieldError::new(
+            "ingress.host",
+            "is required when the ingress is enabled",
+        ));
+    }
+    if let Some(p) = &spec.pod_disruption_budget
+        && p.min_available.is_some() == p.max_unavailable.is_some()
+    {
+        errors.push(FieldError::new(
+            "podDisruptionBudget",
+            "set exactly one of minAvailable and maxUnavailable",
+        ));
+    }
+    if let Some(auth) = &spec.auth
+        && let Some(block) = auth.strategy.block()
+    {
+        let present = match auth.strategy {
+            AuthStrategy::None => true,
+            AuthStrategy::Bearer => auth.bearer.is_some(),
+            AuthStrategy::ApiKey => auth.api_key.is_some(),
+            AuthStrategy::OAuth2 => auth.oauth2.is_some(),
+            AuthStrategy::Oidc => auth.oidc.is_some(),
+        };
+        if !present {
+            errors.push(FieldError::new(
+                format!("auth.{block}"),
+                format!("is required by auth.strategy {}", auth.strategy.as_str()),
+            ));
+        }
+    }
+    let managed: BTreeSet<&str> = rules::managed_variable_names().into_iter().collect();
+    for e in &spec.env {
+        if managed.contains(e.name.as_str()) || e.name.starts_with(rules::MANAGED_PREFIX) {
+            errors.push(FieldError::new(
+                "env",
+                format!(
+                    "may not set {}: the operator manages it from the spec",
+                    e.name
+                ),
+            ));
+        }
+    }
+    if let Some(pod) = &spec.pod {
+        for key in crate::build::labels::SELECTOR_KEYS {
+            if pod.labels.contains_key(*key) {
+                errors.push(FieldError::new(
+                    "pod.labels",
+                    format!("may not set {key}: the operator selects the pods with it"),
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// Values that stand in for Secret data when the server's parser checks the environment. Each
+/// satisfies the server's format rules; whether the real value is present and long enough is
+/// checked from the digests instead.
+fn stand_in(var: &str) -> String {
+    match var {
+        REDIS_URL => "redis://stand-in:6379".to_owned(),
+        MCP_JWT_PUBLIC_KEY => {
+            "-----BEGIN PUBLIC KEY-----\nstand-in\n-----END PUBLIC KEY-----\n".to_owned()
+        }
+        _ => "x".repeat(converse_config::auth::MIN_JWT_SECRET_BYTES),
+    }
+}
+
+/// Where to point the user when the server reports a variable the operator did not write (a
+/// required one that is missing).
+fn field_of_missing(var: &str) -> &'static str {
+    match var {
+        MCP_API_KEYS => "auth.apiKey.secretRef",
+        MCP_JWT_SECRET => "auth.bearer.secretRef",
+        MCP_JWT_PUBLIC_KEY => "auth.bearer.publicKeySecretRef",
+        MCP_OAUTH_CALLBACK_URL => "auth.oauth2.callbackUrl",
+        MCP_OIDC_ISSUER => "auth.oidc.issuer",
+        REDIS_URL => "conversations.redis.urlSecretRef",
+        CUSTOM_PROVIDERS => "providers.custom",
+        _ => "(spec)",
+    }
+}
+
+/// Run converse-server's parser over the environment this spec produces. `Ok` carries the
+/// parser's warnings.
+fn server_parse_errors(
+    spec: &ConverseServerSpec,
+    name: &str,
+    namespace: &str,
+    public_url: &str,
+) -> Result<Vec<String>, Vec<FieldError>> {
+    // The cluster domain only appears in default host names, which are valid whatever it is.
+    let hosts = endpoints::allowed_hosts(spec, name, namespace, endpoints::DEFAULT_CLUSTER_DOMAIN);
+    let callback = endpoints::default_callback_url(spec);
+    let inputs = EnvInputs {
+        spec,
+        public_url,
+        allowed_hosts: &hosts,
+        generated_secret: &crate::build::generated_secret_name(name),
+        default_callback_url: callback.as_deref(),
+    };
+    let server_env = env::server_env(&inputs).map_err(|e| {
+        vec![FieldError::new(
+            "(operator)",
+            format!("internal error while building the environment: {e}"),
+        )]
+    })?;
+    let pairs: Vec<(String, String)> = server_env
+        .entries
+        .iter()
+        .map(|e| match &e.value {
+            EnvValue::Literal(v) => (e.name.clone(), v.clone()),
+            EnvValue::SecretKeyRef { .. } => (e.name.clone(), stand_in(&e.name)),
+        })
+        .collect();
+    match ServerConfig::from_vars(pairs, None) {
+        Ok(config) => Ok(config.env_warnings),
+        Err(errors) => Err(errors
+            .0
+            .iter()
+            .map(|e| {
+                // Per-custom-provider variables are filed under CUSTOM_PROVIDERS with the real
+                // name leading the message; point at that provider's field.
+                let (var, message) = match e.message.split_once(": ") {
+                    Some((named, rest))
+                        if e.var == CUSTOM_PROVIDERS && server_env.origin(named).is_some() =>
+                    {
+                        (named, rest)
+                    }
+                    _ => (e.var, e.message.as_str()),
+                };
+                let field = server_env
+                    .origin(var)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| field_of_missing(var).to_owned());
+                // Messages about secret variables never contain values (the parser hides
+                // them), and the stand-ins are not the user's anyway.
+                let message = if vars::is_secret(var) {
+                    format!("{message} ({var})")
+                } else {
+                    format!("{var}: {message}")
+                };
+                FieldError::new(field, message)
+            })
+            .collect()),
+    }
+}
+
+fn resolve_secrets(
+    spec: &ConverseServerSpec,
+    dereferenced: &Dereferenced,
+) -> Result<Vec<ResolvedSecret>, Vec<SecretProblem>> {
+    let mut problems = Vec::new();
+    let mut resolved = BTreeSet::new();
+    for r in secret_references(spec) {
+        let (secret, key) = (r.secret.name.clone(), r.secret.key.clone());
+        let field = r.field.clone();
+        if !dereferenced.secrets.contains_key(&secret) {
+            problems.push(SecretProblem::SecretNotFound { field, secret });
+            continue;
+        }
+        match dereferenced.digest(&r.secret) {
+            None => problems.push(SecretProblem::KeyNotFound { field, secret, key }),
+            Some(KeyDigest { len: 0, .. }) => {
+                problems.push(SecretProblem::Empty { field, secret, key })
+            }
+            Some(KeyDigest { len, .. }) if *len < r.min_bytes => {
+                problems.push(SecretProblem::TooShort {
+                    field,
+                    secret,
+                    key,
+                    len: *len,
+                    min: r.min_bytes,
+                })
+            }
+            Some(digest) => {
+                resolved.insert(ResolvedSecret {
+                    name: secret,
+                    key,
+                    sha256: digest.sha256.clone(),
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(resolved.into_iter().collect())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Valid but probably unintended.
+fn advice(spec: &ConverseServerSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let several = spec.replicas.is_some_and(|r| r > 1) || spec.autoscaling.is_some();
+    let memory = spec
+        .conversations
+        .as_ref()
+        .and_then(|c| c.store)
+        .unwrap_or_default()
+        == ConversationStore::Memory;
+    if several && memory {
+        out.push(
+            "several replicas with conversations.store Memory: a conversation continues only on \
+             the pod that holds it; use store Redis"
+                .to_owned(),
+        );
+    }
+    let strategy = spec.auth.as_ref().map(|a| a.strategy).unwrap_or_default();
+    if strategy == AuthStrategy::None && endpoints::ingress_host(spec).is_some() {
+        out.push(
+            "auth.strategy none behind an ingress: anyone who can reach the host can use the \
+             configured provider keys"
+                .to_owned(),
+        );
+    }
+    out
+}

@@ -1,0 +1,363 @@
+//! Phase 3 from fixtures: the objects one ConverseServer becomes.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use converse_operator::build::{BuildError, CONFIG_HASH_ANNOTATION, labels};
+use converse_operator::{Dereferenced, build, validate};
+use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use common::*;
+
+fn pod_spec(objects: &converse_operator::DesiredObjects) -> &PodSpec {
+    objects.deployment.spec.template.spec.as_ref().unwrap()
+}
+
+fn env_value<'a>(objects: &'a converse_operator::DesiredObjects, name: &str) -> Option<&'a str> {
+    container(objects)
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+}
+
+#[test]
+fn children_are_named_labelled_and_owned() {
+    for (stem, server) in servers() {
+        let name = server.metadata.name.clone().unwrap();
+        let o = render(&server);
+        let metas = [
+            Some(&o.deployment.metadata),
+            Some(&o.service.metadata),
+            Some(&o.service_account.metadata),
+            o.ingress.as_ref().map(|i| &i.metadata),
+            o.pod_disruption_budget.as_ref().map(|p| &p.metadata),
+            o.horizontal_pod_autoscaler.as_ref().map(|h| &h.metadata),
+            o.network_policy.as_ref().map(|n| &n.metadata),
+        ];
+        for meta in metas.into_iter().flatten() {
+            assert_eq!(meta.name.as_deref(), Some(name.as_str()), "{stem}");
+            assert_eq!(meta.namespace, server.metadata.namespace, "{stem}");
+            let l = meta.labels.as_ref().unwrap();
+            assert_eq!(l[labels::NAME], "converse-server", "{stem}");
+            assert_eq!(l[labels::INSTANCE], name, "{stem}");
+            assert_eq!(l[labels::MANAGED_BY], "converse-operator", "{stem}");
+            assert!(l.contains_key(labels::VERSION), "{stem}");
+            let owner = &meta.owner_references.as_ref().unwrap()[0];
+            assert_eq!(owner.kind, "ConverseServer");
+            assert_eq!(owner.controller, Some(true));
+            assert_eq!(Some(&owner.uid), server.metadata.uid.as_ref());
+        }
+        // The selector never carries the version (it would break on upgrade).
+        let selector = o.deployment.spec.selector.match_labels.clone().unwrap();
+        assert_eq!(selector, labels::selector(&name), "{stem}");
+    }
+}
+
+#[test]
+fn version_label_follows_the_image() {
+    let o = render(&server_named("apikey-ingress"));
+    assert_eq!(
+        o.deployment.metadata.labels.as_ref().unwrap()[labels::VERSION],
+        "1.4.0"
+    );
+    assert_eq!(
+        container(&o).image.as_deref(),
+        Some("ghcr.io/converse-on-kubernetes/converse-server:1.4.0")
+    );
+    // Default image from the operator; digest-only image falls back to the operator's version.
+    let o = render(&server_named("none-minimal"));
+    assert_eq!(
+        container(&o).image.as_deref(),
+        Some("ghcr.io/converse-on-kubernetes/converse-server:0.1.0")
+    );
+    let o = render(&server_named("everything"));
+    assert_eq!(
+        o.deployment.metadata.labels.as_ref().unwrap()[labels::VERSION],
+        "0.1.0"
+    );
+}
+
+#[test]
+fn pods_are_restricted() {
+    for (stem, server) in servers() {
+        let o = render(&server);
+        let pod = pod_spec(&o);
+        assert_eq!(pod.automount_service_account_token, Some(false), "{stem}");
+        assert_eq!(pod.enable_service_links, Some(false), "{stem}");
+        assert_eq!(pod.service_account_name, server.metadata.name, "{stem}");
+        let psc = pod.security_context.as_ref().unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.run_as_user, Some(65532));
+        assert_eq!(psc.run_as_group, Some(65532));
+        assert_eq!(
+            psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+            Some("RuntimeDefault")
+        );
+        let c = container(&o);
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{stem}");
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{stem}");
+        assert_eq!(sc.run_as_non_root, Some(true), "{stem}");
+        assert_eq!(
+            sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+            Some(vec!["ALL".to_owned()])
+        );
+        // Scratch space on the read-only filesystem.
+        let mount = &c.volume_mounts.as_ref().unwrap()[0];
+        assert_eq!(mount.mount_path, "/tmp");
+        let volume = &pod.volumes.as_ref().unwrap()[0];
+        assert_eq!(volume.name, mount.name);
+        assert!(volume.empty_dir.is_some());
+        // Probes on the server's health endpoints, via the named port.
+        let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+            p.as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .and_then(|h| h.path.clone())
+        };
+        assert_eq!(path(&c.liveness_probe).as_deref(), Some("/healthz"));
+        assert_eq!(path(&c.readiness_probe).as_deref(), Some("/readyz"));
+        let port = &c.ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (port.name.as_deref(), port.container_port),
+            (Some("http"), 3157)
+        );
+        assert_eq!(env_value(&o, "HTTP_HOST"), Some("0.0.0.0"));
+        assert_eq!(env_value(&o, "HTTP_PORT"), Some("3157"));
+        assert!(o.service_account.automount_service_account_token == Some(false));
+    }
+}
+
+#[test]
+fn resources_default_or_from_spec() {
+    let o = render(&server_named("none-minimal"));
+    let r = container(&o).resources.clone().unwrap();
+    assert_eq!(r.requests.unwrap()["memory"].0, "64Mi");
+    let limits = r.limits.unwrap();
+    assert_eq!(limits["memory"].0, "256Mi");
+    assert!(!limits.contains_key("cpu"));
+    let o = render(&server_named("everything"));
+    let r = container(&o).resources.clone().unwrap();
+    assert_eq!(r.requests.unwrap()["cpu"].0, "100m");
+}
+
+#[test]
+fn service_port_http_to_the_container() {
+    let o = render(&server_named("none-minimal"));
+    let spec = o.service.spec.as_ref().unwrap();
+    let port = &spec.ports.as_ref().unwrap()[0];
+    assert_eq!(port.name.as_deref(), Some("http"));
+    assert_eq!(port.port, 80);
+    assert_eq!(port.target_port, Some(IntOrString::String("http".into())));
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(spec.selector.clone().unwrap(), labels::selector("minimal"));
+    assert_eq!(o.url, "http://minimal.dev.svc/mcp");
+
+    let o = render(&server_named("everything"));
+    let spec = o.service.spec.as_ref().unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+    assert_eq!(spec.ports.as_ref().unwrap()[0].port, 443);
+    assert!(
+        o.service
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key("service.beta.kubernetes.io/aws-load-balancer-internal")
+    );
+}
+
+#[test]
+fn ingress_for_nginx_with_tls_and_session_affinity() {
+    let o = render(&server_named("apikey-ingress"));
+    let ingress = o.ingress.as_ref().unwrap();
+    let spec = ingress.spec.as_ref().unwrap();
+    assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+    let rule = &spec.rules.as_ref().unwrap()[0];
+    assert_eq!(rule.host.as_deref(), Some("mcp.example.com"));
+    let path = &rule.http.as_ref().unwrap().paths[0];
+    assert_eq!(path.path.as_deref(), Some("/"));
+    assert_eq!(path.path_type, "Prefix");
+    let backend = path.backend.service.as_ref().unwrap();
+    assert_eq!(backend.name, "team-a");
+    assert_eq!(backend.port.as_ref().unwrap().name.as_deref(), Some("http"));
+    let tls = &spec.tls.as_ref().unwrap()[0];
+    assert_eq!(tls.secret_name.as_deref(), Some("mcp-example-tls"));
+    assert_eq!(tls.hosts.clone().unwrap(), ["mcp.example.com"]);
+    let a = ingress.metadata.annotations.as_ref().unwrap();
+    assert_eq!(
+        a["nginx.ingress.kubernetes.io/upstream-hash-by"],
+        "$http_mcp_session_id"
+    );
+    assert_eq!(a["nginx.ingress.kubernetes.io/proxy-buffering"], "off");
+    assert_eq!(a["nginx.ingress.kubernetes.io/proxy-read-timeout"], "600");
+    assert_eq!(
+        a["nginx.ingress.kubernetes.io/proxy-body-size"],
+        (20u64 << 20).to_string()
+    );
+    assert_eq!(o.url, "https://mcp.example.com/mcp");
+
+    // Another class: no nginx annotations; the user's annotations win.
+    let mut server = server_named("oauth2-generated");
+    server.spec.ingress.as_mut().unwrap().annotations.insert(
+        "traefik.ingress.kubernetes.io/router.tls".into(),
+        "true".into(),
+    );
+    let o = render(&server);
+    let a = o
+        .ingress
+        .as_ref()
+        .unwrap()
+        .metadata
+        .annotations
+        .clone()
+        .unwrap();
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        ["traefik.ingress.kubernetes.io/router.tls"]
+    );
+    assert!(render(&server_named("none-minimal")).ingress.is_none());
+}
+
+#[test]
+fn optional_children() {
+    let o = render(&server_named("apikey-ingress"));
+    assert_eq!(o.deployment.spec.replicas, Some(2));
+    assert!(o.horizontal_pod_autoscaler.is_none());
+    let pdb = o
+        .pod_disruption_budget
+        .as_ref()
+        .unwrap()
+        .spec
+        .as_ref()
+        .unwrap();
+    assert_eq!(pdb.min_available, Some(IntOrString::Int(1)));
+    assert_eq!(
+        pdb.selector.as_ref().unwrap().match_labels.clone().unwrap(),
+        labels::selector("team-a")
+    );
+    let np = o.network_policy.as_ref().unwrap().spec.as_ref().unwrap();
+    let rule = &np.ingress.as_ref().unwrap()[0];
+    assert!(rule.from.as_ref().unwrap()[0].namespace_selector.is_some());
+    assert_eq!(
+        rule.ports.as_ref().unwrap()[0].port,
+        Some(IntOrString::Int(3157))
+    );
+
+    // Autoscaling owns the replica count: the Deployment leaves it out.
+    let o = render(&server_named("everything"));
+    assert_eq!(o.deployment.spec.replicas, None);
+    let hpa = &o.horizontal_pod_autoscaler.as_ref().unwrap().spec;
+    assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 6));
+    assert_eq!(hpa.scale_target_ref.kind, "Deployment");
+    assert_eq!(hpa.scale_target_ref.name, "everything");
+    let metric = &hpa.metrics.as_ref().unwrap()[0];
+    assert_eq!(
+        metric.resource.as_ref().unwrap().target.average_utilization,
+        Some(60)
+    );
+    assert!(o.pod_disruption_budget.is_none());
+    assert!(o.network_policy.is_none());
+
+    let o = render(&server_named("none-minimal"));
+    assert_eq!(o.deployment.spec.replicas, Some(1));
+}
+
+#[test]
+fn pod_options_and_user_env() {
+    let o = render(&server_named("everything"));
+    let pod = pod_spec(&o);
+    assert_eq!(pod.priority_class_name.as_deref(), Some("high"));
+    assert_eq!(pod.tolerations.as_ref().unwrap().len(), 1);
+    assert_eq!(
+        pod.node_selector.clone().unwrap(),
+        BTreeMap::from([("kubernetes.io/os".to_owned(), "linux".to_owned())])
+    );
+    assert_eq!(
+        pod.image_pull_secrets.as_ref().unwrap()[0].name,
+        "registry-creds"
+    );
+    let meta = o.deployment.spec.template.metadata.as_ref().unwrap();
+    assert_eq!(meta.labels.as_ref().unwrap()["team"], "lab");
+    let annotations = meta.annotations.as_ref().unwrap();
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations[CONFIG_HASH_ANNOTATION], o.config_hash);
+    assert_eq!(env_value(&o, "RUST_BACKTRACE"), Some("1"));
+    assert_eq!(
+        container(&o).env_from.as_ref().unwrap()[0]
+            .config_map_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "lab-extra"
+    );
+}
+
+#[test]
+fn generated_secret_is_stable_and_required() {
+    let server = server_named("oauth2-generated");
+    let o = render(&server);
+    let secret = o.generated_secret.as_ref().unwrap();
+    assert_eq!(secret.metadata.name.as_deref(), Some("login-generated"));
+    assert_eq!(
+        secret.data.as_ref().unwrap()["jwt-secret"].0,
+        GENERATED_JWT.as_bytes()
+    );
+    // Same context, same objects: the build is deterministic.
+    assert_eq!(render(&server), o);
+    // Without the generated value the build refuses (the controller must generate it first).
+    let mut ctx = context();
+    ctx.generated_jwt_secret = None;
+    assert!(matches!(
+        build(&validated(&server), &ctx),
+        Err(BuildError::GeneratedSecretMissing(name)) if name == "login-generated"
+    ));
+    // Not needed, not built.
+    assert!(
+        render(&server_named("oauth2-jwtref"))
+            .generated_secret
+            .is_none()
+    );
+}
+
+#[test]
+fn config_hash_follows_secret_data_and_spec() {
+    let server = server_named("apikey-ingress");
+    let base = render(&server).config_hash;
+    assert_eq!(base.len(), 64);
+    assert_eq!(render(&server).config_hash, base, "stable");
+
+    // Rotating a referenced key rolls the pods.
+    let rotated = dereferenced().with_secret("mcp-keys", [("keys", "new-key")]);
+    let v = validate(&server, &rotated).unwrap();
+    assert_ne!(build(&v, &context()).unwrap().config_hash, base);
+
+    // Keys the spec does not reference do not.
+    let unrelated: Dereferenced = dereferenced().with_secret(
+        "mcp-keys",
+        [
+            ("keys", secret_data()["mcp-keys"]["keys"].as_str()),
+            ("unused", "whatever"),
+        ],
+    );
+    let v = validate(&server, &unrelated).unwrap();
+    assert_eq!(build(&v, &context()).unwrap().config_hash, base);
+
+    // A spec change that shapes the pods does.
+    let mut changed = server.clone();
+    changed.spec.log_level = Some(converse_config::LogLevel::Warn);
+    assert_ne!(render(&changed).config_hash, base);
+
+    // A regenerated JWT secret does.
+    let server = server_named("oauth2-generated");
+    let before = render(&server).config_hash;
+    let mut ctx = context();
+    ctx.generated_jwt_secret = Some("another-generated-secret-0123456789abcdef".into());
+    assert_ne!(
+        build(&validated(&server), &ctx).unwrap().config_hash,
+        before
+    );
+}

@@ -1,0 +1,212 @@
+//! Phase 2 from fixtures: what CEL cannot see (Secrets and keys), what the server's own parser
+//! would refuse (mapped back to spec fields), and the structural rules the build relies on.
+
+mod common;
+
+use converse_operator::crd::AuthStrategy;
+use converse_operator::references::secret_names;
+use converse_operator::validate::{FieldError, SecretProblem, ValidationError};
+use converse_operator::{ConverseServer, Dereferenced, validate};
+use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use common::*;
+
+fn field_errors(server: &ConverseServer) -> Vec<FieldError> {
+    match validate(server, &dereferenced()) {
+        Err(ValidationError::InvalidSpec(errors)) => errors,
+        other => panic!("expected InvalidSpec, got {other:?}"),
+    }
+}
+
+fn secret_problems(server: &ConverseServer, d: &Dereferenced) -> Vec<SecretProblem> {
+    match validate(server, d) {
+        Err(ValidationError::UnresolvedSecrets(problems)) => problems,
+        other => panic!("expected UnresolvedSecrets, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_fixture_validates() {
+    for (stem, server) in servers() {
+        let v = validate(&server, &dereferenced()).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        assert_eq!(v.name, server.metadata.name.clone().unwrap());
+        assert!(v.owner.is_some(), "{stem}: owner reference from the uid");
+        assert!(!v.secrets.is_empty(), "{stem}");
+    }
+}
+
+#[test]
+fn derived_facts() {
+    let v = validated(&server_named("oauth2-generated"));
+    assert_eq!(v.auth_strategy, AuthStrategy::OAuth2);
+    assert!(v.needs_generated_jwt_secret);
+    assert_eq!(v.public_url, "https://login.example.com/mcp");
+    let v = validated(&server_named("oauth2-jwtref"));
+    assert!(!v.needs_generated_jwt_secret);
+    assert_eq!(v.public_url, "http://login-internal.ai-tools.svc/mcp");
+    let v = validated(&server_named("apikey-ingress"));
+    // Referenced keys, sorted and deduplicated, with their digests.
+    let keys: Vec<String> = v
+        .secrets
+        .iter()
+        .map(|s| format!("{}/{}", s.name, s.key))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "llm-keys/anthropic",
+            "llm-keys/openai",
+            "mcp-keys/keys",
+            "redis/url"
+        ]
+    );
+    assert!(v.secrets.iter().all(|s| s.sha256.len() == 64));
+}
+
+#[test]
+fn missing_secrets_and_keys_are_named() {
+    let server = server_named("apikey-ingress");
+    let d = Dereferenced::default()
+        .with_secret("llm-keys", [("openai", "x")])
+        .with_secret("mcp-keys", [("keys", "")]);
+    let problems = secret_problems(&server, &d);
+    assert_eq!(
+        problems,
+        [
+            SecretProblem::KeyNotFound {
+                field: "providers.anthropic.apiKeySecretRef".into(),
+                secret: "llm-keys".into(),
+                key: "anthropic".into()
+            },
+            SecretProblem::Empty {
+                field: "auth.apiKey.secretRef".into(),
+                secret: "mcp-keys".into(),
+                key: "keys".into()
+            },
+            SecretProblem::SecretNotFound {
+                field: "conversations.redis.urlSecretRef".into(),
+                secret: "redis".into()
+            },
+        ]
+    );
+    let err = validate(&server, &d).unwrap_err();
+    assert_eq!(err.condition_type(), "SecretsResolved");
+    assert_eq!(err.reason(), "SecretKeyNotFound");
+    assert!(
+        err.to_string()
+            .contains("Secret \"llm-keys\" has no key \"anthropic\"")
+    );
+    assert_eq!(
+        secret_names(&server.spec),
+        ["llm-keys", "mcp-keys", "redis"]
+    );
+}
+
+#[test]
+fn a_short_jwt_secret_is_refused_without_showing_it() {
+    let server = server_named("bearer-hs256");
+    let d = dereferenced().with_secret("jwt", [("secret", "short-secret")]);
+    let problems = secret_problems(&server, &d);
+    assert!(matches!(
+        &problems[..],
+        [SecretProblem::TooShort {
+            len: 12,
+            min: 32,
+            ..
+        }]
+    ));
+    assert!(
+        !validate(&server, &d)
+            .unwrap_err()
+            .to_string()
+            .contains("short-secret")
+    );
+}
+
+#[test]
+fn values_the_server_would_refuse_are_reported_by_field() {
+    let mut server = server_named("everything");
+    server.spec.rate_limit.as_mut().unwrap().window = Some("0s".into());
+    server.spec.providers.openai.as_mut().unwrap().base_url = Some("ftp://gateway".into());
+    server.spec.network.as_mut().unwrap().allowed_origins =
+        vec!["https://app.example.com/path".into()];
+    server.spec.network.as_mut().unwrap().trusted_proxies = vec!["not-a-cidr".into()];
+    server.spec.http.as_mut().unwrap().max_request_size = Some(Quantity("10M".into()));
+    server.spec.providers.custom[0].base_url = "vllm:8000".into();
+    let errors = field_errors(&server);
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    for want in [
+        "rateLimit.window",
+        "providers.openai.baseUrl",
+        "network.allowedOrigins",
+        "network.trustedProxies",
+        "http.maxRequestSize",
+        "providers.custom[local-vllm].baseUrl",
+    ] {
+        assert!(fields.contains(&want), "{want} missing from {errors:?}");
+    }
+    let window = errors
+        .iter()
+        .find(|e| e.field == "rateLimit.window")
+        .unwrap();
+    assert!(window.message.contains("at least 1s"), "{window}");
+    assert!(window.to_string().starts_with("spec.rateLimit.window: "));
+    let err = validate(&server, &dereferenced()).unwrap_err();
+    assert_eq!(err.condition_type(), "Accepted");
+    assert_eq!(err.reason(), "InvalidSpec");
+}
+
+#[test]
+fn structural_rules_hold_even_without_cel() {
+    let mut server = server_named("everything");
+    server.spec.replicas = Some(2);
+    server.spec.env.push(EnvVar {
+        name: "MCP_AUTH_STRATEGY".into(),
+        value: Some("none".into()),
+        value_from: None,
+    });
+    server
+        .spec
+        .pod
+        .as_mut()
+        .unwrap()
+        .labels
+        .insert("app.kubernetes.io/name".into(), "other".into());
+    let fields: Vec<String> = field_errors(&server).into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, ["replicas", "env", "pod.labels"]);
+
+    let mut server = server_named("none-minimal");
+    server.spec.providers = Default::default();
+    assert_eq!(field_errors(&server)[0].field, "providers");
+
+    let mut server = server_named("apikey-ingress");
+    server.spec.auth.as_mut().unwrap().api_key = None;
+    assert_eq!(field_errors(&server)[0].field, "auth.apiKey");
+
+    let mut server = server_named("apikey-ingress");
+    server.spec.ingress.as_mut().unwrap().host = None;
+    assert_eq!(field_errors(&server)[0].field, "ingress.host");
+}
+
+#[test]
+fn warnings_for_valid_but_risky_specs() {
+    let v = validated(&server_named("everything"));
+    assert!(
+        v.warnings.iter().any(|w| w.contains("store Memory")),
+        "{:?}",
+        v.warnings
+    );
+    let mut server = server_named("none-minimal");
+    server.spec.ingress = Some(converse_operator::crd::Ingress {
+        host: Some("open.example.com".into()),
+        ..Default::default()
+    });
+    let v = validated(&server);
+    assert!(v.warnings.iter().any(|w| w.contains("strategy none")));
+    assert!(
+        validated(&server_named("apikey-ingress"))
+            .warnings
+            .is_empty()
+    );
+}
