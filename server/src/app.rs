@@ -179,7 +179,6 @@ pub async fn build_engine(config: &ServerConfig) -> Result<Engine, StartupError>
         store,
         files,
         max_output_tokens: config.max_output_tokens as usize,
-        limits,
         metrics: crate::metrics::Metrics::new(),
     })
 }

@@ -5,8 +5,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CallSettings, Engine, Owner, ToolOutput, build_request, call_provider, describe_provider_error,
-    output,
+    CallSettings, Engine, Failure, Owner, ToolOutput, build_request, call_provider,
+    describe_provider_error, output,
 };
 use crate::catalog::ReasoningEffort;
 use crate::conversation::Conversation;
@@ -51,47 +51,47 @@ impl Engine {
     ) -> Option<ToolOutput> {
         Some(match self.chat_inner(params, owner, &cancel).await {
             Ok(out) => out,
-            Err(None) => return None,
-            Err(Some(message)) => ToolOutput::error(message),
+            Err(Failure::Cancelled) => return None,
+            Err(Failure::Error(message)) => ToolOutput::error(message),
         })
     }
 
-    /// `Err(None)` means the client cancelled: no answer is sent.
+    /// `Err(Failure::Cancelled)` means the client cancelled: no answer is sent.
     async fn chat_inner(
         &self,
         params: ChatParams,
         owner: Owner,
         cancel: &CancellationToken,
-    ) -> Result<ToolOutput, Option<String>> {
+    ) -> Result<ToolOutput, Failure> {
         let prompt = params.prompt.trim();
         if prompt.is_empty() {
-            return Err(Some("prompt must not be empty".into()));
+            return Err(Failure::Error("prompt must not be empty".into()));
         }
         let resolved = self
             .router
             .resolve(params.model.as_deref().unwrap_or("auto"))
-            .map_err(|e| Some(e.to_string()))?;
+            .map_err(|e| Failure::Error(e.to_string()))?;
         let (id, history, mut notes) = match self
             .load_conversation(params.continuation_id.as_deref(), &owner)
             .await
         {
             Ok((id, history, note)) => (id, history, note.into_iter().collect::<Vec<_>>()),
-            Err(e) => return Err(Some(e)),
+            Err(e) => return Err(Failure::Error(e)),
         };
         let attachments = self
             .attachments(&params.files, &params.images)
-            .map_err(Some)?;
+            .map_err(Failure::Error)?;
         let user = super::user_message(attachments, prompt);
         if super::has_images(&user) && resolved.info.as_ref().is_some_and(|i| !i.images) {
-            return Err(Some(format!(
+            return Err(Failure::Error(format!(
                 "model {} does not accept images; choose a model that does (e.g. gpt-5, gemini-2.5-pro, sonnet) or omit images",
                 resolved.model
             )));
         }
         let mut messages = history;
         messages.push(user);
-        let dropped =
-            super::fit_context(&mut messages, super::prompts::CHAT, &resolved).map_err(Some)?;
+        let dropped = super::fit_context(&mut messages, super::prompts::CHAT, &resolved)
+            .map_err(Failure::Error)?;
         if dropped > 0 {
             notes.push(format!("the {dropped} oldest messages of the conversation were left out to fit the model's context window"));
         }
@@ -105,10 +105,10 @@ impl Engine {
             build_request(&resolved, super::prompts::CHAT, messages, &settings);
         notes.extend(adjust_notes);
         let response = match call_provider(&self.metrics, &resolved, &request, cancel).await {
-            None => return Err(None),
+            None => return Err(Failure::Cancelled),
             Some(Ok(r)) => r,
             Some(Err(e)) => {
-                return Err(Some(describe_provider_error(
+                return Err(Failure::Error(describe_provider_error(
                     &resolved.provider_name,
                     &resolved.model,
                     &e,

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CallSettings, Engine, ModelSpec, Owner, ToolOutput, build_request, call_provider,
+    CallSettings, Engine, Failure, ModelSpec, Owner, ToolOutput, build_request, call_provider,
     describe_provider_error, output, prompts,
 };
 use crate::catalog::ReasoningEffort;
@@ -107,8 +107,8 @@ impl Engine {
     ) -> Option<ToolOutput> {
         Some(match self.consensus_inner(params, owner, &cancel).await {
             Ok(out) => out,
-            Err(None) => return None,
-            Err(Some(message)) => ToolOutput::error(message),
+            Err(Failure::Cancelled) => return None,
+            Err(Failure::Error(message)) => ToolOutput::error(message),
         })
     }
 
@@ -145,18 +145,18 @@ impl Engine {
         params: ConsensusParams,
         owner: Owner,
         cancel: &CancellationToken,
-    ) -> Result<ToolOutput, Option<String>> {
+    ) -> Result<ToolOutput, Failure> {
         let prompt = params.prompt.trim().to_string();
         if prompt.is_empty() {
-            return Err(Some("prompt must not be empty".into()));
+            return Err(Failure::Error("prompt must not be empty".into()));
         }
         if params.models.as_ref().is_some_and(|m| m.is_empty()) {
-            return Err(Some(
+            return Err(Failure::Error(
                 "models must list at least one model (or be omitted for automatic choice)".into(),
             ));
         }
         if params.models.as_ref().is_some_and(|m| m.len() > MAX_MODELS) {
-            return Err(Some(format!(
+            return Err(Failure::Error(format!(
                 "at most {MAX_MODELS} models can be consulted at once"
             )));
         }
@@ -166,7 +166,7 @@ impl Engine {
                 .iter()
                 .map(|o| format!("- {}: {}", o.model, o.error.as_deref().unwrap_or("")))
                 .collect();
-            return Err(Some(format!(
+            return Err(Failure::Error(format!(
                 "none of the requested models can be used:\n{}",
                 reasons.join("\n")
             )));
@@ -174,11 +174,11 @@ impl Engine {
         let (id, history, note) = self
             .load_conversation(params.continuation_id.as_deref(), &owner)
             .await
-            .map_err(Some)?;
+            .map_err(Failure::Error)?;
         let mut notes: Vec<String> = note.into_iter().collect();
         let attachments = self
             .attachments(&params.files, &params.images)
-            .map_err(Some)?;
+            .map_err(Failure::Error)?;
         let user = super::user_message(attachments, &prompt);
         let settings = CallSettings {
             temperature: params.temperature.unwrap_or(DEFAULT_TEMPERATURE),
@@ -209,7 +209,7 @@ impl Engine {
         }))
         .await;
         if cancel.is_cancelled() {
-            return Err(None);
+            return Err(Failure::Cancelled);
         }
 
         let mut succeeded = Vec::new();
@@ -270,7 +270,7 @@ impl Engine {
             ))
             .await;
             if cancel.is_cancelled() {
-                return Err(None);
+                return Err(Failure::Cancelled);
             }
             for ((resolved, _, outcome), result) in succeeded.iter_mut().zip(phase2) {
                 match result {
@@ -285,7 +285,7 @@ impl Engine {
                             describe_provider_error(&resolved.provider_name, &outcome.model, &e)
                         ));
                     }
-                    None => return Err(None),
+                    None => return Err(Failure::Cancelled),
                 }
             }
         } else if cross_feedback && succeeded.len() == 1 {
@@ -298,7 +298,10 @@ impl Engine {
                 .iter()
                 .map(|o| format!("- {}: {}", o.model, o.error.as_deref().unwrap_or("")))
                 .collect();
-            return Err(Some(format!("every model failed:\n{}", reasons.join("\n"))));
+            return Err(Failure::Error(format!(
+                "every model failed:\n{}",
+                reasons.join("\n")
+            )));
         }
 
         // The conversation keeps every final answer, so a follow-up turn sees them.

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::ReasoningEffort;
-use crate::conversation::{Conversation, ConversationStore, Limits};
+use crate::conversation::{Conversation, ConversationStore};
 use crate::files::{Attachments, FilePolicy};
 use crate::providers::{ChatRequest, ChatResponse, Message, Part, ProviderError, Role};
 use crate::routing::{ResolvedModel, Router};
@@ -38,6 +38,15 @@ impl ToolOutput {
     }
 }
 
+/// Why a tool call ends without a regular answer.
+#[derive(Debug)]
+pub enum Failure {
+    /// The client cancelled: no answer is sent.
+    Cancelled,
+    /// An error the calling model should see (`isError: true`), saying what to do.
+    Error(String),
+}
+
 /// Shared state of the tools: model routing, conversations, file access, limits.
 #[derive(Debug)]
 pub struct Engine {
@@ -45,7 +54,6 @@ pub struct Engine {
     pub store: Arc<dyn ConversationStore>,
     pub files: FilePolicy,
     pub max_output_tokens: usize,
-    pub limits: Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
