@@ -5,13 +5,22 @@
 //! 2. [`validate`] (pure): spec + what was found → [`validate::ValidatedServer`] or a typed,
 //!    user-facing error;
 //! 3. [`build`] (pure): every desired child object ([`build::DesiredObjects`]);
-//! 4. apply (client) and 5. update status (client): the controller (next slice).
+//! 4. [`apply`] (client): server-side apply of the children, deletion of those no longer desired;
+//! 5. [`status`] (client): conditions and observed state, written only when they change.
+//!
+//! [`controller`] wires the phases to watches; [`metrics`] serves probes and Prometheus text.
 
+pub mod apply;
 pub mod build;
+pub mod controller;
 pub mod crd;
+pub mod dereference;
 pub mod docs;
 pub mod endpoints;
+pub mod leader;
+pub mod metrics;
 pub mod references;
+pub mod status;
 pub mod validate;
 
 pub use build::{BuildContext, BuildError, DesiredObjects, build};

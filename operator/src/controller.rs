@@ -1,0 +1,342 @@
+//! The controller: watches ConverseServers, the children they own and the Secrets they
+//! reference, and reconciles each ConverseServer in five phases — [`dereference`] (client),
+//! [`validate`](crate::validate) (pure), [`build`](crate::build) (pure),
+//! [`apply`](crate::apply) (client), [`status`](crate::status) (client).
+//!
+//! A spec the operator cannot build (invalid, or a Secret or key missing) is not an error of
+//! the reconcile: it becomes Stalled=True in status and waits for a change of the CR or of a
+//! referenced Secret (both are watched), so there is no hot loop. Errors (the API server, a bug
+//! in the build) go to [`error_policy`], which retries with exponential backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{debug, info, warn};
+
+use crate::apply::{FIELD_MANAGER, apply_children};
+use crate::build::{BuildContext, BuildError, build, generated_secret_name, labels};
+use crate::crd::ConverseServer;
+use crate::dereference::dereference;
+use crate::metrics::Metrics;
+use crate::references::secret_names;
+use crate::status::{Outcome, desired_status, notices, write_status};
+use crate::validate::validate;
+
+/// Operator settings the reconcile needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Image for ConverseServers without spec.image (`--server-image`).
+    pub default_image: String,
+    /// `app.kubernetes.io/version` when the image has no tag.
+    pub default_version: String,
+    /// Cluster DNS domain (`--cluster-domain`).
+    pub cluster_domain: String,
+    /// Periodic re-check of a reconciled ConverseServer (drift repair).
+    pub resync: Duration,
+}
+
+impl Settings {
+    pub fn new(default_image: impl Into<String>) -> Settings {
+        Settings {
+            default_image: default_image.into(),
+            default_version: env!("CARGO_PKG_VERSION").to_owned(),
+            cluster_domain: "cluster.local".to_owned(),
+            resync: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    recorder: Recorder,
+    /// Consecutive failures per ConverseServer, for the backoff.
+    failures: Mutex<HashMap<ObjectRef<ConverseServer>, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Arc<Context> {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Arc::new(Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ConverseServer>, u32>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why a reconcile failed (retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("the ConverseServer has no {0}")]
+    Metadata(&'static str),
+}
+
+impl Error {
+    /// The failure reason for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesApi",
+            Error::Build(_) => "BuildFailed",
+            Error::Metadata(_) => "MissingMetadata",
+        }
+    }
+}
+
+/// One reconcile of `server` (what the controller calls; tests may call it to force one).
+pub async fn reconcile(server: Arc<ConverseServer>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_phases(&server, &ctx).await;
+    let failure = match &result {
+        Ok((_, failure)) => *failure,
+        Err(e) => Some(e.reason()),
+    };
+    ctx.metrics.observe(started.elapsed(), failure);
+    if result.is_ok() {
+        ctx.failures().remove(&ObjectRef::from_obj(&*server));
+    }
+    result.map(|(action, _)| action)
+}
+
+/// The five phases; returns the next action and, for a stalled ConverseServer, its reason.
+async fn reconcile_phases(
+    server: &ConverseServer,
+    ctx: &Context,
+) -> Result<(Action, Option<&'static str>), Error> {
+    if server.metadata.deletion_timestamp.is_some() {
+        // Garbage collection removes the children through their owner references.
+        return Ok((Action::await_change(), None));
+    }
+    let namespace = server.namespace().ok_or(Error::Metadata("namespace"))?;
+    let uid = server.uid().ok_or(Error::Metadata("uid"))?;
+    let name = server.name_any();
+    let client = &ctx.client;
+
+    // 1. dereference
+    let found = dereference(client, server, &namespace, &name).await?;
+    let generation = server.metadata.generation;
+    let previous = server.status.as_ref();
+    let now = Timestamp::now();
+
+    // 2. validate
+    let (status, action, failure, deleted, warnings) = match validate(server, &found.dereferenced) {
+        Err(invalid) => {
+            let status = desired_status(generation, previous, &Outcome::Stalled(&invalid), now);
+            info!(%namespace, %name, reason = invalid.reason(), "stalled: {invalid}");
+            (
+                status,
+                Action::await_change(),
+                Some(invalid.reason()),
+                Vec::new(),
+                Vec::new(),
+            )
+        }
+        Ok(validated) => {
+            // 3. build
+            let desired = build(
+                &validated,
+                &BuildContext {
+                    default_image: ctx.settings.default_image.clone(),
+                    default_version: ctx.settings.default_version.clone(),
+                    cluster_domain: ctx.settings.cluster_domain.clone(),
+                    generated_jwt_secret: Some(found.generated_jwt_secret),
+                },
+            )?;
+            // 4. apply
+            let applied = apply_children(client, &namespace, &name, &uid, &desired).await?;
+            let status = desired_status(
+                generation,
+                previous,
+                &Outcome::Applied {
+                    validated: &validated,
+                    desired: &desired,
+                    deployment: &applied.deployment,
+                },
+                now,
+            );
+            (
+                status,
+                Action::requeue(ctx.settings.resync),
+                None,
+                applied.deleted,
+                validated.warnings,
+            )
+        }
+    };
+
+    // 5. status, and Events for what changed
+    let notices = notices(previous, &status, &warnings);
+    let api: Api<ConverseServer> = Api::namespaced(client.clone(), &namespace);
+    if write_status(&api, server, &status).await? {
+        debug!(%namespace, %name, "status updated");
+    }
+    let reference = server.object_ref(&());
+    let mut events: Vec<Event> = notices
+        .into_iter()
+        .map(|n| Event {
+            type_: if n.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: n.reason,
+            note: Some(truncate(&n.note, 1000)),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        })
+        .collect();
+    for d in deleted {
+        events.push(Event {
+            type_: EventType::Normal,
+            reason: "ChildDeleted".to_owned(),
+            note: Some(format!("deleted {d}: no longer desired by the spec")),
+            action: "Delete".to_owned(),
+            secondary: None,
+        });
+    }
+    for e in &events {
+        if let Err(err) = ctx.recorder.publish(e, &reference).await {
+            warn!(%namespace, %name, "publishing an event: {err}");
+        }
+    }
+    Ok((action, failure))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// Backoff for failed reconciles: 1 s doubling per consecutive failure, at most 5 minutes.
+pub fn backoff(failures: u32) -> Duration {
+    let secs = 1u64 << failures.saturating_sub(1).min(9);
+    Duration::from_secs(secs.min(300))
+}
+
+/// What the controller does after [`reconcile`] failed: retry with backoff.
+pub fn error_policy(server: Arc<ConverseServer>, error: &Error, ctx: Arc<Context>) -> Action {
+    let n = {
+        let mut failures = ctx.failures();
+        let n = failures.entry(ObjectRef::from_obj(&*server)).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = backoff(n);
+    warn!(
+        namespace = server.namespace().unwrap_or_default(),
+        name = server.name_any(),
+        failures = n,
+        "reconcile failed, retrying in {delay:?}: {error}"
+    );
+    Action::requeue(delay)
+}
+
+/// The ConverseServers in `store` that reference `secret` or own it as their generated Secret.
+pub fn servers_for_secret(
+    store: &Store<ConverseServer>,
+    secret: &Secret,
+) -> Vec<ObjectRef<ConverseServer>> {
+    let (Some(name), Some(namespace)) = (&secret.metadata.name, &secret.metadata.namespace) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .into_iter()
+        .filter(|s| s.metadata.namespace.as_ref() == Some(namespace))
+        .filter(|s| {
+            generated_secret_name(&s.name_any()) == *name
+                || secret_names(&s.spec).iter().any(|n| n == name)
+        })
+        .map(|s| ObjectRef::from_obj(&*s))
+        .collect()
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller for one namespace (`None`: all) until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let ns = namespace.as_deref();
+    let all = watcher::Config::default();
+    let ours =
+        watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
+    let controller = Controller::new(api::<ConverseServer>(&client, ns), all.clone());
+    let store = controller.store();
+    info!(namespace = ns.unwrap_or("(all)"), "controller starting");
+    controller
+        .owns(api::<Deployment>(&client, ns), ours.clone())
+        .owns(api::<Service>(&client, ns), ours.clone())
+        .owns(api::<ServiceAccount>(&client, ns), ours.clone())
+        .owns(api::<Ingress>(&client, ns), ours.clone())
+        .owns(api::<PodDisruptionBudget>(&client, ns), ours.clone())
+        .owns(api::<HorizontalPodAutoscaler>(&client, ns), ours.clone())
+        .owns(api::<NetworkPolicy>(&client, ns), ours)
+        .watches(api::<Secret>(&client, ns), all, move |secret| {
+            servers_for_secret(&store, &secret)
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => debug!(namespace = obj.namespace, name = obj.name, "reconciled"),
+                Err(e) => debug!("controller: {e}"),
+            }
+        })
+        .await;
+    info!(namespace = ns.unwrap_or("(all)"), "controller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(16));
+        assert_eq!(backoff(30), Duration::from_secs(300));
+    }
+}

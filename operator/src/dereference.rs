@@ -1,0 +1,94 @@
+//! Phase 1, dereference (client): read what the spec points at. The referenced Secrets (only
+//! those that exist; validate reports the rest), and the operator's own `<name>-generated`
+//! Secret: its JWT signing value is read back when present and generated once otherwise, so it
+//! stays stable across reconciles (the apply phase then stores it).
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+use rand::RngCore;
+
+use crate::build::env::GENERATED_JWT_KEY;
+use crate::build::generated_secret_name;
+use crate::crd::ConverseServer;
+use crate::references::{Dereferenced, secret_names};
+
+/// What phase 1 found.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// Digests of the referenced Secrets that exist.
+    pub dereferenced: Dereferenced,
+    /// The JWT signing value of `<name>-generated`: read back, or freshly generated when the
+    /// Secret (or its key) does not exist yet. Only used when the spec needs it.
+    pub generated_jwt_secret: String,
+}
+
+/// Reads the Secrets `server` references and its generated Secret.
+pub async fn dereference(
+    client: &Client,
+    server: &ConverseServer,
+    namespace: &str,
+    name: &str,
+) -> Result<Found, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut secrets = Vec::new();
+    for secret_name in secret_names(&server.spec) {
+        if let Some(s) = api.get_opt(&secret_name).await? {
+            secrets.push(s);
+        }
+    }
+    let generated = api
+        .get_opt(&generated_secret_name(name))
+        .await?
+        .and_then(|s| stored_jwt_secret(&s))
+        .unwrap_or_else(fresh_jwt_secret);
+    Ok(Found {
+        dereferenced: Dereferenced::from_secrets(&secrets),
+        generated_jwt_secret: generated,
+    })
+}
+
+/// The stored value, if the generated Secret holds a usable one.
+fn stored_jwt_secret(secret: &Secret) -> Option<String> {
+    let data = secret.data.as_ref()?.get(GENERATED_JWT_KEY)?;
+    let value = String::from_utf8(data.0.clone()).ok()?;
+    (value.len() >= converse_config::auth::MIN_JWT_SECRET_BYTES).then_some(value)
+}
+
+/// 32 random bytes as 64 hex characters.
+pub fn fresh_jwt_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn fresh_secrets_are_long_enough_and_differ() {
+        let a = fresh_jwt_secret();
+        assert_eq!(a.len(), 64);
+        assert!(a.len() >= converse_config::auth::MIN_JWT_SECRET_BYTES);
+        assert_ne!(a, fresh_jwt_secret());
+    }
+
+    #[test]
+    fn stored_secret_is_read_back() {
+        let mut s = Secret {
+            data: Some(BTreeMap::from([(
+                GENERATED_JWT_KEY.to_owned(),
+                ByteString(b"x".repeat(40)),
+            )])),
+            ..Secret::default()
+        };
+        assert_eq!(stored_jwt_secret(&s), Some("x".repeat(40)));
+        s.data = Some(BTreeMap::from([(
+            GENERATED_JWT_KEY.to_owned(),
+            ByteString(b"short".to_vec()),
+        )]));
+        assert_eq!(stored_jwt_secret(&s), None);
+    }
+}

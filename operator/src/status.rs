@@ -1,0 +1,489 @@
+//! Phase 5, update status (client): what the reconcile found becomes `status` — conditions
+//! (kstatus-compatible Ready/Reconciling/Stalled plus Accepted, SecretsResolved, Available),
+//! `observedGeneration`, `url`, replicas, `authStrategy`, `configHash`. Computing the status is
+//! pure ([`desired_status`]); it is written (server-side apply on the status subresource, the
+//! operator's one field manager) only when it differs from what is stored, so a steady-state
+//! reconcile writes nothing. A condition's `lastTransitionTime` changes only when its status
+//! flips.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+
+use crate::apply::FIELD_MANAGER;
+use crate::build::DesiredObjects;
+use crate::crd::status::condition;
+use crate::crd::{ConverseServer, ConverseServerStatus};
+use crate::validate::{ValidatedServer, ValidationError};
+
+/// How the reconcile ended, as far as status is concerned.
+pub enum Outcome<'a> {
+    /// The spec or its Secrets need the user's attention; nothing was applied.
+    Stalled(&'a ValidationError),
+    /// The children were applied.
+    Applied {
+        validated: &'a ValidatedServer,
+        desired: &'a DesiredObjects,
+        deployment: &'a Deployment,
+    },
+}
+
+/// Replica counts of a Deployment and whether it is available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    pub desired: i32,
+    pub ready: i32,
+    pub available: bool,
+    pub message: String,
+}
+
+impl Rollout {
+    pub fn of(d: &Deployment) -> Rollout {
+        let status = d.status.clone().unwrap_or_default();
+        let desired = d.spec.replicas.or(status.replicas).unwrap_or(0);
+        let ready = status.ready_replicas.unwrap_or(0);
+        let updated = status.updated_replicas.unwrap_or(0);
+        let available_replicas = status.available_replicas.unwrap_or(0);
+        let observed =
+            status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+        let available = observed && updated >= desired && available_replicas >= desired;
+        let message = if !observed {
+            "the Deployment controller has not observed the latest Deployment yet".to_owned()
+        } else {
+            format!(
+                "{available_replicas}/{desired} replicas available, {updated}/{desired} updated"
+            )
+        };
+        Rollout {
+            desired,
+            ready,
+            available,
+            message,
+        }
+    }
+}
+
+/// The status the reconcile should leave, given the stored one (`previous`) and `now`.
+pub fn desired_status(
+    generation: Option<i64>,
+    previous: Option<&ConverseServerStatus>,
+    outcome: &Outcome<'_>,
+    now: Timestamp,
+) -> ConverseServerStatus {
+    let previous = previous.cloned().unwrap_or_default();
+    let mut conditions = Conditions {
+        previous: &previous.conditions,
+        out: Vec::new(),
+        generation,
+        now: Time(Timestamp::from_second(now.as_second()).unwrap_or(now)),
+    };
+    let mut status = ConverseServerStatus {
+        observed_generation: generation,
+        ..previous.clone()
+    };
+    match outcome {
+        Outcome::Stalled(err) => {
+            let reason = err.reason();
+            let message = err.to_string();
+            match err {
+                ValidationError::InvalidSpec(_) => {
+                    conditions.set(condition::ACCEPTED, "False", reason, &message);
+                    conditions.set(
+                        condition::SECRETS_RESOLVED,
+                        "Unknown",
+                        "SpecInvalid",
+                        "Secret references are checked once the spec is valid",
+                    );
+                }
+                ValidationError::UnresolvedSecrets(_) => {
+                    conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
+                    conditions.set(condition::SECRETS_RESOLVED, "False", reason, &message);
+                }
+            }
+            conditions.set(
+                condition::AVAILABLE,
+                "Unknown",
+                "Stalled",
+                "the children are not updated while the ConverseServer is stalled",
+            );
+            conditions.set(condition::RECONCILING, "False", "Stalled", &message);
+            conditions.set(condition::STALLED, "True", reason, &message);
+            conditions.set(condition::READY, "False", reason, &message);
+        }
+        Outcome::Applied {
+            validated,
+            desired,
+            deployment,
+        } => {
+            let rollout = Rollout::of(deployment);
+            status.url = Some(desired.url.clone());
+            status.replicas = Some(rollout.desired);
+            status.ready_replicas = Some(rollout.ready);
+            status.replica_summary = Some(format!("{}/{}", rollout.ready, rollout.desired));
+            status.auth_strategy = Some(validated.auth_strategy);
+            status.config_hash = Some(desired.config_hash.clone());
+            conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
+            conditions.set(
+                condition::SECRETS_RESOLVED,
+                "True",
+                "Resolved",
+                "every referenced Secret and key exists",
+            );
+            conditions.set(condition::STALLED, "False", "Reconciled", "");
+            if rollout.available {
+                conditions.set(
+                    condition::AVAILABLE,
+                    "True",
+                    "MinimumReplicasAvailable",
+                    &rollout.message,
+                );
+                conditions.set(condition::RECONCILING, "False", "Reconciled", "");
+                conditions.set(
+                    condition::READY,
+                    "True",
+                    "Ready",
+                    "the ConverseServer is serving",
+                );
+            } else {
+                conditions.set(
+                    condition::AVAILABLE,
+                    "False",
+                    "ReplicasNotReady",
+                    &rollout.message,
+                );
+                conditions.set(
+                    condition::RECONCILING,
+                    "True",
+                    "RolloutInProgress",
+                    &rollout.message,
+                );
+                conditions.set(
+                    condition::READY,
+                    "False",
+                    "ReplicasNotReady",
+                    &rollout.message,
+                );
+            }
+        }
+    }
+    status.conditions = conditions.out;
+    status
+}
+
+struct Conditions<'a> {
+    previous: &'a [Condition],
+    out: Vec<Condition>,
+    generation: Option<i64>,
+    now: Time,
+}
+
+impl Conditions<'_> {
+    fn set(&mut self, type_: &str, status: &str, reason: &str, message: &str) {
+        let last_transition_time = self
+            .previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| self.now.clone());
+        self.out.push(Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            observed_generation: self.generation,
+            last_transition_time,
+        });
+    }
+}
+
+/// A condition whose status differs between `before` and `after` (for Events).
+pub fn transitions<'a>(
+    before: Option<&ConverseServerStatus>,
+    after: &'a ConverseServerStatus,
+) -> Vec<&'a Condition> {
+    after
+        .conditions
+        .iter()
+        .filter(|c| {
+            before
+                .and_then(|b| b.conditions.iter().find(|p| p.type_ == c.type_))
+                .is_none_or(|p| p.status != c.status)
+        })
+        .collect()
+}
+
+/// Something worth an Event: a transition of the summary, not of every condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: String,
+    pub note: String,
+}
+
+/// The Events a status change deserves: Stalled turning True (its reason and message name
+/// the field, Secret and key) or back to False, Ready turning True, Ready falling back to False
+/// while not stalled, and the spec's warnings when it is accepted. Nothing when nothing flipped.
+pub fn notices(
+    before: Option<&ConverseServerStatus>,
+    after: &ConverseServerStatus,
+    warnings: &[String],
+) -> Vec<Notice> {
+    let find = |s: Option<&ConverseServerStatus>, t: &str| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == t).cloned())
+    };
+    let was = |t: &str, status: &str| find(before, t).is_some_and(|c| c.status == status);
+    let mut out = Vec::new();
+    let stalled = find(Some(after), condition::STALLED);
+    let is_stalled = stalled.as_ref().is_some_and(|c| c.status == "True");
+    if let Some(c) = &stalled {
+        if is_stalled && !was(condition::STALLED, "True") {
+            out.push(Notice {
+                warning: true,
+                reason: c.reason.clone(),
+                note: c.message.clone(),
+            });
+        } else if !is_stalled && was(condition::STALLED, "True") {
+            out.push(Notice {
+                warning: false,
+                reason: "Recovered".to_owned(),
+                note: "no longer stalled: the spec is valid and its Secrets resolve".to_owned(),
+            });
+        }
+    }
+    if let Some(c) = find(Some(after), condition::ACCEPTED)
+        && c.status == "True"
+        && !was(condition::ACCEPTED, "True")
+        && !warnings.is_empty()
+    {
+        out.push(Notice {
+            warning: true,
+            reason: "SpecWarnings".to_owned(),
+            note: warnings.join("; "),
+        });
+    }
+    if let Some(c) = find(Some(after), condition::READY) {
+        if c.status == "True" && !was(condition::READY, "True") {
+            out.push(Notice {
+                warning: false,
+                reason: c.reason.clone(),
+                note: c.message.clone(),
+            });
+        } else if c.status != "True" && was(condition::READY, "True") && !is_stalled {
+            out.push(Notice {
+                warning: true,
+                reason: c.reason.clone(),
+                note: c.message.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Writes `status` unless it equals what `server` already has; whether it wrote.
+pub async fn write_status(
+    api: &Api<ConverseServer>,
+    server: &ConverseServer,
+    status: &ConverseServerStatus,
+) -> Result<bool, kube::Error> {
+    if server.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let name = server.metadata.name.clone().unwrap_or_default();
+    let body = serde_json::json!({
+        "apiVersion": ConverseServer::api_version(&()),
+        "kind": ConverseServer::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{FieldError, SecretProblem};
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    fn get<'a>(s: &'a ConverseServerStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn missing_secret_stalls_with_its_name_and_keeps_transition_times() {
+        let err = ValidationError::UnresolvedSecrets(vec![SecretProblem::SecretNotFound {
+            field: "auth.apiKey.secretRef".into(),
+            secret: "mcp-keys".into(),
+        }]);
+        let first = desired_status(Some(1), None, &Outcome::Stalled(&err), at(100));
+        let stalled = get(&first, condition::STALLED);
+        assert_eq!(stalled.status, "True");
+        assert_eq!(stalled.reason, "SecretNotFound");
+        assert!(
+            stalled.message.contains("\"mcp-keys\""),
+            "{}",
+            stalled.message
+        );
+        assert_eq!(get(&first, condition::SECRETS_RESOLVED).status, "False");
+        assert_eq!(get(&first, condition::ACCEPTED).status, "True");
+        assert_eq!(get(&first, condition::READY).status, "False");
+        assert_eq!(first.observed_generation, Some(1));
+
+        // One Event for the stall, naming the Secret.
+        let n = notices(None, &first, &[]);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert!(n[0].warning && n[0].reason == "SecretNotFound" && n[0].note.contains("mcp-keys"));
+
+        // Same outcome later: identical status, so nothing would be written or announced.
+        let again = desired_status(Some(1), Some(&first), &Outcome::Stalled(&err), at(200));
+        assert_eq!(again, first);
+        assert!(transitions(Some(&first), &again).is_empty());
+        assert!(notices(Some(&first), &again, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_flip_moves_only_the_flipped_conditions_transition_time() {
+        let invalid = ValidationError::InvalidSpec(vec![FieldError {
+            field: "replicas".into(),
+            message: "no".into(),
+        }]);
+        let missing = ValidationError::UnresolvedSecrets(vec![SecretProblem::KeyNotFound {
+            field: "auth.apiKey.secretRef".into(),
+            secret: "mcp-keys".into(),
+            key: "keys".into(),
+        }]);
+        let a = desired_status(Some(1), None, &Outcome::Stalled(&invalid), at(100));
+        assert_eq!(get(&a, condition::ACCEPTED).status, "False");
+        assert_eq!(get(&a, condition::SECRETS_RESOLVED).status, "Unknown");
+        let b = desired_status(Some(2), Some(&a), &Outcome::Stalled(&missing), at(200));
+        assert_eq!(
+            get(&b, condition::ACCEPTED).last_transition_time,
+            Time(at(200))
+        );
+        assert_eq!(
+            get(&b, condition::STALLED).last_transition_time,
+            Time(at(100))
+        );
+        assert_eq!(get(&b, condition::STALLED).reason, "SecretKeyNotFound");
+        let flipped: Vec<_> = transitions(Some(&a), &b)
+            .iter()
+            .map(|c| c.type_.clone())
+            .collect();
+        assert_eq!(flipped, vec!["Accepted", "SecretsResolved"]);
+    }
+
+    #[test]
+    fn applied_status_is_ready_only_when_the_deployment_is_available() {
+        let server: ConverseServer = serde_norway::from_str(
+            "apiVersion: converse.dev/v1alpha1\nkind: ConverseServer\n\
+             metadata: {name: minimal, namespace: dev, generation: 4}\n\
+             spec: {providers: {openai: {apiKeySecretRef: {name: llm-keys, key: openai}}}}\n",
+        )
+        .unwrap();
+        let found = crate::Dereferenced::default().with_secret("llm-keys", [("openai", "sk")]);
+        let validated = crate::validate(&server, &found).unwrap();
+        let desired = crate::build(
+            &validated,
+            &crate::BuildContext {
+                default_image: "converse-server:1.0".into(),
+                default_version: "1.0".into(),
+                cluster_domain: "cluster.local".into(),
+                generated_jwt_secret: None,
+            },
+        )
+        .unwrap();
+        let mut deployment = desired.deployment.clone();
+        deployment.metadata.generation = Some(1);
+        deployment.status = serde_json::from_value(serde_json::json!({
+            "observedGeneration": 1, "replicas": 1, "readyReplicas": 0,
+            "updatedReplicas": 1, "availableReplicas": 0
+        }))
+        .unwrap();
+        let rolling = desired_status(
+            Some(4),
+            None,
+            &Outcome::Applied {
+                validated: &validated,
+                desired: &desired,
+                deployment: &deployment,
+            },
+            at(100),
+        );
+        assert_eq!(get(&rolling, condition::AVAILABLE).status, "False");
+        assert_eq!(get(&rolling, condition::RECONCILING).status, "True");
+        assert_eq!(get(&rolling, condition::READY).status, "False");
+        assert_eq!(get(&rolling, condition::STALLED).status, "False");
+        assert_eq!(rolling.replica_summary.as_deref(), Some("0/1"));
+        assert_eq!(rolling.config_hash.as_ref(), Some(&desired.config_hash));
+        assert_eq!(rolling.url.as_deref(), Some("http://minimal.dev.svc/mcp"));
+        assert_eq!(rolling.observed_generation, Some(4));
+
+        let status = deployment.status.as_mut().unwrap();
+        status.ready_replicas = Some(1);
+        status.available_replicas = Some(1);
+        let ready = desired_status(
+            Some(4),
+            Some(&rolling),
+            &Outcome::Applied {
+                validated: &validated,
+                desired: &desired,
+                deployment: &deployment,
+            },
+            at(200),
+        );
+        assert_eq!(get(&ready, condition::READY).status, "True");
+        assert_eq!(get(&ready, condition::AVAILABLE).status, "True");
+        assert_eq!(get(&ready, condition::RECONCILING).status, "False");
+        assert_eq!(
+            get(&ready, condition::READY).last_transition_time,
+            Time(at(200))
+        );
+        assert_eq!(
+            get(&ready, condition::ACCEPTED).last_transition_time,
+            Time(at(100))
+        );
+        assert_eq!(ready.replica_summary.as_deref(), Some("1/1"));
+        // Creation announces nothing but warnings; becoming Ready is announced once.
+        assert!(notices(None, &rolling, &[]).is_empty());
+        let n = notices(None, &rolling, &["w".to_owned()]);
+        assert_eq!(n[0].reason, "SpecWarnings");
+        let n = notices(Some(&rolling), &ready, &[]);
+        assert_eq!(n.len(), 1);
+        assert_eq!((n[0].warning, n[0].reason.as_str()), (false, "Ready"));
+        assert!(notices(Some(&ready), &ready, &[]).is_empty());
+        // Falling back (a pod lost) is a Warning.
+        let n = notices(Some(&ready), &rolling, &[]);
+        assert_eq!(
+            (n[0].warning, n[0].reason.as_str()),
+            (true, "ReplicasNotReady")
+        );
+    }
+
+    #[test]
+    fn rollout_needs_observed_updated_and_available_replicas() {
+        let mut d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x", "generation": 2},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 2, "replicas": 2, "readyReplicas": 2,
+                       "updatedReplicas": 2, "availableReplicas": 2}
+        }))
+        .unwrap();
+        assert!(Rollout::of(&d).available);
+        d.metadata.generation = Some(3);
+        assert!(!Rollout::of(&d).available);
+        d.metadata.generation = Some(2);
+        d.status.as_mut().unwrap().available_replicas = Some(1);
+        let r = Rollout::of(&d);
+        assert!(!r.available);
+        assert_eq!(r.message, "1/2 replicas available, 2/2 updated");
+    }
+}

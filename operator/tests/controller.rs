@@ -1,0 +1,683 @@
+//! The controller against testenv's real API server, run in-process (the operator's image comes
+//! with the packaging issue). Without a running testenv cluster (no TESTENV_KUBECONFIG) each test
+//! prints a SKIPPED notice and passes; `make test-cluster` sets TESTENV_REQUIRED=1, so a missing
+//! cluster fails instead.
+//!
+//! The control plane has no node for our image here, so Deployments never become Available:
+//! these tests assert objects, owner references, status conditions up to Available=False and
+//! the rollout trigger (the pod-template hash); Available=True is the end-to-end test's job.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use converse_operator::build::CONFIG_HASH_ANNOTATION;
+use converse_operator::controller::{self, Context, Settings};
+use converse_operator::crd::ConverseServer;
+use converse_operator::leader::Elector;
+use converse_operator::metrics::Metrics;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use testenv::{TestNamespace, apply_yaml, wait_for, wait_gone};
+use tokio::sync::oneshot;
+
+const WAIT: Duration = Duration::from_secs(60);
+const TEST_MANAGER: &str = "converse-operator-tests";
+
+async fn cluster(test: &str) -> Option<Client> {
+    match testenv::client_or_skip(test).await {
+        Ok(c) => c,
+        Err(e) => panic!("{test}: TESTENV_REQUIRED=1 but no cluster: {e}"),
+    }
+}
+
+/// Applies the CRD from crds/ and waits until it is established.
+async fn install_crd(client: &Client) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crds/converseservers.converse.dev.yaml"
+    );
+    let yaml = std::fs::read_to_string(path).expect("read the CRD");
+    apply_yaml(client, &yaml, None, TEST_MANAGER)
+        .await
+        .expect("apply the CRD");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    wait_for(
+        &crds,
+        "converseservers.converse.dev",
+        |crd: &CustomResourceDefinition| {
+            crd.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        },
+        WAIT,
+    )
+    .await
+    .expect("CRD established");
+}
+
+/// The controller for one namespace, running until dropped.
+struct Running {
+    ctx: Arc<Context>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(client: &Client, namespace: &str) -> Running {
+        let ctx = Context::new(
+            client.clone(),
+            Settings::new("localhost/converse-server:test"),
+            Arc::new(Metrics::default()),
+        );
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(
+            ctx.clone(),
+            Some(namespace.to_owned()),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Running {
+            ctx,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn apply_secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
+    let data: BTreeMap<String, String> = data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "stringData": data,
+    });
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    api.patch(
+        name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await
+    .expect("apply Secret");
+}
+
+async fn apply_server(client: &Client, ns: &str, yaml: &str) -> ConverseServer {
+    let value: serde_json::Value = serde_norway::from_str(yaml).expect("CR YAML");
+    let name = value["metadata"]["name"].as_str().expect("name").to_owned();
+    let api: Api<ConverseServer> = Api::namespaced(client.clone(), ns);
+    api.patch(
+        &name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await
+    .expect("apply ConverseServer")
+}
+
+fn condition<'a>(
+    s: &'a ConverseServer,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    s.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn has_condition(s: &ConverseServer, type_: &str, status: &str) -> bool {
+    condition(s, type_).is_some_and(|c| c.status == status)
+}
+
+fn owned_by<K: Resource>(obj: &K, owner: &ConverseServer) -> bool {
+    obj.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| Some(&o.uid) == owner.metadata.uid.as_ref() && o.controller == Some(true))
+}
+
+fn template_hash(d: &Deployment) -> Option<String> {
+    d.spec
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(CONFIG_HASH_ANNOTATION)
+        .cloned()
+}
+
+const API_KEY_SERVER: &str = r#"
+apiVersion: converse.dev/v1alpha1
+kind: ConverseServer
+metadata: {name: team-a}
+spec:
+  replicas: 2
+  providers:
+    openai: {apiKeySecretRef: {name: llm-keys, key: openai}}
+  auth:
+    strategy: apiKey
+    apiKey: {secretRef: {name: mcp-keys, key: keys}}
+  ingress: {className: nginx, host: mcp.example.com}
+  podDisruptionBudget: {minAvailable: 1}
+  networkPolicy: {enabled: true}
+"#;
+
+#[tokio::test]
+async fn reconciles_children_status_steady_state_and_garbage_collection() {
+    let test = "reconciles_children_status_steady_state_and_garbage_collection";
+    let Some(client) = cluster(test).await else {
+        return;
+    };
+    install_crd(&client).await;
+    let ns = TestNamespace::create(&client, "op-children")
+        .await
+        .expect("namespace");
+    let running = Running::start(&client, &ns.name);
+
+    apply_secret(
+        &client,
+        &ns.name,
+        "llm-keys",
+        &[("openai", "sk-test-openai")],
+    )
+    .await;
+    apply_secret(
+        &client,
+        &ns.name,
+        "mcp-keys",
+        &[("keys", "key-one,key-two")],
+    )
+    .await;
+    apply_server(&client, &ns.name, API_KEY_SERVER).await;
+
+    let servers: Api<ConverseServer> = ns.api();
+    let server = wait_for(
+        &servers,
+        "team-a",
+        |s: &ConverseServer| {
+            has_condition(s, "Accepted", "True")
+                && has_condition(s, "SecretsResolved", "True")
+                && s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation
+        },
+        WAIT,
+    )
+    .await
+    .expect("status Accepted and SecretsResolved");
+    let status = server.status.clone().expect("status");
+    assert_eq!(status.url.as_deref(), Some("https://mcp.example.com/mcp"));
+    assert_eq!(status.replicas, Some(2));
+    assert_eq!(
+        status
+            .auth_strategy
+            .map(|a| serde_json::to_value(a).unwrap()),
+        Some(serde_json::json!("apiKey"))
+    );
+    assert!(has_condition(&server, "Stalled", "False"), "{status:?}");
+    // No node runs our image here: the rollout is in progress, not available.
+    assert!(has_condition(&server, "Available", "False"), "{status:?}");
+    assert!(has_condition(&server, "Reconciling", "True"), "{status:?}");
+    assert!(has_condition(&server, "Ready", "False"), "{status:?}");
+
+    // The children, each owned by the CR.
+    let deployments: Api<Deployment> = ns.api();
+    let deployment = deployments.get("team-a").await.expect("Deployment");
+    assert!(owned_by(&deployment, &server));
+    assert_eq!(template_hash(&deployment), status.config_hash);
+    let env = deployment
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .expect("pod spec")
+        .containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    let refs: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+        .map(|r| (r.name.clone(), r.key.clone()))
+        .collect();
+    assert!(
+        refs.contains(&("mcp-keys".into(), "keys".into())),
+        "{refs:?}"
+    );
+    assert!(
+        refs.contains(&("llm-keys".into(), "openai".into())),
+        "{refs:?}"
+    );
+    assert!(
+        !env.iter().any(|e| e
+            .value
+            .as_deref()
+            .is_some_and(|v| v.contains("sk-test") || v.contains("key-one"))),
+        "a secret value leaked into the env: {env:?}"
+    );
+    let services: Api<Service> = ns.api();
+    let accounts: Api<ServiceAccount> = ns.api();
+    let ingresses: Api<Ingress> = ns.api();
+    let pdbs: Api<PodDisruptionBudget> = ns.api();
+    let policies: Api<NetworkPolicy> = ns.api();
+    assert!(owned_by(
+        &services.get("team-a").await.expect("Service"),
+        &server
+    ));
+    assert!(owned_by(
+        &accounts.get("team-a").await.expect("ServiceAccount"),
+        &server
+    ));
+    assert!(owned_by(
+        &ingresses.get("team-a").await.expect("Ingress"),
+        &server
+    ));
+    assert!(owned_by(&pdbs.get("team-a").await.expect("PDB"), &server));
+    assert!(owned_by(
+        &policies.get("team-a").await.expect("NetworkPolicy"),
+        &server
+    ));
+
+    // Steady state: let the Deployment controller settle, then a forced reconcile writes nothing.
+    let versions = || async {
+        let s = servers.get("team-a").await.expect("CR");
+        vec![
+            s.resource_version(),
+            deployments
+                .get("team-a")
+                .await
+                .expect("d")
+                .resource_version(),
+            services.get("team-a").await.expect("s").resource_version(),
+            accounts.get("team-a").await.expect("sa").resource_version(),
+            ingresses.get("team-a").await.expect("i").resource_version(),
+            pdbs.get("team-a").await.expect("pdb").resource_version(),
+            policies.get("team-a").await.expect("np").resource_version(),
+        ]
+    };
+    let mut before = versions().await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = versions().await;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    let current = servers.get("team-a").await.expect("CR");
+    controller::reconcile(Arc::new(current), running.ctx.clone())
+        .await
+        .expect("forced reconcile");
+    assert_eq!(
+        versions().await,
+        before,
+        "a steady-state reconcile wrote something"
+    );
+
+    // Updating the CR updates the children; switching the ingress and the PDB off deletes them.
+    servers
+        .patch(
+            "team-a",
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&serde_json::json!({
+                "apiVersion": "converse.dev/v1alpha1", "kind": "ConverseServer",
+                "metadata": {"name": "team-a"},
+                "spec": {
+                    "replicas": 3,
+                    "providers": {"openai": {"apiKeySecretRef": {"name": "llm-keys", "key": "openai"}}},
+                    "auth": {"strategy": "apiKey", "apiKey": {"secretRef": {"name": "mcp-keys", "key": "keys"}}},
+                    "networkPolicy": {"enabled": true}
+                }
+            })),
+        )
+        .await
+        .expect("update CR");
+    wait_for(
+        &deployments,
+        "team-a",
+        |d: &Deployment| d.spec.replicas == Some(3),
+        WAIT,
+    )
+    .await
+    .expect("Deployment scaled by the CR");
+    wait_gone(&ingresses, "team-a", WAIT)
+        .await
+        .expect("Ingress deleted");
+    wait_gone(&pdbs, "team-a", WAIT).await.expect("PDB deleted");
+    let server = wait_for(
+        &servers,
+        "team-a",
+        |s: &ConverseServer| {
+            s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation
+        },
+        WAIT,
+    )
+    .await
+    .expect("new generation observed");
+    let url = server.status.and_then(|s| s.url).unwrap_or_default();
+    assert!(url.starts_with("http://team-a."), "{url}");
+
+    // Deleting the CR garbage-collects the children (the controller manager's GC).
+    servers
+        .delete("team-a", &DeleteParams::background())
+        .await
+        .expect("delete CR");
+    wait_gone(&deployments, "team-a", Duration::from_secs(120))
+        .await
+        .expect("Deployment collected");
+    wait_gone(&services, "team-a", WAIT)
+        .await
+        .expect("Service collected");
+    wait_gone(&accounts, "team-a", WAIT)
+        .await
+        .expect("ServiceAccount collected");
+    wait_gone(&policies, "team-a", WAIT)
+        .await
+        .expect("NetworkPolicy collected");
+
+    running.stop().await;
+    ns.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn missing_secret_stalls_then_recovers_and_rotation_rolls_the_pods() {
+    let test = "missing_secret_stalls_then_recovers_and_rotation_rolls_the_pods";
+    let Some(client) = cluster(test).await else {
+        return;
+    };
+    install_crd(&client).await;
+    let ns = TestNamespace::create(&client, "op-secrets")
+        .await
+        .expect("namespace");
+    let running = Running::start(&client, &ns.name);
+
+    apply_secret(
+        &client,
+        &ns.name,
+        "llm-keys",
+        &[("openai", "sk-test-openai")],
+    )
+    .await;
+    apply_server(
+        &client,
+        &ns.name,
+        r#"
+apiVersion: converse.dev/v1alpha1
+kind: ConverseServer
+metadata: {name: keys}
+spec:
+  providers:
+    openai: {apiKeySecretRef: {name: llm-keys, key: openai}}
+  auth:
+    strategy: apiKey
+    apiKey: {secretRef: {name: mcp-keys, key: keys}}
+"#,
+    )
+    .await;
+
+    let servers: Api<ConverseServer> = ns.api();
+    let stalled = wait_for(
+        &servers,
+        "keys",
+        |s: &ConverseServer| has_condition(s, "Stalled", "True"),
+        WAIT,
+    )
+    .await
+    .expect("Stalled");
+    let c = condition(&stalled, "SecretsResolved").expect("SecretsResolved");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
+    assert!(c.message.contains("\"mcp-keys\""), "{}", c.message);
+    let s = condition(&stalled, "Stalled").expect("Stalled");
+    assert!(s.message.contains("\"mcp-keys\""), "{}", s.message);
+    assert!(has_condition(&stalled, "Ready", "False"));
+    let deployments: Api<Deployment> = ns.api();
+    assert!(deployments.get_opt("keys").await.expect("get").is_none());
+
+    // No hot loop: stalled, the CR is left alone.
+    let rv = stalled.resource_version();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        servers.get("keys").await.expect("CR").resource_version(),
+        rv
+    );
+    // One Warning Event for the transition, naming the Secret.
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let stalled_events: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("SecretNotFound"))
+        .collect();
+    assert_eq!(stalled_events.len(), 1, "{stalled_events:?}");
+    let e = &stalled_events[0];
+    assert_eq!(e.type_.as_deref(), Some("Warning"));
+    assert!(
+        e.note
+            .as_deref()
+            .is_some_and(|n| n.contains("\"mcp-keys\"")),
+        "{e:?}"
+    );
+    assert!(e.series.is_none(), "the Event repeated: {e:?}");
+
+    // The Secret appears: the Secret watch brings the CR back.
+    apply_secret(&client, &ns.name, "mcp-keys", &[("keys", "key-one")]).await;
+    let recovered = wait_for(
+        &servers,
+        "keys",
+        |s: &ConverseServer| {
+            has_condition(s, "Stalled", "False") && has_condition(s, "SecretsResolved", "True")
+        },
+        WAIT,
+    )
+    .await
+    .expect("recovered");
+    let hash = recovered
+        .status
+        .and_then(|s| s.config_hash)
+        .expect("configHash");
+    let deployment = wait_for(
+        &deployments,
+        "keys",
+        |d: &Deployment| template_hash(d).as_ref() == Some(&hash),
+        WAIT,
+    )
+    .await
+    .expect("Deployment with the config hash");
+    assert!(
+        deployment
+            .metadata
+            .annotations
+            .is_none_or(|a| !a.contains_key(CONFIG_HASH_ANNOTATION))
+    );
+
+    // Rotating the key changes the pod-template hash (which rolls the pods).
+    apply_secret(&client, &ns.name, "mcp-keys", &[("keys", "key-two")]).await;
+    let rolled = wait_for(
+        &deployments,
+        "keys",
+        |d: &Deployment| template_hash(d).is_some_and(|h| h != hash),
+        WAIT,
+    )
+    .await
+    .expect("pod template rolled");
+    let new_hash = template_hash(&rolled);
+    wait_for(
+        &servers,
+        "keys",
+        |s: &ConverseServer| s.status.as_ref().and_then(|st| st.config_hash.clone()) == new_hash,
+        WAIT,
+    )
+    .await
+    .expect("status.configHash follows");
+
+    running.stop().await;
+    ns.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn generated_jwt_secret_is_stable_and_removed_when_not_needed() {
+    let test = "generated_jwt_secret_is_stable_and_removed_when_not_needed";
+    let Some(client) = cluster(test).await else {
+        return;
+    };
+    install_crd(&client).await;
+    let ns = TestNamespace::create(&client, "op-generated")
+        .await
+        .expect("namespace");
+    let running = Running::start(&client, &ns.name);
+
+    apply_secret(&client, &ns.name, "llm-keys", &[("anthropic", "sk-ant")]).await;
+    apply_secret(&client, &ns.name, "oauth", &[("client-secret", "cs")]).await;
+    let oauth2 = r#"
+apiVersion: converse.dev/v1alpha1
+kind: ConverseServer
+metadata: {name: login}
+spec:
+  providers:
+    anthropic: {apiKeySecretRef: {name: llm-keys, key: anthropic}}
+  auth:
+    strategy: oauth2
+    oauth2:
+      clientId: converse-client
+      clientSecretRef: {name: oauth, key: client-secret}
+      authorizationUrl: https://github.com/login/oauth/authorize
+      tokenUrl: https://github.com/login/oauth/access_token
+      userinfoUrl: https://api.github.com/user
+  ingress: {host: login.example.com}
+"#;
+    let server = apply_server(&client, &ns.name, oauth2).await;
+    let secrets: Api<Secret> = ns.api();
+    let generated = wait_for(&secrets, "login-generated", |_| true, WAIT)
+        .await
+        .expect("generated Secret");
+    assert!(owned_by(&generated, &server));
+    let servers: Api<ConverseServer> = ns.api();
+    wait_for(
+        &servers,
+        "login",
+        |s: &ConverseServer| {
+            has_condition(s, "Accepted", "True")
+                && s.status.as_ref().is_some_and(|st| st.config_hash.is_some())
+        },
+        WAIT,
+    )
+    .await
+    .expect("reconciled");
+
+    // Reconciles read the value back instead of generating a new one.
+    for _ in 0..2 {
+        let current = servers.get("login").await.expect("CR");
+        controller::reconcile(Arc::new(current), running.ctx.clone())
+            .await
+            .expect("forced reconcile");
+    }
+    let again = secrets
+        .get("login-generated")
+        .await
+        .expect("generated Secret");
+    assert_eq!(again.data, generated.data);
+    assert_eq!(again.resource_version(), generated.resource_version());
+
+    // Switching to a strategy without a generated secret removes it.
+    servers
+        .patch(
+            "login",
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&serde_json::json!({
+                "apiVersion": "converse.dev/v1alpha1", "kind": "ConverseServer",
+                "metadata": {"name": "login"},
+                "spec": {
+                    "providers": {"anthropic": {"apiKeySecretRef": {"name": "llm-keys", "key": "anthropic"}}},
+                    "auth": {"strategy": "none"}
+                }
+            })),
+        )
+        .await
+        .expect("update CR");
+    wait_gone(&secrets, "login-generated", WAIT)
+        .await
+        .expect("generated Secret deleted");
+
+    running.stop().await;
+    ns.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn leader_election_lets_one_replica_lead_at_a_time() {
+    let test = "leader_election_lets_one_replica_lead_at_a_time";
+    let Some(client) = cluster(test).await else {
+        return;
+    };
+    let ns = TestNamespace::create(&client, "op-leader")
+        .await
+        .expect("namespace");
+    let lease = Duration::from_secs(15);
+    let a = Elector::new(
+        client.clone(),
+        &ns.name,
+        "converse-operator",
+        "replica-a",
+        lease,
+    );
+    let b = Elector::new(
+        client.clone(),
+        &ns.name,
+        "converse-operator",
+        "replica-b",
+        lease,
+    );
+
+    // Both race for a fresh Lease: exactly one wins.
+    let (ra, rb) = tokio::join!(a.try_lead(), b.try_lead());
+    let (ra, rb) = (ra.expect("a"), rb.expect("b"));
+    assert!(ra ^ rb, "a: {ra}, b: {rb}");
+    let (leader, standby) = if ra { (&a, &b) } else { (&b, &a) };
+    assert!(leader.try_lead().await.expect("renew"), "the leader renews");
+    assert!(
+        !standby.try_lead().await.expect("standby"),
+        "the standby waits"
+    );
+
+    // On release the standby takes over, and the old leader no longer leads.
+    leader.release().await.expect("release");
+    assert!(standby.try_lead().await.expect("take over"));
+    assert!(!leader.try_lead().await.expect("old leader"));
+
+    ns.cleanup().await.expect("cleanup");
+}
