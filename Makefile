@@ -59,7 +59,7 @@ test-cluster: testenv-build ## cluster tests on a real local cluster: up, tests,
 	$(TESTENV) up || status=$$?; \
 	if [ $$status -eq 0 ]; then \
 	  TESTENV_KUBECONFIG="$$($(TESTENV) kubeconfig)" TESTENV_REQUIRED=1 \
-	    $(CARGO) test -p testenv --test cluster -p converse-operator --test controller || status=$$?; \
+	    $(CARGO) test -p testenv --test cluster -p converse-operator --test controller --test crd_validation || status=$$?; \
 	fi; \
 	$(TESTENV) down || status=$$?; \
 	$(TESTENV) verify-clean || status=$$?; \
