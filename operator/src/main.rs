@@ -13,10 +13,15 @@ use converse_operator::metrics::{self, Metrics};
 use tokio::sync::watch;
 use tracing::{error, info};
 
+/// musl's allocator is slow under concurrency: the static (image) builds use mimalloc.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "converse-operator",
-    version,
+    version = env!("CONVERSE_VERSION"),
     about = "Kubernetes operator for converse-server"
 )]
 struct Cli {

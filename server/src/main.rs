@@ -9,10 +9,15 @@ use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+/// musl's allocator is slow under concurrency: the static (image) builds use mimalloc.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// MCP server that lets AI assistants consult other LLMs (tools: chat, consensus).
 /// All configuration comes from environment variables; see the README.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = env!("CONVERSE_VERSION"), about)]
 struct Cli {
     /// Transport: `http` (Streamable HTTP on HTTP_HOST:HTTP_PORT/mcp) or `stdio`.
     /// Overrides MCP_TRANSPORT.
