@@ -2,15 +2,22 @@
 
 CARGO ?= cargo
 
-.PHONY: help deps run build test test-interop lint fmt check-docs testenv-build testenv-up testenv-down test-cluster bench images
+.PHONY: help deps demo demo-down run build test test-interop lint fmt testenv-build testenv-up testenv-down test-cluster test-e2e bench images
 
 help: ## list the tasks
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-# Debian packages the tests use; installed when missing (needs root, as in CI).
-DEB_DEPS := redis-server openssl
+# Debian packages the tests use; installed when missing (needs root, as in CI): redis-server for the
+# Redis store tests (and the e2e test's Redis image), openssl, lua5.1 for the Argo CD health check.
+DEB_DEPS := redis-server openssl lua5.1
 
-deps: ## install the system packages the tests need (redis-server, openssl) when missing
+demo: deps ## the whole product on a local cluster: testenv, images, Helm chart, a ConverseServer, a real MCP client (first run 20-50 min, then ~1 min)
+	CARGO="$(CARGO)" ./scripts/demo.sh up
+
+demo-down: ## stop the demo: the port-forward, the cluster, every host change
+	CARGO="$(CARGO)" ./scripts/demo.sh down
+
+deps: ## install the system packages the tests need (redis-server, openssl, lua5.1) when missing
 	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "make deps: please install:$$missing (apt-get install$$missing)"; exit 1; fi; \
@@ -28,13 +35,18 @@ lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: deps lint ## the whole test suite (what CI runs)
-	$(CARGO) test --workspace
+# The chart, GitOps and Argo CD tests in `cargo test` use testenv's helm and kubectl (built first)
+# and lua5.1 (deps); CONVERSE_TOOLS_REQUIRED makes them fail instead of skip when a tool is missing.
+test: deps lint testenv-build ## the whole test suite (what CI runs)
+	CONVERSE_TOOLS_REQUIRED=1 $(CARGO) test --workspace
 	$(MAKE) test-interop
 	$(MAKE) test-cluster
 
 test-interop: ## official TypeScript MCP clients (incl. auth against oidc-provider) + conformance suite (installs them with npm ci)
 	CARGO="$(CARGO)" ./interop/run.sh
+
+test-e2e: ## only the end-to-end test (scripts/e2e.sh) on the running testenv cluster (starts one if none)
+	CARGO="$(CARGO)" ./scripts/e2e.sh
 
 bench: ## load benchmark vs the Node.js converse-mcp-server on a fake provider (a few minutes; docs/PERFORMANCE.md)
 	CARGO="$(CARGO)" ./bench/run.sh
@@ -43,41 +55,9 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 # Container images (docs/IMAGES.md): static musl binaries on FROM scratch, built by buildah without
-# network from the prebuilt binaries (the Dockerfiles' `image-prebuilt` stage), saved as docker-archives.
-MUSL_TARGET := x86_64-unknown-linux-musl
-IMAGES_DIR := target/images
-IMAGE_REPO ?= ghcr.io/converse-on-kubernetes
-IMAGE_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
-GIT_COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-
-images: ## static musl binaries + FROM-scratch images (buildah, no network) as docker-archives in target/images
-	@missing=""; command -v x86_64-linux-musl-gcc >/dev/null || missing="$$missing musl-tools"; \
-	command -v buildah >/dev/null || missing="$$missing buildah"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "make images: please install:$$missing (apt-get install$$missing)"; exit 1; fi; \
-	  echo "make images: installing$$missing"; \
-	  (apt-get install -y --no-install-recommends $$missing || (apt-get update && apt-get install -y --no-install-recommends $$missing)) >/dev/null; \
-	fi
-	rustup target add $(MUSL_TARGET)
-	CONVERSE_GIT_COMMIT=$(GIT_COMMIT) $(CARGO) build --release --locked --target $(MUSL_TARGET) -p converse-server -p converse-operator
-	@mkdir -p $(IMAGES_DIR) && cp /etc/ssl/certs/ca-certificates.crt $(IMAGES_DIR)/ca-certificates.crt
-	@set -e; \
-	work=$$(mktemp -d "$(CURDIR)/$(IMAGES_DIR)/.buildah.XXXXXX"); side=""; \
-	for d in /var/lib/containers /run/containers; do [ -e $$d ] || side="$$side $$d"; done; \
-	trap 'rm -rf "$$work" $$side' EXIT; \
-	st="--storage-driver vfs --root $$work/root --runroot $$work/runroot"; \
-	for p in server operator; do \
-	  tag=$(IMAGE_REPO)/converse-$$p:$(IMAGE_VERSION); archive=$(IMAGES_DIR)/converse-$$p.tar; \
-	  echo "==> $$tag"; \
-	  TMPDIR=$$work BUILDAH_ISOLATION=chroot unshare -n buildah $$st bud --pull=never --isolation chroot \
-	    --timestamp 0 --layers=false --target image-prebuilt \
-	    --build-arg VERSION=$(IMAGE_VERSION) --build-arg GIT_COMMIT=$(GIT_COMMIT) \
-	    -f $$p/Dockerfile -t $$tag . >$$work/bud-$$p.log 2>&1 || { cat $$work/bud-$$p.log; exit 1; }; \
-	  rm -f $$archive; \
-	  TMPDIR=$$work unshare -n buildah $$st push --quiet $$tag docker-archive:$$archive:$$tag; \
-	  tar -tvf $$archive | awk -v a=$$archive '$$NF ~ /\.tar$$/ { s += $$3 } \
-	    END { printf "    %s: %d bytes uncompressed (%.1f MB) in its layers\n", a, s, s / 1e6 }'; \
-	done
+# network, saved as docker-archives in target/images.
+images: ## static musl binaries + FROM-scratch images (server, operator, fake-llm) in target/images
+	CARGO="$(CARGO)" ./scripts/images.sh
 
 # The local Kubernetes cluster (see docs/TESTENV.md). The node needs root.
 TESTENV ?= $(CARGO) run -q -p testenv --
@@ -91,13 +71,14 @@ testenv-up: testenv-build ## start the single-node cluster; prints export KUBECO
 testenv-down: ## stop the cluster and undo every host change
 	$(TESTENV) down
 
-test-cluster: testenv-build ## cluster tests on a real local cluster: up, tests, then down + verify-clean (always)
+test-cluster: testenv-build ## cluster tests on a real local cluster: up, Rust cluster tests, e2e (images, chart, MCP), then down + verify-clean (always)
 	@status=0; \
 	$(TESTENV) up || status=$$?; \
 	if [ $$status -eq 0 ]; then \
 	  TESTENV_KUBECONFIG="$$($(TESTENV) kubeconfig)" TESTENV_REQUIRED=1 \
 	    $(CARGO) test -p testenv --test cluster -p converse-operator --test controller --test crd_validation || status=$$?; \
 	fi; \
+	if [ $$status -eq 0 ]; then CARGO="$(CARGO)" ./scripts/e2e.sh || status=$$?; fi; \
 	$(TESTENV) down || status=$$?; \
 	$(TESTENV) verify-clean || status=$$?; \
 	exit $$status

@@ -1,6 +1,7 @@
 //! Generated artefacts are committed and must match the Rust types:
-//! `crds/converseservers.converse.dev.yaml` (regenerate with `UPDATE_CRDS=1`) and
-//! `docs/CRD.md` (regenerate with `UPDATE_DOCS=1`), as
+//! `crds/converseservers.converse.dev.yaml` and the Helm chart's copy
+//! `charts/converse-operator/files/converseservers.converse.dev.yaml` (regenerate with
+//! `UPDATE_CRDS=1`) and `docs/CRD.md` (regenerate with `UPDATE_DOCS=1`), as
 //! `UPDATE_CRDS=1 UPDATE_DOCS=1 cargo test -p converse-operator --test generated`.
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,17 @@ fn crd_yaml_is_current() {
     let yaml = converse_operator::crd::crd_yaml().expect("CRD renders");
     check(
         "crds/converseservers.converse.dev.yaml",
+        &yaml,
+        "UPDATE_CRDS",
+    );
+}
+
+/// The chart renders its CRD from this copy (Helm cannot read files outside the chart).
+#[test]
+fn chart_crd_is_current() {
+    let yaml = converse_operator::crd::crd_yaml().expect("CRD renders");
+    check(
+        "charts/converse-operator/files/converseservers.converse.dev.yaml",
         &yaml,
         "UPDATE_CRDS",
     );

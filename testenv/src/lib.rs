@@ -20,6 +20,7 @@ pub mod layout;
 pub mod network;
 pub mod process;
 pub mod state;
+pub mod tools;
 pub mod versions;
 
 pub use client::{TestNamespace, apply_yaml, client, client_or_skip, wait_for, wait_gone};

@@ -38,6 +38,8 @@ enum Command {
     Status,
     /// Print the path of the admin kubeconfig.
     Kubeconfig,
+    /// Print the directory of the built binaries (kubectl, helm, ...), for scripts' PATH.
+    BinDir,
     /// Import an OCI or docker archive into the node's containerd.
     LoadImage { archive: PathBuf },
     /// Build a Dockerfile directory with buildah (offline) and import the image into the node.
@@ -87,6 +89,10 @@ async fn run(command: Command, layout: &Layout) -> testenv::Result<()> {
         }
         Command::Kubeconfig => {
             println!("{}", layout.kubeconfig().display());
+            Ok(())
+        }
+        Command::BinDir => {
+            println!("{}", layout.bin_dir().display());
             Ok(())
         }
         Command::LoadImage { archive } => {
