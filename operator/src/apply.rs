@@ -3,10 +3,15 @@
 //! optional kinds that are no longer desired. A child is only deleted when it carries this
 //! ConverseServer's owner reference, so an unrelated object of the same name is never touched.
 //!
-//! Applying an unchanged object is a no-op on the API server (no new resourceVersion, no watch
-//! event), so a steady-state reconcile changes nothing.
+//! At steady state nothing is sent at all: [`LastApplied`] remembers, per child, a hash of what
+//! was applied and the resourceVersion the API server returned. When the desired object hashes
+//! the same and the live object still has that resourceVersion (one GET, no write), the apply is
+//! skipped. Anyone else's write to the child (a hand edit, the Deployment controller's status)
+//! changes its resourceVersion, so the next reconcile applies again and repairs drift.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::Mutex;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -18,8 +23,10 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use crate::build::{DesiredObjects, generated_secret_name};
+use crate::metrics::Metrics;
 
 /// The one field manager of everything the operator writes (children and status).
 pub const FIELD_MANAGER: &str = "converse-operator";
@@ -33,17 +40,66 @@ pub struct Applied {
     pub deleted: Vec<String>,
 }
 
+/// Per ConverseServer (namespace, name) and child (kind, name): the hash of the object last
+/// applied and the resourceVersion the API server answered with. In memory: after a restart
+/// every child is applied once more (a no-op on the server) and remembered again.
+#[derive(Default)]
+pub struct LastApplied(Mutex<HashMap<Owner, HashMap<Child, Applied1>>>);
+
+type Owner = (String, String);
+type Child = (String, String);
+/// (hash of the applied object, resourceVersion after the apply)
+type Applied1 = (Vec<u8>, String);
+
+impl LastApplied {
+    fn get(&self, owner: &Owner, child: &Child) -> Option<Applied1> {
+        self.lock().get(owner).and_then(|c| c.get(child)).cloned()
+    }
+
+    fn set(&self, owner: &Owner, child: Child, applied: Applied1) {
+        self.lock()
+            .entry(owner.clone())
+            .or_default()
+            .insert(child, applied);
+    }
+
+    fn remove(&self, owner: &Owner, child: &Child) {
+        if let Some(children) = self.lock().get_mut(owner) {
+            children.remove(child);
+        }
+    }
+
+    /// Keeps only the ConverseServers for which `exists(namespace, name)` holds (the others
+    /// were deleted; their children go with them).
+    pub fn retain(&self, exists: impl Fn(&str, &str) -> bool) {
+        self.lock().retain(|(ns, name), _| exists(ns, name));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Owner, HashMap<Child, Applied1>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the apply phase needs besides the objects: the client, the memory of what was applied,
+/// and the metrics that count the writes.
+pub struct Writer<'a> {
+    pub client: &'a Client,
+    pub last_applied: &'a LastApplied,
+    pub metrics: &'a Metrics,
+}
+
 /// Applies `desired` in `namespace` for the ConverseServer `name` with uid `owner_uid`.
 pub async fn apply_children(
-    client: &Client,
+    writer: &Writer<'_>,
     namespace: &str,
     name: &str,
     owner_uid: &str,
     desired: &DesiredObjects,
 ) -> Result<Applied, kube::Error> {
     let c = Children {
-        client,
+        writer,
         namespace,
+        owner: (namespace.to_owned(), name.to_owned()),
         owner_uid,
     };
     // The ServiceAccount and the generated Secret first: the pods need them.
@@ -77,8 +133,9 @@ pub async fn apply_children(
 }
 
 struct Children<'a> {
-    client: &'a Client,
+    writer: &'a Writer<'a>,
     namespace: &'a str,
+    owner: Owner,
     owner_uid: &'a str,
 }
 
@@ -87,7 +144,14 @@ impl Children<'_> {
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
     {
-        Api::namespaced(self.client.clone(), self.namespace)
+        Api::namespaced(self.writer.client.clone(), self.namespace)
+    }
+
+    fn key<K>(&self, name: &str) -> Child
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        (K::kind(&()).into_owned(), name.to_owned())
     }
 
     async fn apply<K>(&self, obj: &K) -> Result<K, kube::Error>
@@ -99,13 +163,33 @@ impl Children<'_> {
             + Debug,
     {
         let name = obj.meta().name.clone().unwrap_or_default();
-        self.api::<K>()
+        let api = self.api::<K>();
+        let key = self.key::<K>(&name);
+        let hash = Sha256::digest(serde_json::to_vec(obj).unwrap_or_default()).to_vec();
+        if let Some((last_hash, last_version)) = self.writer.last_applied.get(&self.owner, &key)
+            && last_hash == hash
+            && let Some(live) = api.get_opt(&name).await?
+            && live.meta().resource_version.as_deref() == Some(last_version.as_str())
+            && live.meta().deletion_timestamp.is_none()
+        {
+            return Ok(live);
+        }
+        self.writer.metrics.write(K::kind(&()).as_ref(), "apply");
+        let applied = api
             .patch(
                 &name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(obj),
             )
-            .await
+            .await?;
+        match applied.meta().resource_version.clone() {
+            Some(version) => self
+                .writer
+                .last_applied
+                .set(&self.owner, key, (hash, version)),
+            None => self.writer.last_applied.remove(&self.owner, &key),
+        }
+        Ok(applied)
     }
 
     async fn apply_or_delete<K>(
@@ -141,6 +225,9 @@ impl Children<'_> {
             + Debug,
     {
         let api = self.api::<K>();
+        self.writer
+            .last_applied
+            .remove(&self.owner, &self.key::<K>(name));
         let Some(existing) = api.get_metadata_opt(name).await? else {
             return Ok(false);
         };
@@ -153,6 +240,7 @@ impl Children<'_> {
         if !owned || existing.metadata.deletion_timestamp.is_some() {
             return Ok(false);
         }
+        self.writer.metrics.write(K::kind(&()).as_ref(), "delete");
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.is_not_found() => Ok(false),

@@ -26,7 +26,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use crate::apply::{FIELD_MANAGER, apply_children};
+use crate::apply::{FIELD_MANAGER, LastApplied, Writer, apply_children};
 use crate::build::{BuildContext, BuildError, build, generated_secret_name, labels};
 use crate::crd::ConverseServer;
 use crate::dereference::dereference;
@@ -67,6 +67,8 @@ pub struct Context {
     recorder: Recorder,
     /// Consecutive failures per ConverseServer, for the backoff.
     failures: Mutex<HashMap<ObjectRef<ConverseServer>, u32>>,
+    /// What was applied to each child, so a steady-state reconcile sends no write.
+    last_applied: LastApplied,
 }
 
 impl Context {
@@ -81,11 +83,23 @@ impl Context {
             settings,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            last_applied: LastApplied::default(),
         })
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ConverseServer>, u32>> {
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops what is remembered about ConverseServers no longer in `store` (deleted ones are
+    /// not reconciled again, so nothing else would forget them).
+    fn forget_deleted(&self, store: &Store<ConverseServer>) {
+        let exists = |namespace: &str, name: &str| {
+            store.get(&ObjectRef::new(name).within(namespace)).is_some()
+        };
+        self.failures()
+            .retain(|r, _| exists(r.namespace.as_deref().unwrap_or_default(), &r.name));
+        self.last_applied.retain(exists);
     }
 }
 
@@ -171,7 +185,12 @@ async fn reconcile_phases(
                 },
             )?;
             // 4. apply
-            let applied = apply_children(client, &namespace, &name, &uid, &desired).await?;
+            let writer = Writer {
+                client,
+                last_applied: &ctx.last_applied,
+                metrics: &ctx.metrics,
+            };
+            let applied = apply_children(&writer, &namespace, &name, &uid, &desired).await?;
             let status = desired_status(
                 generation,
                 previous,
@@ -196,6 +215,8 @@ async fn reconcile_phases(
     let notices = notices(previous, &status, &warnings);
     let api: Api<ConverseServer> = Api::namespaced(client.clone(), &namespace);
     if write_status(&api, server, &status).await? {
+        ctx.metrics
+            .write(ConverseServer::kind(&()).as_ref(), "status");
         debug!(%namespace, %name, "status updated");
     }
     let reference = server.object_ref(&());
@@ -223,6 +244,7 @@ async fn reconcile_phases(
         });
     }
     for e in &events {
+        ctx.metrics.write("Event", "publish");
         if let Err(err) = ctx.recorder.publish(e, &reference).await {
             warn!(%namespace, %name, "publishing an event: {err}");
         }
@@ -304,6 +326,16 @@ pub async fn run(
         watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
     let controller = Controller::new(api::<ConverseServer>(&client, ns), all.clone());
     let store = controller.store();
+    let janitor = {
+        let (ctx, store) = (ctx.clone(), store.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                ctx.forget_deleted(&store);
+            }
+        })
+    };
     info!(namespace = ns.unwrap_or("(all)"), "controller starting");
     controller
         .owns(api::<Deployment>(&client, ns), ours.clone())
@@ -325,6 +357,7 @@ pub async fn run(
             }
         })
         .await;
+    janitor.abort();
     info!(namespace = ns.unwrap_or("(all)"), "controller stopped");
 }
 

@@ -24,12 +24,23 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// The kind written: Deployment, Service, …, ConverseServer (status), Event.
+    pub kind: String,
+    /// apply, delete, status or publish.
+    pub verb: String,
+}
+
 /// The operator's metrics, shared by the reconciler and the HTTP endpoint.
 pub struct Metrics {
     registry: Registry,
     pub reconciles: Counter,
     pub failures: Family<FailureLabels, Counter>,
     pub duration: Histogram,
+    /// Every write request the reconciler sends, so "a steady-state reconcile writes nothing"
+    /// can be watched in production and asserted in tests.
+    pub writes: Family<WriteLabels, Counter>,
     ready: AtomicBool,
 }
 
@@ -54,11 +65,18 @@ impl Default for Metrics {
             "Duration of one reconcile",
             duration.clone(),
         );
+        let writes = Family::<WriteLabels, Counter>::default();
+        registry.register(
+            "api_writes",
+            "Write requests sent to the API server by reconciles, by kind and verb",
+            writes.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             failures,
             duration,
+            writes,
             ready: AtomicBool::new(false),
         }
     }
@@ -76,6 +94,30 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts one write request of `verb` on a `kind`.
+    pub fn write(&self, kind: &str, verb: &str) {
+        self.writes
+            .get_or_create(&WriteLabels {
+                kind: kind.to_owned(),
+                verb: verb.to_owned(),
+            })
+            .inc();
+    }
+
+    /// All write requests counted so far.
+    pub fn total_writes(&self) -> u64 {
+        let mut total = 0;
+        // prometheus-client has no iteration over a Family: sum what the encoder prints.
+        for line in self.encode().lines() {
+            if let Some(rest) = line.strip_prefix("converse_operator_api_writes_total{")
+                && let Some((_, value)) = rest.rsplit_once(' ')
+            {
+                total += value.parse::<u64>().unwrap_or(0);
+            }
+        }
+        total
     }
 
     /// The metrics in Prometheus text format.
@@ -206,6 +248,23 @@ mod tests {
         assert!(
             text.contains("converse_operator_reconcile_duration_seconds_count 2"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn writes_are_counted_by_kind_and_verb() {
+        let m = Metrics::default();
+        assert_eq!(m.total_writes(), 0);
+        m.write("Deployment", "apply");
+        m.write("Deployment", "apply");
+        m.write("ConverseServer", "status");
+        assert_eq!(m.total_writes(), 3);
+        assert!(
+            m.encode().contains(
+                "converse_operator_api_writes_total{kind=\"Deployment\",verb=\"apply\"} 2"
+            ),
+            "{}",
+            m.encode()
         );
     }
 }

@@ -335,15 +335,47 @@ async fn reconciles_children_status_steady_state_and_garbage_collection() {
         }
         before = now;
     }
-    let current = servers.get("team-a").await.expect("CR");
-    controller::reconcile(Arc::new(current), running.ctx.clone())
-        .await
-        .expect("forced reconcile");
+    // Not even a no-op request: the operator counts every write it sends.
+    let writes = running.ctx.metrics.total_writes();
+    for _ in 0..3 {
+        let current = servers.get("team-a").await.expect("CR");
+        controller::reconcile(Arc::new(current), running.ctx.clone())
+            .await
+            .expect("forced reconcile");
+    }
     assert_eq!(
         versions().await,
         before,
         "a steady-state reconcile wrote something"
     );
+    assert_eq!(
+        running.ctx.metrics.total_writes(),
+        writes,
+        "steady-state reconciles sent write requests:\n{}",
+        running.ctx.metrics.encode()
+    );
+    // Drift is still repaired: a hand edit of a child changes its resourceVersion, so the next
+    // reconcile applies again and the operator's fields win.
+    deployments
+        .patch(
+            "team-a",
+            &PatchParams::apply("hand-edit").force(),
+            &Patch::Apply(&serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "team-a"},
+                "spec": {"replicas": 5}
+            })),
+        )
+        .await
+        .expect("hand edit");
+    wait_for(
+        &deployments,
+        "team-a",
+        |d: &Deployment| d.spec.replicas == Some(2),
+        WAIT,
+    )
+    .await
+    .expect("the operator repairs a hand-edited replica count");
 
     // Updating the CR updates the children; switching the ingress and the PDB off deletes them.
     servers
