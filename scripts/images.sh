@@ -34,7 +34,7 @@ context() { case "$1" in redis) echo "$STAGE/redis" ;; *) echo . ;; esac; }
 image() { case "$1" in fake-llm) echo converse-fake-llm ;; redis) echo converse-test-redis ;; *) package "$1" ;; esac; }
 
 for p in "${programs[@]}"; do
-  package "$p" >/dev/null || { echo "images: unknown program '$p' (server, operator, fake-llm)" >&2; exit 2; }
+  package "$p" >/dev/null || { echo "images: unknown program '$p' (server, operator, fake-llm, redis)" >&2; exit 2; }
 done
 
 # --- tools ---------------------------------------------------------------------------------

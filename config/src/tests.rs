@@ -200,7 +200,7 @@ fn runtime_values() {
         ("CONVERSE_MODELS_FILE", "models.yaml"),
         (
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "http://otel-collector.observability:4317",
+            "http://otel-collector.observability:4318",
         ),
         ("OTEL_SERVICE_NAME", "team-a"),
     ]);
@@ -216,7 +216,7 @@ fn runtime_values() {
     assert_eq!(c.models_file, Some(PathBuf::from("models.yaml")));
     assert_eq!(
         c.telemetry.otlp_endpoint.as_ref().map(url::Url::as_str),
-        Some("http://otel-collector.observability:4317/")
+        Some("http://otel-collector.observability:4318/")
     );
     assert_eq!(c.telemetry.service_name, "team-a");
     assert_eq!(

@@ -674,7 +674,7 @@ pub static VARIABLES: &[VarSpec] = &[
         OTEL_EXPORTER_OTLP_ENDPOINT,
         None,
         TELEMETRY,
-        "OTLP endpoint for traces, e.g. `http://otel-collector:4317`; unset disables export. Other standard `OTEL_*` variables are read by the OpenTelemetry SDK.",
+        "OTLP/HTTP (protobuf) endpoint for traces, e.g. `http://otel-collector:4318`; spans go to `<endpoint>/v1/traces`. Unset disables export. Other standard `OTEL_*` variables (`OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_HEADERS`…) are read by the OpenTelemetry SDK.",
     ),
     var(
         OTEL_SERVICE_NAME,

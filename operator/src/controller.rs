@@ -24,7 +24,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::apply::{FIELD_MANAGER, LastApplied, Writer, apply_children};
 use crate::build::{BuildContext, BuildError, build, generated_secret_name, labels};
@@ -128,7 +128,13 @@ impl Error {
 /// One reconcile of `server` (what the controller calls; tests may call it to force one).
 pub async fn reconcile(server: Arc<ConverseServer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile_phases(&server, &ctx).await;
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = server.namespace().unwrap_or_default(),
+        name = server.name_any(),
+        generation = server.metadata.generation.unwrap_or_default(),
+    );
+    let result = reconcile_phases(&server, &ctx).instrument(span).await;
     let failure = match &result {
         Ok((_, failure)) => *failure,
         Err(e) => Some(e.reason()),

@@ -7,11 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use converse_config::TelemetryConfig;
+use converse_config::telemetry::{self, Tracing};
 use converse_operator::controller::{self, Context, Settings};
 use converse_operator::leader::Elector;
 use converse_operator::metrics::{self, Metrics};
 use tokio::sync::watch;
 use tracing::{error, info};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// musl's allocator is slow under concurrency: the static (image) builds use mimalloc.
 #[cfg(target_env = "musl")]
@@ -34,7 +39,7 @@ enum Command {
     /// Print the ConverseServer CustomResourceDefinition as YAML (`| kubectl apply -f -`).
     Crd,
     /// Run the controller (in-cluster config, or KUBECONFIG).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +92,13 @@ struct RunArgs {
         default_value = "converse-operator"
     )]
     leader_election_id: String,
+    /// OTLP/HTTP endpoint for traces (one span per reconcile), e.g. http://otel-collector:4318;
+    /// unset: no export. The SDK reads the other standard `OTEL_*` variables.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = converse_config::parse::http_url)]
+    otlp_endpoint: Option<url::Url>,
+    /// Service name in traces.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "converse-operator")]
+    otel_service_name: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -115,7 +127,17 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => {
-            init_logging(args.log_format, &args.log_level);
+            let telemetry = TelemetryConfig {
+                otlp_endpoint: args.otlp_endpoint.clone(),
+                service_name: args.otel_service_name.clone(),
+            };
+            let tracing = match init_logging(args.log_format, &args.log_level, &telemetry) {
+                Ok(tracing) => tracing,
+                Err(e) => {
+                    eprintln!("converse-operator: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
@@ -123,27 +145,43 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(args)) {
+            let code = match runtime.block_on(run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("converse-operator: {e}");
                     ExitCode::FAILURE
                 }
+            };
+            // Outside the runtime: flushing the spans blocks.
+            if let Some(tracing) = tracing {
+                tracing.shutdown();
             }
+            code
         }
     }
 }
 
-fn init_logging(format: LogFormat, filter: &str) {
+/// Logs to stdout, and spans to the OTLP endpoint when one is configured (its provider is
+/// returned to be flushed at exit).
+fn init_logging(
+    format: LogFormat,
+    filter: &str,
+    telemetry: &TelemetryConfig,
+) -> Result<Option<Tracing>, telemetry::TelemetryError> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal());
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal());
+    let fmt = match format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    let (otel, tracing) = telemetry::otlp_layer(telemetry)?.unzip();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .init();
+    Ok(tracing)
 }
 
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {

@@ -20,7 +20,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
-    /// Why: a condition reason (InvalidSpec, SecretNotFound, …) or an error kind (Kube, Build).
+    /// Why: a condition reason (InvalidSpec, SecretNotFound, …) or an error kind (KubernetesApi,
+    /// BuildFailed, MissingMetadata).
     pub reason: String,
 }
 

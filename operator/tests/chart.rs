@@ -461,7 +461,16 @@ fn optional_objects_render() {
         "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=monitoring",
         "serviceAccount.create=false",
         "serviceAccount.name=existing",
+        "otlpEndpoint=http://otel-collector.observability:4318",
     ]);
+    let env = &one(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array().is_some_and(|e| e.contains(&json!({
+            "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "value": "http://otel-collector.observability:4318"
+        }))),
+        "{env}"
+    );
     let monitor = one(&objects, "ServiceMonitor");
     assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(monitor["metadata"]["labels"]["release"], "kps");

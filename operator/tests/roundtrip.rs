@@ -284,7 +284,7 @@ fn everything_reaches_the_server() {
     );
     assert_eq!(
         c.telemetry.otlp_endpoint.as_ref().map(|u| u.as_str()),
-        Some("http://otel-collector.observability:4317/")
+        Some("http://otel-collector.observability:4318/")
     );
     assert_eq!(c.telemetry.service_name, "converse-lab");
 }

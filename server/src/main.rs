@@ -4,10 +4,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use converse_config::telemetry::{self, Tracing};
 use converse_config::{LogFormat, ServerConfig, Transport};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// musl's allocator is slow under concurrency: the static (image) builds use mimalloc.
 #[cfg(target_env = "musl")]
@@ -25,17 +29,24 @@ struct Cli {
     transport: Option<String>,
 }
 
-fn init_logging(config: &ServerConfig) {
+/// Logs to stderr, and spans to the OTLP endpoint when one is configured (its provider is
+/// returned to be flushed at exit).
+fn init_logging(config: &ServerConfig) -> Result<Option<Tracing>, telemetry::TelemetryError> {
     let filter = EnvFilter::try_new(format!("{},rmcp=warn", config.log.level.as_str()))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr: in stdio mode stdout carries the protocol.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_ansi(false).init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match config.log.format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.with_ansi(false).boxed(),
+    };
+    let (otel, tracing) = telemetry::otlp_layer(&config.telemetry)?.unzip();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .init();
+    Ok(tracing)
 }
 
 #[tokio::main]
@@ -52,15 +63,29 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
-    match run(config).await {
+    let tracing = match init_logging(&config) {
+        Ok(tracing) => tracing,
+        Err(e) => {
+            eprintln!(
+                "converse-server: {e} ({})",
+                converse_config::vars::OTEL_EXPORTER_OTLP_ENDPOINT
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let code = match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("converse-server: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(tracing) = tracing {
+        // Flushing blocks (an HTTP export): off the async worker.
+        let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
     }
+    code
 }
 
 async fn run(config: ServerConfig) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 //! request in stateless mode); all of them share the engine.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -84,7 +85,11 @@ impl ConverseMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let started = std::time::Instant::now();
-        let output = self.engine.chat(params, owner(&ctx), ctx.ct.clone()).await;
+        let output = self
+            .engine
+            .chat(params, owner(&ctx), ctx.ct.clone())
+            .instrument(tracing::info_span!("tools/call chat"))
+            .await;
         self.record("chat", &output, started);
         into_result(output)
     }
@@ -106,6 +111,7 @@ impl ConverseMcp {
         let output = self
             .engine
             .consensus(params, owner(&ctx), ctx.ct.clone())
+            .instrument(tracing::info_span!("tools/call consensus"))
             .await;
         self.record("consensus", &output, started);
         into_result(output)

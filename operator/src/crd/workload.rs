@@ -100,8 +100,8 @@ pub struct RedisStore {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Telemetry {
-    /// OTLP endpoint, e.g. http://otel-collector.observability:4317
-    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`). Unset: no export.
+    /// OTLP/HTTP (protobuf) endpoint for traces, e.g. http://otel-collector.observability:4318;
+    /// spans go to `<endpoint>/v1/traces` (`OTEL_EXPORTER_OTLP_ENDPOINT`). Unset: no export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_URL))]
     pub otlp_endpoint: Option<String>,

@@ -193,16 +193,24 @@ pub async fn call_provider(
     request: &ChatRequest,
     cancel: &CancellationToken,
 ) -> Option<Result<ChatResponse, ProviderError>> {
+    // One span per provider call: in a trace, consensus shows its models side by side.
+    let span = tracing::info_span!(
+        "provider call",
+        provider = %resolved.provider_name,
+        model = %resolved.model,
+        outcome = tracing::field::Empty,
+    );
     let result = tokio::select! {
         // Dropping the provider future aborts its HTTP request.
         _ = cancel.cancelled() => None,
-        result = resolved.provider.chat(request) => Some(result),
+        result = tracing::Instrument::instrument(resolved.provider.chat(request), span.clone()) => Some(result),
     };
     let outcome = match &result {
         None => "cancelled",
         Some(Ok(_)) => "ok",
         Some(Err(e)) => e.kind(),
     };
+    span.record("outcome", outcome);
     metrics.provider_call(&resolved.provider_name, outcome);
     result
 }
