@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: help deps demo demo-down run build test test-interop lint fmt testenv-build testenv-up testenv-down test-cluster test-e2e bench images
+.PHONY: help deps demo demo-down run build test test-interop lint fmt testenv-build testenv-up testenv-down test-cluster test-e2e bench bench-operator images
 
 help: ## list the tasks
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,20 @@ test-interop: ## official TypeScript MCP clients (incl. auth against oidc-provid
 test-e2e: ## only the end-to-end test (scripts/e2e.sh) on the running testenv cluster (starts one if none)
 	CARGO="$(CARGO)" ./scripts/e2e.sh
 
+bench-operator: testenv-build ## operator benchmark on a local cluster (100 CRs latency, 500 CRs, steady-state writes, RSS/CPU), then down
+	rustup target add $(MUSL_TARGET) >/dev/null
+	$(CARGO) build --release --locked --target $(MUSL_TARGET) -p converse-operator
+	@status=0; \
+	$(TESTENV) up >/dev/null || status=$$?; \
+	if [ $$status -eq 0 ]; then \
+	  TESTENV_KUBECONFIG="$$($(TESTENV) kubeconfig)" TESTENV_REQUIRED=1 \
+	  CONVERSE_OPERATOR_BIN="$$($(CARGO) metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/$(MUSL_TARGET)/release/converse-operator" \
+	    $(CARGO) bench -p converse-operator --bench reconcile || status=$$?; \
+	fi; \
+	$(TESTENV) down >/dev/null || status=$$?; \
+	$(TESTENV) verify-clean || status=$$?; \
+	exit $$status
+
 bench: ## load benchmark vs the Node.js converse-mcp-server on a fake provider (a few minutes; docs/PERFORMANCE.md)
 	CARGO="$(CARGO)" ./bench/run.sh
 
@@ -58,6 +72,8 @@ fmt: ## format the code
 # network, saved as docker-archives in target/images.
 images: ## static musl binaries + FROM-scratch images (server, operator, fake-llm) in target/images
 	CARGO="$(CARGO)" ./scripts/images.sh
+
+MUSL_TARGET := x86_64-unknown-linux-musl
 
 # The local Kubernetes cluster (see docs/TESTENV.md). The node needs root.
 TESTENV ?= $(CARGO) run -q -p testenv --

@@ -62,6 +62,17 @@ load_images() {
 # helm upgrade --install of charts/converse-operator; extra arguments go to helm.
 install_operator() {
   step "helm upgrade --install $OPERATOR_RELEASE charts/converse-operator -n $OPERATOR_NAMESPACE $*"
+  # A CRD installed before with `kubectl apply -f crds/` (the Rust cluster tests do that) has no
+  # Helm ownership metadata, and helm refuses to take it over. Helm adopts an object that carries
+  # it; docs/OPERATIONS.md documents the same two commands for users.
+  local crd=converseservers.converse.dev
+  if kubectl get crd "$crd" >/dev/null 2>&1 &&
+    [[ -z "$(kubectl get crd "$crd" -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}')" ]]; then
+    info "adopting the existing CRD $crd into the release"
+    kubectl label crd "$crd" app.kubernetes.io/managed-by=Helm --overwrite >/dev/null
+    kubectl annotate crd "$crd" "meta.helm.sh/release-name=$OPERATOR_RELEASE" \
+      "meta.helm.sh/release-namespace=$OPERATOR_NAMESPACE" --overwrite >/dev/null
+  fi
   helm upgrade --install "$OPERATOR_RELEASE" "$ROOT/charts/converse-operator" \
     --namespace "$OPERATOR_NAMESPACE" --create-namespace --wait --timeout 5m "$@" ||
     die "helm install failed: kubectl -n $OPERATOR_NAMESPACE describe pods"

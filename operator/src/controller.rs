@@ -28,7 +28,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::apply::{FIELD_MANAGER, LastApplied, Writer, apply_children};
 use crate::build::{BuildContext, BuildError, build, generated_secret_name, labels};
-use crate::crd::ConverseServer;
+use crate::crd::{ConverseServer, ConverseServerStatus};
 use crate::dereference::dereference;
 use crate::metrics::Metrics;
 use crate::references::secret_names;
@@ -112,6 +112,8 @@ pub enum Error {
     Build(#[from] BuildError),
     #[error("the ConverseServer has no {0}")]
     Metadata(&'static str),
+    #[error("applying the children: {0}")]
+    Apply(String),
 }
 
 impl Error {
@@ -121,6 +123,7 @@ impl Error {
             Error::Kube(_) => "KubernetesApi",
             Error::Build(_) => "BuildFailed",
             Error::Metadata(_) => "MissingMetadata",
+            Error::Apply(_) => "ApplyFailed",
         }
     }
 }
@@ -196,7 +199,20 @@ async fn reconcile_phases(
                 last_applied: &ctx.last_applied,
                 metrics: &ctx.metrics,
             };
-            let applied = apply_children(&writer, &namespace, &name, &uid, &desired).await?;
+            let applied = match apply_children(&writer, &namespace, &name, &uid, &desired).await {
+                Ok(applied) => applied,
+                Err(error) => {
+                    // Say why in status (kubectl wait/describe, Argo CD), then back off.
+                    let error = truncate(&error.to_string(), 900);
+                    let failed = Outcome::ApplyFailed {
+                        validated: &validated,
+                        error: &error,
+                    };
+                    let status = desired_status(generation, previous, &failed, now);
+                    update_status(ctx, server, &namespace, &status).await?;
+                    return Err(Error::Apply(error));
+                }
+            };
             let status = desired_status(
                 generation,
                 previous,
@@ -219,10 +235,7 @@ async fn reconcile_phases(
 
     // 5. status, and Events for what changed
     let notices = notices(previous, &status, &warnings);
-    let api: Api<ConverseServer> = Api::namespaced(client.clone(), &namespace);
-    if write_status(&api, server, &status).await? {
-        ctx.metrics
-            .write(ConverseServer::kind(&()).as_ref(), "status");
+    if update_status(ctx, server, &namespace, &status).await? {
         debug!(%namespace, %name, "status updated");
     }
     let reference = server.object_ref(&());
@@ -256,6 +269,22 @@ async fn reconcile_phases(
         }
     }
     Ok((action, failure))
+}
+
+/// Writes `status` unless it is already stored (counted as a write when sent); whether it wrote.
+async fn update_status(
+    ctx: &Context,
+    server: &ConverseServer,
+    namespace: &str,
+    status: &ConverseServerStatus,
+) -> Result<bool, kube::Error> {
+    let api: Api<ConverseServer> = Api::namespaced(ctx.client.clone(), namespace);
+    let wrote = write_status(&api, server, status).await?;
+    if wrote {
+        ctx.metrics
+            .write(ConverseServer::kind(&()).as_ref(), "status");
+    }
+    Ok(wrote)
 }
 
 fn truncate(s: &str, max: usize) -> String {

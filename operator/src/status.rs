@@ -22,6 +22,12 @@ use crate::validate::{ValidatedServer, ValidationError};
 pub enum Outcome<'a> {
     /// The spec or its Secrets need the user's attention; nothing was applied.
     Stalled(&'a ValidationError),
+    /// The spec is valid and its Secrets resolve, but the API server refused or failed an apply
+    /// (e.g. no Service IP left, an admission webhook); the reconcile retries with backoff.
+    ApplyFailed {
+        validated: &'a ValidatedServer,
+        error: &'a str,
+    },
     /// The children were applied.
     Applied {
         validated: &'a ValidatedServer,
@@ -111,6 +117,22 @@ pub fn desired_status(
             conditions.set(condition::RECONCILING, "False", "Stalled", &message);
             conditions.set(condition::STALLED, "True", reason, &message);
             conditions.set(condition::READY, "False", reason, &message);
+        }
+        Outcome::ApplyFailed { validated, error } => {
+            let message = format!("applying the children failed, retrying with backoff: {error}");
+            status.auth_strategy = Some(validated.auth_strategy);
+            conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
+            conditions.set(
+                condition::SECRETS_RESOLVED,
+                "True",
+                "Resolved",
+                "every referenced Secret and key exists",
+            );
+            conditions.set(condition::AVAILABLE, "Unknown", "ApplyFailed", &message);
+            // Not stalled: the cause is usually outside the spec and transient, and it is retried.
+            conditions.set(condition::STALLED, "False", "ApplyFailed", "");
+            conditions.set(condition::RECONCILING, "True", "ApplyFailed", &message);
+            conditions.set(condition::READY, "False", "ApplyFailed", &message);
         }
         Outcome::Applied {
             validated,
@@ -466,6 +488,38 @@ mod tests {
             (n[0].warning, n[0].reason.as_str()),
             (true, "ReplicasNotReady")
         );
+    }
+
+    #[test]
+    fn a_failed_apply_is_reconciling_not_stalled_and_says_why() {
+        let server: ConverseServer = serde_norway::from_str(
+            "apiVersion: converse.dev/v1alpha1\nkind: ConverseServer\n\
+             metadata: {name: minimal, namespace: dev, generation: 2}\n\
+             spec: {providers: {openai: {apiKeySecretRef: {name: llm-keys, key: openai}}}}\n",
+        )
+        .unwrap();
+        let found = crate::Dereferenced::default().with_secret("llm-keys", [("openai", "sk")]);
+        let validated = crate::validate(&server, &found).unwrap();
+        let error = "failed to allocate a serviceIP for Service \"minimal\": range is full";
+        let status = desired_status(
+            Some(2),
+            None,
+            &Outcome::ApplyFailed {
+                validated: &validated,
+                error,
+            },
+            at(100),
+        );
+        assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(get(&status, "Stalled").status, "False");
+        for t in ["Ready", "Reconciling"] {
+            let c = get(&status, t);
+            assert_eq!(c.reason, "ApplyFailed", "{t}");
+            assert!(c.message.contains("range is full"), "{t}: {}", c.message);
+        }
+        assert_eq!(get(&status, "Ready").status, "False");
+        assert_eq!(get(&status, "Reconciling").status, "True");
+        assert_eq!(get(&status, "Accepted").status, "True");
     }
 
     #[test]

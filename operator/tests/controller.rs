@@ -7,6 +7,9 @@
 //! these tests assert objects, owner references, status conditions up to Available=False and
 //! the rollout trigger (the pod-template hash); Available=True is the end-to-end test's job.
 
+mod common;
+
+use common::cluster::{cluster, install_crd};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,50 +23,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
-use testenv::{TestNamespace, apply_yaml, wait_for, wait_gone};
+use testenv::{TestNamespace, wait_for, wait_gone};
 use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(60);
 const TEST_MANAGER: &str = "converse-operator-tests";
-
-async fn cluster(test: &str) -> Option<Client> {
-    match testenv::client_or_skip(test).await {
-        Ok(c) => c,
-        Err(e) => panic!("{test}: TESTENV_REQUIRED=1 but no cluster: {e}"),
-    }
-}
-
-/// Applies the CRD from crds/ and waits until it is established.
-async fn install_crd(client: &Client) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../crds/converseservers.converse.dev.yaml"
-    );
-    let yaml = std::fs::read_to_string(path).expect("read the CRD");
-    apply_yaml(client, &yaml, None, TEST_MANAGER)
-        .await
-        .expect("apply the CRD");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    wait_for(
-        &crds,
-        "converseservers.converse.dev",
-        |crd: &CustomResourceDefinition| {
-            crd.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        },
-        WAIT,
-    )
-    .await
-    .expect("CRD established");
-}
 
 /// The controller for one namespace, running until dropped.
 struct Running {
@@ -201,7 +167,7 @@ async fn reconciles_children_status_steady_state_and_garbage_collection() {
     let Some(client) = cluster(test).await else {
         return;
     };
-    install_crd(&client).await;
+    install_crd(&client, TEST_MANAGER).await;
     let ns = TestNamespace::create(&client, "op-children")
         .await
         .expect("namespace");
@@ -448,7 +414,7 @@ async fn missing_secret_stalls_then_recovers_and_rotation_rolls_the_pods() {
     let Some(client) = cluster(test).await else {
         return;
     };
-    install_crd(&client).await;
+    install_crd(&client, TEST_MANAGER).await;
     let ns = TestNamespace::create(&client, "op-secrets")
         .await
         .expect("namespace");
@@ -588,7 +554,7 @@ async fn generated_jwt_secret_is_stable_and_removed_when_not_needed() {
     let Some(client) = cluster(test).await else {
         return;
     };
-    install_crd(&client).await;
+    install_crd(&client, TEST_MANAGER).await;
     let ns = TestNamespace::create(&client, "op-generated")
         .await
         .expect("namespace");

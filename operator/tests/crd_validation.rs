@@ -8,57 +8,21 @@
 //! and passes; `make test-cluster` sets TESTENV_REQUIRED=1, so a missing cluster fails instead.
 //! Control-plane-only mode is enough.
 
-use std::time::Duration;
+mod common;
+
+use common::cluster::{cluster, install_crd};
 
 use converse_operator::crd::ConverseServer;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
 use kube::api::{ApiResource, DynamicObject, PostParams};
-use kube::{Api, Client};
 use serde_json::{Value, json};
-use testenv::{TestNamespace, apply_yaml, wait_for};
+use testenv::TestNamespace;
 
-const WAIT: Duration = Duration::from_secs(60);
 const TEST_MANAGER: &str = "converse-operator-crd-validation-tests";
 
 /// The cause the API server appends when schema errors kept some CEL rules from running; it is
 /// not a reason of its own.
 const NOT_CHECKED: &str = "some validation rules were not checked";
-
-async fn cluster(test: &str) -> Option<Client> {
-    match testenv::client_or_skip(test).await {
-        Ok(c) => c,
-        Err(e) => panic!("{test}: TESTENV_REQUIRED=1 but no cluster: {e}"),
-    }
-}
-
-/// Applies the CRD from crds/ and waits until it is established.
-async fn install_crd(client: &Client) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../crds/converseservers.converse.dev.yaml"
-    );
-    let yaml = std::fs::read_to_string(path).expect("read the CRD");
-    apply_yaml(client, &yaml, None, TEST_MANAGER)
-        .await
-        .expect("apply the CRD");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    wait_for(
-        &crds,
-        "converseservers.converse.dev",
-        |crd: &CustomResourceDefinition| {
-            crd.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        },
-        WAIT,
-    )
-    .await
-    .expect("CRD established");
-}
 
 /// A fixture from tests/fixtures as untyped JSON (so invalid values survive), named `name` in
 /// namespace `ns`.
@@ -207,7 +171,7 @@ async fn api_server_rejects_invalid_converseservers_with_readable_messages() {
     let Some(client) = cluster(test).await else {
         return;
     };
-    install_crd(&client).await;
+    install_crd(&client, TEST_MANAGER).await;
     let ns = TestNamespace::create(&client, "crd-validation")
         .await
         .expect("namespace");

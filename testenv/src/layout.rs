@@ -10,7 +10,7 @@ use crate::versions;
 pub const BRIDGE: &str = "cni-node0";
 pub const BRIDGE_IP: &str = "10.244.0.1";
 pub const POD_CIDR: &str = "10.244.0.0/24";
-pub const SERVICE_CIDR: &str = "10.0.0.0/24";
+pub const SERVICE_CIDR: &str = "10.0.0.0/16";
 /// First address of the Service range: the `kubernetes` Service.
 pub const KUBERNETES_SERVICE_IP: &str = "10.0.0.1";
 pub const API_PORT: u16 = 6443;

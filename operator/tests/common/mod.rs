@@ -2,6 +2,8 @@
 //! `tests/fixtures/*.yaml`, and the environment resolver of the round-trip test.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
