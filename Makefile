@@ -1,6 +1,8 @@
 # The index of the project's tasks. `make help` lists them.
 
 CARGO ?= cargo
+# The static target of the images and of the operator benchmark's binary.
+MUSL_TARGET := x86_64-unknown-linux-musl
 
 .PHONY: help deps demo demo-down run build test test-interop lint fmt testenv-build testenv-up testenv-down test-cluster test-e2e bench bench-operator images
 
@@ -72,8 +74,6 @@ fmt: ## format the code
 # network, saved as docker-archives in target/images.
 images: ## static musl binaries + FROM-scratch images (server, operator, fake-llm) in target/images
 	CARGO="$(CARGO)" ./scripts/images.sh
-
-MUSL_TARGET := x86_64-unknown-linux-musl
 
 # The local Kubernetes cluster (see docs/TESTENV.md). The node needs root.
 TESTENV ?= $(CARGO) run -q -p testenv --
