@@ -19,6 +19,8 @@ use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
+use kube::api::ObjectMeta;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -318,12 +320,13 @@ pub fn error_policy(server: Arc<ConverseServer>, error: &Error, ctx: Arc<Context
     Action::requeue(delay)
 }
 
-/// The ConverseServers in `store` that reference `secret` or own it as their generated Secret.
+/// The ConverseServers in `store` that reference the Secret `secret` (its metadata) or own it as
+/// their generated Secret.
 pub fn servers_for_secret(
     store: &Store<ConverseServer>,
-    secret: &Secret,
+    secret: &ObjectMeta,
 ) -> Vec<ObjectRef<ConverseServer>> {
-    let (Some(name), Some(namespace)) = (&secret.metadata.name, &secret.metadata.namespace) else {
+    let (Some(name), Some(namespace)) = (&secret.name, &secret.namespace) else {
         return Vec::new();
     };
     store
@@ -372,17 +375,35 @@ pub async fn run(
         })
     };
     info!(namespace = ns.unwrap_or("(all)"), "controller starting");
+    // Children and Secrets only trigger reconciles, and their metadata is all a trigger needs
+    // (owner references, names; every change moves the resourceVersion). An
+    // `Api<PartialObjectMeta<_>>` watches metadata only, which keeps whole objects — and Secret
+    // data above all — out of the operator.
     controller
-        .owns(api::<Deployment>(&client, ns), ours.clone())
-        .owns(api::<Service>(&client, ns), ours.clone())
-        .owns(api::<ServiceAccount>(&client, ns), ours.clone())
-        .owns(api::<Ingress>(&client, ns), ours.clone())
-        .owns(api::<PodDisruptionBudget>(&client, ns), ours.clone())
-        .owns(api::<HorizontalPodAutoscaler>(&client, ns), ours.clone())
-        .owns(api::<NetworkPolicy>(&client, ns), ours)
-        .watches(api::<Secret>(&client, ns), all, move |secret| {
-            servers_for_secret(&store, &secret)
-        })
+        .owns(
+            api::<PartialObjectMeta<Deployment>>(&client, ns),
+            ours.clone(),
+        )
+        .owns(api::<PartialObjectMeta<Service>>(&client, ns), ours.clone())
+        .owns(
+            api::<PartialObjectMeta<ServiceAccount>>(&client, ns),
+            ours.clone(),
+        )
+        .owns(api::<PartialObjectMeta<Ingress>>(&client, ns), ours.clone())
+        .owns(
+            api::<PartialObjectMeta<PodDisruptionBudget>>(&client, ns),
+            ours.clone(),
+        )
+        .owns(
+            api::<PartialObjectMeta<HorizontalPodAutoscaler>>(&client, ns),
+            ours.clone(),
+        )
+        .owns(api::<PartialObjectMeta<NetworkPolicy>>(&client, ns), ours)
+        .watches(
+            api::<PartialObjectMeta<Secret>>(&client, ns),
+            all,
+            move |secret| servers_for_secret(&store, &secret.metadata),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
