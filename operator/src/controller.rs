@@ -21,7 +21,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -48,6 +48,9 @@ pub struct Settings {
     pub cluster_domain: String,
     /// Periodic re-check of a reconciled ConverseServer (drift repair).
     pub resync: Duration,
+    /// Reconciles running at once. Unbounded, a burst of new ConverseServers opens as many API
+    /// connections (each with TLS buffers) at once, and the allocator keeps that peak.
+    pub concurrency: u16,
 }
 
 impl Settings {
@@ -57,6 +60,7 @@ impl Settings {
             default_version: env!("CARGO_PKG_VERSION").to_owned(),
             cluster_domain: "cluster.local".to_owned(),
             resync: Duration::from_secs(600),
+            concurrency: 8,
         }
     }
 }
@@ -362,7 +366,8 @@ pub async fn run(
     let all = watcher::Config::default();
     let ours =
         watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
-    let controller = Controller::new(api::<ConverseServer>(&client, ns), all.clone());
+    let controller = Controller::new(api::<ConverseServer>(&client, ns), all.clone())
+        .with_config(controller::Config::default().concurrency(ctx.settings.concurrency));
     let store = controller.store();
     let janitor = {
         let (ctx, store) = (ctx.clone(), store.clone());
