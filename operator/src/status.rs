@@ -340,6 +340,18 @@ mod tests {
         s.conditions.iter().find(|c| c.type_ == t).unwrap()
     }
 
+    /// A minimal valid ConverseServer (one provider), validated against its Secret.
+    fn minimal() -> ValidatedServer {
+        let server: ConverseServer = serde_norway::from_str(
+            "apiVersion: converse.dev/v1alpha1\nkind: ConverseServer\n\
+             metadata: {name: minimal, namespace: dev}\n\
+             spec: {providers: {openai: {apiKeySecretRef: {name: llm-keys, key: openai}}}}\n",
+        )
+        .unwrap();
+        let found = crate::Dereferenced::default().with_secret("llm-keys", [("openai", "sk")]);
+        crate::validate(&server, &found).unwrap()
+    }
+
     #[test]
     fn missing_secret_stalls_with_its_name_and_keeps_transition_times() {
         let err = ValidationError::UnresolvedSecrets(vec![SecretProblem::SecretNotFound {
@@ -405,14 +417,7 @@ mod tests {
 
     #[test]
     fn applied_status_is_ready_only_when_the_deployment_is_available() {
-        let server: ConverseServer = serde_norway::from_str(
-            "apiVersion: converse.dev/v1alpha1\nkind: ConverseServer\n\
-             metadata: {name: minimal, namespace: dev, generation: 4}\n\
-             spec: {providers: {openai: {apiKeySecretRef: {name: llm-keys, key: openai}}}}\n",
-        )
-        .unwrap();
-        let found = crate::Dereferenced::default().with_secret("llm-keys", [("openai", "sk")]);
-        let validated = crate::validate(&server, &found).unwrap();
+        let validated = minimal();
         let desired = crate::build(
             &validated,
             &crate::BuildContext {
@@ -492,14 +497,7 @@ mod tests {
 
     #[test]
     fn a_failed_apply_is_reconciling_not_stalled_and_says_why() {
-        let server: ConverseServer = serde_norway::from_str(
-            "apiVersion: converse.dev/v1alpha1\nkind: ConverseServer\n\
-             metadata: {name: minimal, namespace: dev, generation: 2}\n\
-             spec: {providers: {openai: {apiKeySecretRef: {name: llm-keys, key: openai}}}}\n",
-        )
-        .unwrap();
-        let found = crate::Dereferenced::default().with_secret("llm-keys", [("openai", "sk")]);
-        let validated = crate::validate(&server, &found).unwrap();
+        let validated = minimal();
         let error = "failed to allocate a serviceIP for Service \"minimal\": range is full";
         let status = desired_status(
             Some(2),
