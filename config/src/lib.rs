@@ -17,6 +17,7 @@
 mod macros;
 
 pub mod auth;
+pub mod builtin_providers;
 pub mod conversations;
 pub mod env;
 mod error;
@@ -37,6 +38,7 @@ pub use auth::{
     ApiKey, AuthConfig, AuthStrategy, JwtAlgorithm, JwtConfig, OAuthConfig, OidcConfig,
     SessionAuthConfig,
 };
+pub use builtin_providers::{BUILTIN_PROVIDERS, BuiltinProvider, ChatDialect, WireFormat};
 pub use conversations::{ConversationConfig, ConversationStoreKind};
 pub use error::{ConfigError, ConfigErrors};
 pub use http::{CorsConfig, HttpConfig, RateLimitConfig};
@@ -138,30 +140,26 @@ impl ServerConfig {
     /// providers as [`vars::CUSTOM_API_KEY_PATTERN`] once.
     pub fn secrets_set(&self) -> Vec<&'static str> {
         let p = &self.providers;
-        let candidates = [
+        let auth = [
             (MCP_JWT_SECRET, self.auth.jwt.secret.is_some()),
             (MCP_API_KEYS, !self.auth.api_keys.is_empty()),
             (
                 MCP_OAUTH_CLIENT_SECRET,
                 self.auth.oauth.client_secret.is_some(),
             ),
-            (OPENAI_API_KEY, p.openai.is_some()),
-            (XAI_API_KEY, p.xai.is_some()),
-            (GOOGLE_API_KEY, p.google.is_some()),
-            (ANTHROPIC_API_KEY, p.anthropic.is_some()),
-            (MISTRAL_API_KEY, p.mistral.is_some()),
-            (DEEPSEEK_API_KEY, p.deepseek.is_some()),
-            (OPENROUTER_API_KEY, p.openrouter.is_some()),
+        ];
+        let rest = [
             (
                 CUSTOM_API_KEY_PATTERN,
                 p.custom.iter().any(|c| c.api_key.is_some()),
             ),
             (REDIS_URL, self.conversations.redis_url.is_some()),
         ];
-        candidates
-            .iter()
-            .filter(|(_, set)| *set)
-            .map(|(name, _)| *name)
+        let set = |(name, set): &(&'static str, bool)| set.then_some(*name);
+        auth.iter()
+            .filter_map(set)
+            .chain(p.configured_builtin().map(|(b, _)| b.key_var))
+            .chain(rest.iter().filter_map(set))
             .collect()
     }
 
@@ -173,7 +171,7 @@ impl ServerConfig {
             out.push(format!(
                 "no provider is configured: set at least one of {} or {CUSTOM_PROVIDERS}; tools \
                  answer with an error until then",
-                providers::PROVIDER_KEY_VARS.join(", ")
+                builtin_providers::key_vars().join(", ")
             ));
         }
         if self.transport == Transport::Http

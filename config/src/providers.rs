@@ -1,29 +1,20 @@
-//! LLM providers: the seven built-in ones and any number of OpenAI-compatible custom endpoints.
+//! LLM providers: the built-in ones of [`BUILTIN_PROVIDERS`] and any number of
+//! OpenAI-compatible custom endpoints.
 //!
 //! Keys are not checked for format (converse 1.3.2 refused valid keys by guessing prefixes and
 //! lengths); the provider's answer is the check. No key at all is valid: the server starts and
 //! its tools explain which variables to set.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
 
+use crate::builtin_providers::{BUILTIN_PROVIDERS, BuiltinProvider};
 use crate::parse;
 use crate::reader::Reader;
 use crate::vars::{self, *};
-
-/// Names a custom provider may not take: the built-in providers and the Gemini alias.
-pub const BUILTIN_PROVIDER_NAMES: &[&str] = &[
-    "openai",
-    "xai",
-    "google",
-    "gemini",
-    "anthropic",
-    "mistral",
-    "deepseek",
-    "openrouter",
-];
 
 /// A built-in provider that has a key.
 #[derive(Debug, Clone)]
@@ -76,13 +67,8 @@ pub fn join_path(base: &Url, path: &str) -> Url {
 
 #[derive(Debug, Clone)]
 pub struct ProvidersConfig {
-    pub openai: Option<ProviderConfig>,
-    pub google: Option<ProviderConfig>,
-    pub xai: Option<ProviderConfig>,
-    pub anthropic: Option<ProviderConfig>,
-    pub mistral: Option<ProviderConfig>,
-    pub deepseek: Option<ProviderConfig>,
-    pub openrouter: Option<ProviderConfig>,
+    /// The built-in providers that have a key, by [`BuiltinProvider::name`].
+    pub builtin: BTreeMap<&'static str, ProviderConfig>,
     pub openrouter_referer: Option<String>,
     pub openrouter_title: Option<String>,
     pub custom: Vec<CustomProviderConfig>,
@@ -94,13 +80,7 @@ pub struct ProvidersConfig {
 impl Default for ProvidersConfig {
     fn default() -> Self {
         ProvidersConfig {
-            openai: None,
-            google: None,
-            xai: None,
-            anthropic: None,
-            mistral: None,
-            deepseek: None,
-            openrouter: None,
+            builtin: BTreeMap::new(),
             openrouter_referer: None,
             openrouter_title: None,
             custom: Vec::new(),
@@ -111,77 +91,41 @@ impl Default for ProvidersConfig {
 }
 
 impl ProvidersConfig {
-    /// Names of the providers that can be used, in routing priority order: openai, xai, google,
-    /// anthropic, mistral, deepseek, openrouter, then the custom providers as listed.
-    pub fn configured_names(&self) -> Vec<String> {
-        let builtin = [
-            ("openai", &self.openai),
-            ("xai", &self.xai),
-            ("google", &self.google),
-            ("anthropic", &self.anthropic),
-            ("mistral", &self.mistral),
-            ("deepseek", &self.deepseek),
-            ("openrouter", &self.openrouter),
-        ];
-        builtin
+    /// The configured built-in provider `name`.
+    pub fn get(&self, name: &str) -> Option<&ProviderConfig> {
+        self.builtin.get(name)
+    }
+
+    /// The configured built-in providers with their table rows, in routing priority order.
+    pub fn configured_builtin(
+        &self,
+    ) -> impl Iterator<Item = (&'static BuiltinProvider, &ProviderConfig)> {
+        BUILTIN_PROVIDERS
             .iter()
-            .filter(|(_, p)| p.is_some())
-            .map(|(n, _)| (*n).to_owned())
+            .filter_map(|p| self.builtin.get(p.name).map(|c| (p, c)))
+    }
+
+    /// Names of the providers that can be used, in routing priority order: the built-in ones
+    /// in [`BUILTIN_PROVIDERS`] order, then the custom providers as listed.
+    pub fn configured_names(&self) -> Vec<String> {
+        self.configured_builtin()
+            .map(|(p, _)| p.name.to_owned())
             .chain(self.custom.iter().map(|c| c.name.clone()))
             .collect()
     }
 
     /// Whether no provider at all is configured (the server runs, but tools cannot answer).
     pub fn is_empty(&self) -> bool {
-        self.configured_names().is_empty()
+        self.builtin.is_empty() && self.custom.is_empty()
     }
 }
 
-/// The key variables of the built-in providers, for messages like "set one of ...".
-pub const PROVIDER_KEY_VARS: &[&str] = &[
-    OPENAI_API_KEY,
-    XAI_API_KEY,
-    GOOGLE_API_KEY,
-    ANTHROPIC_API_KEY,
-    MISTRAL_API_KEY,
-    DEEPSEEK_API_KEY,
-    OPENROUTER_API_KEY,
-];
-
 pub(crate) fn parse(r: &mut Reader) -> ProvidersConfig {
     let d = ProvidersConfig::default();
-    let openai = builtin(
-        r,
-        OPENAI_API_KEY,
-        OPENAI_BASE_URL,
-        "https://api.openai.com/v1",
-    );
-    let xai = builtin(r, XAI_API_KEY, XAI_BASE_URL, "https://api.x.ai/v1");
-    let google = google(r);
-    let anthropic = builtin(
-        r,
-        ANTHROPIC_API_KEY,
-        ANTHROPIC_BASE_URL,
-        "https://api.anthropic.com",
-    );
-    let mistral = builtin(
-        r,
-        MISTRAL_API_KEY,
-        MISTRAL_BASE_URL,
-        "https://api.mistral.ai/v1",
-    );
-    let deepseek = builtin(
-        r,
-        DEEPSEEK_API_KEY,
-        DEEPSEEK_BASE_URL,
-        "https://api.deepseek.com/v1",
-    );
-    let openrouter = builtin(
-        r,
-        OPENROUTER_API_KEY,
-        OPENROUTER_BASE_URL,
-        "https://openrouter.ai/api/v1",
-    );
+    let builtin = BUILTIN_PROVIDERS
+        .iter()
+        .filter_map(|p| builtin(r, p).map(|c| (p.name, c)))
+        .collect();
     let openrouter_referer = r.string(OPENROUTER_REFERER);
     let openrouter_title = r.string(OPENROUTER_TITLE);
     let custom = parse_custom(r);
@@ -192,13 +136,7 @@ pub(crate) fn parse(r: &mut Reader) -> ProvidersConfig {
         parse::integer(s, 0, 10)
     });
     ProvidersConfig {
-        openai,
-        google,
-        xai,
-        anthropic,
-        mistral,
-        deepseek,
-        openrouter,
+        builtin,
         openrouter_referer,
         openrouter_title,
         custom,
@@ -251,37 +189,28 @@ fn base_url(
     }
 }
 
-fn builtin(
-    r: &mut Reader,
-    key_var: &'static str,
-    url_var: &'static str,
-    default: &str,
-) -> Option<ProviderConfig> {
-    let url_value = r.get(url_var).map(|v| (url_var, v.to_owned()));
-    let base_url = base_url(r, url_var, url_value, default);
-    let key = r.get(key_var).map(str::to_owned)?;
-    let api_key = api_key(r, key_var, key_var, &key)?;
+/// One built-in provider: its base URL is validated even without a key.
+fn builtin(r: &mut Reader, p: &BuiltinProvider) -> Option<ProviderConfig> {
+    let url_value = read_aliased(r, p.base_url_var, p.base_url_aliases);
+    let base_url = base_url(r, p.base_url_var, url_value, p.default_base_url);
+    let (var, key) = read_aliased(r, p.key_var, p.key_aliases)?;
+    let api_key = api_key(r, var, var, &key)?;
     Some(ProviderConfig {
         api_key,
         base_url: base_url?,
     })
 }
 
-/// Google, reading `GEMINI_*` as aliases (the name Google's own docs use).
-fn google(r: &mut Reader) -> Option<ProviderConfig> {
-    let url_value = r.aliased(GOOGLE_BASE_URL, GEMINI_BASE_URL, true);
-    let base_url = base_url(
-        r,
-        GOOGLE_BASE_URL,
-        url_value,
-        "https://generativelanguage.googleapis.com",
-    );
-    let (var, key) = r.aliased(GOOGLE_API_KEY, GEMINI_API_KEY, true)?;
-    let api_key = api_key(r, var, var, &key)?;
-    Some(ProviderConfig {
-        api_key,
-        base_url: base_url?,
-    })
+/// `primary`, or its alias (the table has at most one per variable; a test checks it).
+fn read_aliased(
+    r: &mut Reader,
+    primary: &'static str,
+    aliases: &[&'static str],
+) -> Option<(&'static str, String)> {
+    match aliases.first() {
+        Some(alias) => r.aliased(primary, alias, true),
+        None => r.get(primary).map(|v| (primary, v.to_owned())),
+    }
 }
 
 fn parse_custom(r: &mut Reader) -> Vec<CustomProviderConfig> {
@@ -300,7 +229,7 @@ fn parse_custom(r: &mut Reader) -> Vec<CustomProviderConfig> {
             );
             continue;
         }
-        if BUILTIN_PROVIDER_NAMES.contains(&name.as_str()) {
+        if crate::builtin_providers::is_reserved_name(&name) {
             r.invalid(
                 CUSTOM_PROVIDERS,
                 &name,
@@ -414,14 +343,14 @@ mod tests {
             ("OPENROUTER_REFERER", "https://example.com"),
         ]);
         assert!(e.is_empty(), "{e:?}");
-        let openai = c.openai.as_ref().expect("openai");
+        let openai = c.get("openai").expect("openai");
         assert_eq!(openai.api_key.expose_secret(), "not-an-sk-key");
         assert_eq!(openai.base_url.as_str(), "https://api.openai.com/v1");
         assert_eq!(
             openai.endpoint("chat/completions").as_str(),
             "https://api.openai.com/v1/chat/completions"
         );
-        let anthropic = c.anthropic.as_ref().expect("anthropic");
+        let anthropic = c.get("anthropic").expect("anthropic");
         assert_eq!(anthropic.api_key.expose_secret(), "x");
         assert_eq!(
             anthropic.endpoint("/v1/messages").as_str(),
@@ -439,7 +368,7 @@ mod tests {
         ]);
         assert!(e.is_empty());
         assert_eq!(
-            c.xai.as_ref().map(|p| p.base_url.as_str()),
+            c.get("xai").map(|p| p.base_url.as_str()),
             Some("http://proxy:8080/xai/v1")
         );
         let (_, e, _) = providers(&[("MISTRAL_BASE_URL", "api.mistral.ai")]);
@@ -450,10 +379,43 @@ mod tests {
     #[test]
     fn control_characters_in_keys_are_rejected_without_showing_the_key() {
         let (c, e, _) = providers(&[("DEEPSEEK_API_KEY", "abc\ndef")]);
-        assert!(c.deepseek.is_none());
+        assert!(c.get("deepseek").is_none());
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].var, "DEEPSEEK_API_KEY");
         assert!(!e[0].message.contains("abc"));
+    }
+
+    #[test]
+    fn groq_is_a_table_row_like_the_others() {
+        let (c, e, _) = providers(&[
+            ("GROQ_API_KEY", "gsk"),
+            ("GROQ_BASE_URL", "http://gateway/groq/v1/"),
+        ]);
+        assert!(e.is_empty(), "{e:?}");
+        let groq = c.get("groq").expect("groq");
+        assert_eq!(groq.api_key.expose_secret(), "gsk");
+        assert_eq!(
+            groq.endpoint("chat/completions").as_str(),
+            "http://gateway/groq/v1/chat/completions"
+        );
+        let (c, _, _) = providers(&[("GROQ_API_KEY", "gsk")]);
+        assert_eq!(
+            c.get("groq").map(|p| p.base_url.as_str()),
+            Some("https://api.groq.com/openai/v1")
+        );
+        let (_, e, _) = providers(&[("CUSTOM_PROVIDERS", "groq")]);
+        assert!(e[0].message.contains("built-in"), "{e:?}");
+    }
+
+    #[test]
+    fn every_table_row_has_at_most_one_alias_per_variable() {
+        for p in BUILTIN_PROVIDERS {
+            assert!(
+                p.key_aliases.len() <= 1 && p.base_url_aliases.len() <= 1,
+                "{}",
+                p.name
+            );
+        }
     }
 
     #[test]
@@ -463,7 +425,7 @@ mod tests {
             ("GEMINI_BASE_URL", "https://gemini.proxy/"),
         ]);
         assert!(e.is_empty());
-        let g = c.google.as_ref().expect("google");
+        let g = c.get("google").expect("google");
         assert_eq!(g.api_key.expose_secret(), "g");
         assert_eq!(g.base_url.as_str(), "https://gemini.proxy/");
         assert_eq!(c.configured_names(), ["google"]);
@@ -497,6 +459,7 @@ mod tests {
             ("GOOGLE_API_KEY", "k"),
             ("XAI_API_KEY", "k"),
             ("OPENAI_API_KEY", "k"),
+            ("GROQ_API_KEY", "k"),
             ("CUSTOM_PROVIDERS", "zeta,alpha"),
             ("CUSTOM_ZETA_BASE_URL", "http://z/v1"),
             ("CUSTOM_ZETA_MODELS", "m"),
@@ -514,6 +477,7 @@ mod tests {
                 "anthropic",
                 "mistral",
                 "deepseek",
+                "groq",
                 "openrouter",
                 "zeta",
                 "alpha"

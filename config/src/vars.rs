@@ -5,7 +5,12 @@
 //! reference ([`render_markdown_reference`]) and tells the parser which values are secret and
 //! must never be echoed back in an error message or a log line.
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
 use serde::Serialize;
+
+use crate::builtin_providers::{BUILTIN_PROVIDERS, BuiltinProvider};
 
 // ---------------------------------------------------------------------------------------------
 // Runtime
@@ -75,22 +80,8 @@ pub const MCP_OIDC_REQUIRED_SCOPES: &str = "MCP_OIDC_REQUIRED_SCOPES";
 // ---------------------------------------------------------------------------------------------
 // Providers
 // ---------------------------------------------------------------------------------------------
-pub const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
-pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
-pub const XAI_API_KEY: &str = "XAI_API_KEY";
-pub const XAI_BASE_URL: &str = "XAI_BASE_URL";
-pub const GOOGLE_API_KEY: &str = "GOOGLE_API_KEY";
-pub const GEMINI_API_KEY: &str = "GEMINI_API_KEY";
-pub const GOOGLE_BASE_URL: &str = "GOOGLE_BASE_URL";
-pub const GEMINI_BASE_URL: &str = "GEMINI_BASE_URL";
-pub const ANTHROPIC_API_KEY: &str = "ANTHROPIC_API_KEY";
-pub const ANTHROPIC_BASE_URL: &str = "ANTHROPIC_BASE_URL";
-pub const MISTRAL_API_KEY: &str = "MISTRAL_API_KEY";
-pub const MISTRAL_BASE_URL: &str = "MISTRAL_BASE_URL";
-pub const DEEPSEEK_API_KEY: &str = "DEEPSEEK_API_KEY";
-pub const DEEPSEEK_BASE_URL: &str = "DEEPSEEK_BASE_URL";
-pub const OPENROUTER_API_KEY: &str = "OPENROUTER_API_KEY";
-pub const OPENROUTER_BASE_URL: &str = "OPENROUTER_BASE_URL";
+// The key and base-URL variables of the built-in providers are rows of
+// `crate::builtin_providers::BUILTIN_PROVIDERS`; their entries in [`VARIABLES`] are made from it.
 pub const OPENROUTER_REFERER: &str = "OPENROUTER_REFERER";
 pub const OPENROUTER_TITLE: &str = "OPENROUTER_TITLE";
 pub const CUSTOM_PROVIDERS: &str = "CUSTOM_PROVIDERS";
@@ -151,7 +142,7 @@ fn is_custom_secret(name: &str) -> bool {
 
 /// One environment variable: its name, whether it is secret, its default as the string a user
 /// would write, what it does, and the group it is listed under in the reference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VarSpec {
     pub name: &'static str,
     /// Secret values are never shown in errors or logs, and the operator always sources them
@@ -160,7 +151,7 @@ pub struct VarSpec {
     /// `None` when there is no default or the default depends on other variables (then the
     /// description says how).
     pub default: Option<&'static str>,
-    pub description: &'static str,
+    pub description: Cow<'static, str>,
     pub group: &'static str,
 }
 
@@ -181,7 +172,7 @@ const fn var(
         name,
         secret: false,
         default,
-        description,
+        description: Cow::Borrowed(description),
         group,
     }
 }
@@ -191,13 +182,54 @@ const fn secret(name: &'static str, group: &'static str, description: &'static s
         name,
         secret: true,
         default: None,
-        description,
+        description: Cow::Borrowed(description),
         group,
     }
 }
 
-/// Every variable converse-server reads, grouped, in the order the reference lists them.
-pub static VARIABLES: &[VarSpec] = &[
+/// Every variable converse-server reads, grouped, in the order the reference lists them: the
+/// hand-written entries with the built-in providers' variables (made from their table) before
+/// the other provider settings.
+pub static VARIABLES: LazyLock<Vec<VarSpec>> = LazyLock::new(|| {
+    let at = LISTED
+        .iter()
+        .position(|v| v.name == OPENROUTER_REFERER)
+        .unwrap_or(LISTED.len());
+    let (before, after) = LISTED.split_at(at);
+    before
+        .iter()
+        .cloned()
+        .chain(BUILTIN_PROVIDERS.iter().flat_map(provider_variables))
+        .chain(after.iter().cloned())
+        .collect()
+});
+
+/// The key variable, the base-URL variable and their aliases of one built-in provider.
+fn provider_variables(p: &BuiltinProvider) -> Vec<VarSpec> {
+    let alias_of = |primary: &str| {
+        format!("Alias of `{primary}`; setting both to different values is an error.")
+    };
+    let mut out = vec![VarSpec {
+        description: format!("{} API key; enables the provider.", p.display_name).into(),
+        ..secret(p.key_var, PROVIDERS, "")
+    }];
+    out.extend(p.key_aliases.iter().map(|alias| VarSpec {
+        description: alias_of(p.key_var).into(),
+        ..secret(alias, PROVIDERS, "")
+    }));
+    out.push(VarSpec {
+        description: format!("{} API base URL.", p.display_name).into(),
+        ..var(p.base_url_var, Some(p.default_base_url), PROVIDERS, "")
+    });
+    out.extend(p.base_url_aliases.iter().map(|alias| VarSpec {
+        description: alias_of(p.base_url_var).into(),
+        ..var(alias, None, PROVIDERS, "")
+    }));
+    out
+}
+
+/// The hand-written entries of [`VARIABLES`].
+static LISTED: &[VarSpec] = &[
     // Runtime
     var(
         MCP_TRANSPORT,
@@ -514,95 +546,7 @@ pub static VARIABLES: &[VarSpec] = &[
         AUTH,
         "`oidc`: scopes every token must carry, separated by commas or spaces; missing scope gives 403.",
     ),
-    // Providers
-    secret(
-        OPENAI_API_KEY,
-        PROVIDERS,
-        "OpenAI API key; enables the provider.",
-    ),
-    var(
-        OPENAI_BASE_URL,
-        Some("https://api.openai.com/v1"),
-        PROVIDERS,
-        "OpenAI API base URL.",
-    ),
-    secret(
-        XAI_API_KEY,
-        PROVIDERS,
-        "xAI (Grok) API key; enables the provider.",
-    ),
-    var(
-        XAI_BASE_URL,
-        Some("https://api.x.ai/v1"),
-        PROVIDERS,
-        "xAI API base URL.",
-    ),
-    secret(
-        GOOGLE_API_KEY,
-        PROVIDERS,
-        "Google Gemini API key; enables the provider.",
-    ),
-    secret(
-        GEMINI_API_KEY,
-        PROVIDERS,
-        "Alias of `GOOGLE_API_KEY`; setting both to different values is an error.",
-    ),
-    var(
-        GOOGLE_BASE_URL,
-        Some("https://generativelanguage.googleapis.com"),
-        PROVIDERS,
-        "Google Gemini API base URL.",
-    ),
-    var(
-        GEMINI_BASE_URL,
-        None,
-        PROVIDERS,
-        "Alias of `GOOGLE_BASE_URL`; setting both to different values is an error.",
-    ),
-    secret(
-        ANTHROPIC_API_KEY,
-        PROVIDERS,
-        "Anthropic API key; enables the provider.",
-    ),
-    var(
-        ANTHROPIC_BASE_URL,
-        Some("https://api.anthropic.com"),
-        PROVIDERS,
-        "Anthropic API base URL.",
-    ),
-    secret(
-        MISTRAL_API_KEY,
-        PROVIDERS,
-        "Mistral API key; enables the provider.",
-    ),
-    var(
-        MISTRAL_BASE_URL,
-        Some("https://api.mistral.ai/v1"),
-        PROVIDERS,
-        "Mistral API base URL.",
-    ),
-    secret(
-        DEEPSEEK_API_KEY,
-        PROVIDERS,
-        "DeepSeek API key; enables the provider.",
-    ),
-    var(
-        DEEPSEEK_BASE_URL,
-        Some("https://api.deepseek.com/v1"),
-        PROVIDERS,
-        "DeepSeek API base URL.",
-    ),
-    secret(
-        OPENROUTER_API_KEY,
-        PROVIDERS,
-        "OpenRouter API key; enables the provider.",
-    ),
-    var(
-        OPENROUTER_BASE_URL,
-        Some("https://openrouter.ai/api/v1"),
-        PROVIDERS,
-        "OpenRouter API base URL.",
-    ),
+    // Providers (after the rows made from the provider table)
     var(
         OPENROUTER_REFERER,
         None,
@@ -702,7 +646,7 @@ pub fn render_markdown_reference() -> String {
         "<!-- Generated by converse_config::render_markdown_reference(); do not edit by hand. -->\n",
     );
     let mut groups: Vec<&str> = Vec::new();
-    for v in VARIABLES {
+    for v in VARIABLES.iter() {
         if !groups.contains(&v.group) {
             groups.push(v.group);
         }
@@ -721,7 +665,7 @@ pub fn render_markdown_reference() -> String {
                 v.name,
                 escape_cell(&default),
                 secret,
-                escape_cell(v.description)
+                escape_cell(&v.description)
             ));
         }
     }
@@ -755,7 +699,7 @@ mod tests {
     #[test]
     fn constants_equal_their_names_and_match_variables() {
         let consts = declared_constants();
-        assert!(consts.len() > 70, "found only {} constants", consts.len());
+        assert!(consts.len() > 55, "found only {} constants", consts.len());
         let names: HashSet<&str> = VARIABLES.iter().map(|v| v.name).collect();
         for (name, value) in &consts {
             if name == "CUSTOM_API_KEY_PATTERN" {
@@ -768,15 +712,24 @@ mod tests {
             );
         }
         let const_names: HashSet<&str> = consts.iter().map(|(n, _)| n.as_str()).collect();
-        for v in VARIABLES {
-            assert!(const_names.contains(v.name), "{} has no constant", v.name);
+        let from_table: HashSet<&str> = BUILTIN_PROVIDERS
+            .iter()
+            .flat_map(provider_variables)
+            .map(|v| v.name)
+            .collect();
+        for v in VARIABLES.iter() {
+            assert!(
+                const_names.contains(v.name) || from_table.contains(v.name),
+                "{} has no constant",
+                v.name
+            );
         }
     }
 
     #[test]
     fn variables_are_unique_and_described() {
         let mut seen = HashSet::new();
-        for v in VARIABLES {
+        for v in VARIABLES.iter() {
             assert!(seen.insert(v.name), "{} listed twice", v.name);
             assert!(!v.description.is_empty(), "{} has no description", v.name);
             assert!(!v.group.is_empty());
@@ -794,8 +747,9 @@ mod tests {
             MCP_JWT_SECRET,
             MCP_API_KEYS,
             MCP_OAUTH_CLIENT_SECRET,
-            OPENAI_API_KEY,
-            GEMINI_API_KEY,
+            "OPENAI_API_KEY",
+            "GEMINI_API_KEY",
+            "GROQ_API_KEY",
             REDIS_URL,
             "CUSTOM_LOCAL_VLLM_API_KEY",
         ] {
@@ -804,7 +758,7 @@ mod tests {
         for name in [
             HTTP_PORT,
             MCP_JWT_PUBLIC_KEY,
-            OPENAI_BASE_URL,
+            "OPENAI_BASE_URL",
             "CUSTOM__API_KEY",
             "UNRELATED",
         ] {
@@ -825,7 +779,7 @@ mod tests {
     #[test]
     fn markdown_reference_lists_every_variable_once_per_group() {
         let md = render_markdown_reference();
-        for v in VARIABLES {
+        for v in VARIABLES.iter() {
             assert!(
                 md.contains(&format!("| `{}` |", v.name)),
                 "{} missing",

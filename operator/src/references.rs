@@ -37,9 +37,9 @@ impl SecretReference {
 pub fn secret_references(spec: &ConverseServerSpec) -> Vec<SecretReference> {
     let jwt_min = converse_config::auth::MIN_JWT_SECRET_BYTES;
     let mut refs = Vec::new();
-    for (field, key_ref, _) in spec.providers.builtin() {
+    for (row, key_ref, _) in spec.providers.builtin() {
         refs.push(SecretReference::new(
-            format!("providers.{field}.apiKeySecretRef"),
+            format!("providers.{}.apiKeySecretRef", row.crd_field),
             key_ref,
             1,
         ));

@@ -56,7 +56,7 @@ fn every_fixture_round_trips() {
             .providers
             .builtin()
             .iter()
-            .map(|(field, _, _)| (*field).to_owned())
+            .map(|(row, _, _)| row.name.to_owned())
             .chain(server.spec.providers.custom.iter().map(|c| c.name.clone()))
             .collect();
         let mut got = config.providers.configured_names();
@@ -101,10 +101,7 @@ fn minimal_server_is_open_on_purpose_and_reachable_by_service_and_port_forward()
         assert!(c.http.allowed_hosts.iter().any(|h| h == host), "{host}");
     }
     assert_eq!(
-        c.providers
-            .openai
-            .as_ref()
-            .map(|p| p.api_key.expose_secret()),
+        c.providers.get("openai").map(|p| p.api_key.expose_secret()),
         Some("sk-openai-test")
     );
     assert_eq!(c.conversations.store, ConversationStoreKind::Memory);
@@ -135,10 +132,10 @@ fn api_keys_ingress_redis_limits() {
         Some("redis://:p4ss@redis.ai-tools:6379/0")
     );
     assert_eq!(
-        c.providers.openai.as_ref().map(|p| p.base_url.as_str()),
+        c.providers.get("openai").map(|p| p.base_url.as_str()),
         Some("https://api.openai.com/v1")
     );
-    assert!(c.providers.anthropic.is_some());
+    assert!(c.providers.get("anthropic").is_some());
 }
 
 #[test]
@@ -238,10 +235,14 @@ fn everything_reaches_the_server() {
     assert_eq!(c.log.level, LogLevel::Trace);
     assert_eq!(c.log.format, LogFormat::Text);
     assert_eq!(c.max_output_tokens, 30_000);
-    assert_eq!(c.providers.configured_names().len(), 9);
+    assert_eq!(c.providers.configured_names().len(), 10);
     assert_eq!(
-        c.providers.openai.as_ref().map(|p| p.base_url.as_str()),
+        c.providers.get("openai").map(|p| p.base_url.as_str()),
         Some("https://gateway.example.com/openai/v1")
+    );
+    assert_eq!(
+        c.providers.get("groq").map(|p| p.base_url.as_str()),
+        Some("https://gateway.example.com/groq/v1")
     );
     assert_eq!(c.providers.openrouter_title.as_deref(), Some("Team Lab"));
     assert_eq!(

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use converse_config::{ProviderConfig, ServerConfig, Transport};
+use converse_config::{ChatDialect, ServerConfig, Transport, WireFormat};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::conversation::{ConversationStore, Limits, MemoryStore, RedisStore};
 use crate::files::FilePolicy;
-use crate::providers::{self, Provider, ProviderKind, ProviderSettings};
+use crate::providers::{self, Provider, ProviderSettings};
 use crate::routing::Router;
 use crate::tools::Engine;
 
@@ -29,57 +29,6 @@ pub enum StartupError {
     RedisUrlMissing,
     #[error("cannot connect to Redis (REDIS_URL): {0}")]
     Redis(crate::conversation::StoreError),
-}
-
-/// The built-in providers: name, kind, key variable, and its config.
-fn built_in(
-    config: &ServerConfig,
-) -> Vec<(
-    &'static str,
-    ProviderKind,
-    &'static str,
-    Option<&ProviderConfig>,
-)> {
-    let p = &config.providers;
-    vec![
-        (
-            "openai",
-            ProviderKind::OpenAi,
-            "OPENAI_API_KEY",
-            p.openai.as_ref(),
-        ),
-        ("xai", ProviderKind::Xai, "XAI_API_KEY", p.xai.as_ref()),
-        (
-            "google",
-            ProviderKind::Google,
-            "GOOGLE_API_KEY",
-            p.google.as_ref(),
-        ),
-        (
-            "anthropic",
-            ProviderKind::Anthropic,
-            "ANTHROPIC_API_KEY",
-            p.anthropic.as_ref(),
-        ),
-        (
-            "mistral",
-            ProviderKind::Mistral,
-            "MISTRAL_API_KEY",
-            p.mistral.as_ref(),
-        ),
-        (
-            "deepseek",
-            ProviderKind::DeepSeek,
-            "DEEPSEEK_API_KEY",
-            p.deepseek.as_ref(),
-        ),
-        (
-            "openrouter",
-            ProviderKind::OpenRouter,
-            "OPENROUTER_API_KEY",
-            p.openrouter.as_ref(),
-        ),
-    ]
 }
 
 /// Configured providers by name, and each custom endpoint's model list.
@@ -102,39 +51,31 @@ fn build_providers(config: &ServerConfig) -> Result<Providers, StartupError> {
         providers.insert(name, provider);
         Ok(())
     };
-    for (name, kind, key_var, provider) in built_in(config) {
-        let Some(provider) = provider else { continue };
-        let mut extra_headers = Vec::new();
-        if kind == ProviderKind::OpenRouter {
-            if let Some(referer) = &config.providers.openrouter_referer {
-                extra_headers.push(("HTTP-Referer".to_string(), referer.clone()));
-            }
-            if let Some(title) = &config.providers.openrouter_title {
-                extra_headers.push(("X-Title".to_string(), title.clone()));
-            }
-        }
+    for (builtin, provider) in config.providers.configured_builtin() {
         build(ProviderSettings {
-            name: name.to_string(),
-            kind,
+            name: builtin.name.to_string(),
+            wire: builtin.wire,
+            dialect: builtin.dialect,
             base_url: provider.base_url.clone(),
             api_key: provider.api_key.clone(),
-            key_var,
+            key_var: builtin.key_var,
             timeout,
             max_retries: retries,
-            extra_headers,
+            extra_headers: extra_headers(config, builtin.dialect),
         })?;
     }
     let mut custom_models = BTreeMap::new();
     for custom in &config.providers.custom {
         build(ProviderSettings {
             name: custom.name.clone(),
-            kind: ProviderKind::Custom,
+            wire: WireFormat::ChatCompletions,
+            dialect: ChatDialect::Plain,
             base_url: custom.base_url.clone(),
             api_key: custom
                 .api_key
                 .clone()
                 .unwrap_or_else(|| SecretString::from(String::new())),
-            key_var: "CUSTOM_<NAME>_API_KEY",
+            key_var: converse_config::vars::CUSTOM_API_KEY_PATTERN,
             timeout,
             max_retries: retries,
             extra_headers: Vec::new(),
@@ -142,6 +83,21 @@ fn build_providers(config: &ServerConfig) -> Result<Providers, StartupError> {
         custom_models.insert(custom.name.clone(), custom.models.clone());
     }
     Ok((providers, custom_models))
+}
+
+/// OpenRouter's app-attribution headers (`OPENROUTER_REFERER`, `OPENROUTER_TITLE`).
+fn extra_headers(config: &ServerConfig, dialect: ChatDialect) -> Vec<(String, String)> {
+    if dialect != ChatDialect::OpenRouter {
+        return Vec::new();
+    }
+    let p = &config.providers;
+    [
+        ("HTTP-Referer", &p.openrouter_referer),
+        ("X-Title", &p.openrouter_title),
+    ]
+    .into_iter()
+    .filter_map(|(header, value)| Some((header.to_string(), value.clone()?)))
+    .collect()
 }
 
 /// Builds the tools' engine: providers, catalog, conversation store, file policy.

@@ -187,8 +187,14 @@ pub struct Catalog {
 impl Catalog {
     pub fn built_in() -> Result<Self, CatalogError> {
         let file = parse(BUILT_IN, "(built-in)")?;
+        let table_order = || {
+            converse_config::BUILTIN_PROVIDERS
+                .iter()
+                .map(|p| p.name.to_string())
+                .collect()
+        };
         Ok(Self {
-            priority: file.priority.unwrap_or_default(),
+            priority: file.priority.unwrap_or_else(table_order),
             providers: file.providers,
         })
     }
@@ -324,6 +330,22 @@ mod tests {
         for (p, models) in &c.providers {
             assert!(c.find_in(p, &models.default).is_some(), "{p}");
         }
+    }
+
+    /// Every built-in provider has models (so `auto` and aliases work for it), and the catalog
+    /// names no provider the table does not have.
+    #[test]
+    fn built_in_catalog_covers_the_provider_table() {
+        let c = Catalog::built_in().unwrap();
+        let table: Vec<&str> = converse_config::BUILTIN_PROVIDERS
+            .iter()
+            .map(|p| p.name)
+            .collect();
+        let catalog: Vec<&str> = c.providers.keys().map(String::as_str).collect();
+        let mut sorted = table.clone();
+        sorted.sort_unstable();
+        assert_eq!(catalog, sorted);
+        assert_eq!(c.priority, table);
     }
 
     #[test]

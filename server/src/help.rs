@@ -1,6 +1,9 @@
 //! The `help` prompt and `converse://help` resource: a guide generated from the
 //! live configuration and model catalog, so it never drifts from what runs.
 
+use converse_config::BUILTIN_PROVIDERS;
+use converse_config::builtin_providers::Family;
+
 use crate::catalog::{Catalog, ReasoningSpec};
 
 pub const TOPICS: &[&str] = &["tools", "models", "configuration", "examples"];
@@ -25,17 +28,44 @@ Ask several models in parallel, then let each refine its answer after seeing the
 - Models that fail are listed with the reason; the others still answer.
 ";
 
-const CONFIGURATION: &str = "## Configuration
+/// The configuration section; the provider key variables come from the provider table.
+fn configuration() -> String {
+    let keys: Vec<String> = BUILTIN_PROVIDERS
+        .iter()
+        .map(|p| match p.key_aliases {
+            [] => p.key_var.to_string(),
+            aliases => format!("{} (or {})", p.key_var, aliases.join(", ")),
+        })
+        .collect();
+    format!(
+        "## Configuration
 
-The server reads only environment variables. Provider keys: OPENAI_API_KEY, GOOGLE_API_KEY (or GEMINI_API_KEY),
-XAI_API_KEY, ANTHROPIC_API_KEY, MISTRAL_API_KEY, DEEPSEEK_API_KEY, OPENROUTER_API_KEY; each provider's endpoint can be
+The server reads only environment variables. Provider keys: {}; each provider's endpoint can be
 changed with its *_BASE_URL variable, and CUSTOM_PROVIDERS adds OpenAI-compatible endpoints. MAX_MCP_OUTPUT_TOKENS caps
 tool output (default 25000). CONVERSE_FILES_ROOT allows reading files under one directory. The README lists every
 variable.
 
 Tips: temperature 0–0.3 for analysis and code, 0.5 for discussion, 0.7+ for brainstorming. Higher reasoning effort
 gives deeper answers at more latency and cost. Conversations expire after CONVERSATION_TTL (default 24h).
-";
+",
+        keys.join(", ")
+    )
+}
+
+/// "gpt…, claude…, vendor/model for openrouter": how unknown model names are routed.
+fn families() -> String {
+    let mut out = Vec::new();
+    for p in BUILTIN_PROVIDERS {
+        for family in p.families {
+            out.push(match family {
+                Family::Prefix(prefix) => format!("{prefix}…"),
+                Family::PrefixDigit(prefix) => format!("{prefix}<digit>…"),
+                Family::VendorSlash => format!("vendor/model for {}", p.name),
+            });
+        }
+    }
+    out.join(", ")
+}
 
 const EXAMPLES: &str = "## Examples
 
@@ -52,8 +82,9 @@ fn models_section(catalog: &Catalog, available: &[String]) -> String {
         );
     } else {
         text.push_str(&format!(
-            "Configured providers, in `auto` priority order: {}.\nA model name that is not listed still works when its provider is evident (gpt-…, claude-…, gemini-…, grok-…, mistral…, deepseek-…, vendor/model for OpenRouter).\n\n",
-            available.join(", ")
+            "Configured providers, in `auto` priority order: {}.\nA model name that is not listed still works when its provider is evident ({}).\n\n",
+            available.join(", "),
+            families()
         ));
     }
     for provider in available {
@@ -108,10 +139,13 @@ pub fn guide(
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty());
     Ok(match topic.as_deref() {
-        None => format!("# Converse MCP server\n\n{TOOLS}\n{models}{CONFIGURATION}\n{EXAMPLES}"),
+        None => format!(
+            "# Converse MCP server\n\n{TOOLS}\n{models}{}\n{EXAMPLES}",
+            configuration()
+        ),
         Some("tools") => TOOLS.to_string(),
         Some("models" | "providers") => models,
-        Some("configuration" | "parameters") => CONFIGURATION.to_string(),
+        Some("configuration" | "parameters") => configuration(),
         Some("examples") => EXAMPLES.to_string(),
         Some(other) => {
             return Err(format!(

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use clap::Parser;
 use converse_config::telemetry::{self, Tracing};
 use converse_config::{LogFormat, ServerConfig, Transport};
@@ -126,6 +127,14 @@ async fn serve_http(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (HTTP_HOST/HTTP_PORT): {e}"))?;
     let local = listener.local_addr()?;
+    // Without TCP_NODELAY, a response written in more than one piece (an SSE event, then the
+    // result) waits for the client's delayed ACK: ~40 ms per call on a kept-alive connection,
+    // which is how every real MCP client talks to us.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     tracing::info!(%local, "serving MCP on http://{local}/mcp");
     let grace = sessions_end.clone();
     axum::serve(

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use converse_config::builtin_providers;
+
 use crate::catalog::{Catalog, ModelInfo};
 use crate::providers::Provider;
 
@@ -21,7 +23,8 @@ pub struct ResolvedModel {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RoutingError {
     #[error(
-        "no LLM provider is configured. Set at least one of OPENAI_API_KEY, XAI_API_KEY, GOOGLE_API_KEY, ANTHROPIC_API_KEY, MISTRAL_API_KEY, DEEPSEEK_API_KEY, OPENROUTER_API_KEY (or CUSTOM_PROVIDERS) in the server's environment"
+        "no LLM provider is configured. Set at least one of {} (or CUSTOM_PROVIDERS) in the server's environment",
+        builtin_providers::key_vars().join(", ")
     )]
     NoProviders,
     #[error(
@@ -49,11 +52,12 @@ pub struct Router {
     custom_models: BTreeMap<String, Vec<String>>,
 }
 
+/// The variable that enables `provider`: a built-in's key variable, else a custom endpoint's.
 pub fn key_var_for(provider: &str) -> String {
-    match provider {
-        "google" => "GOOGLE_API_KEY".to_string(),
-        other => format!("{}_API_KEY", other.to_ascii_uppercase().replace('-', "_")),
-    }
+    builtin_providers::builtin(provider).map_or_else(
+        || converse_config::vars::custom_api_key_var(provider),
+        |p| p.key_var.to_string(),
+    )
 }
 
 impl Router {
@@ -170,42 +174,10 @@ impl Router {
     }
 }
 
-/// The provider an unknown model name evidently belongs to, so new models work
-/// the day they ship.
+/// The provider an unknown model name evidently belongs to (the provider table's model-name
+/// families), so new models work the day they ship.
 pub fn family_of(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| lower.starts_with(p));
-    if lower.contains('/') {
-        return Some("openrouter");
-    }
-    let o_series = lower.len() >= 2
-        && lower.starts_with('o')
-        && lower[1..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit());
-    if o_series || starts(&["gpt-", "gpt", "chatgpt-", "codex-"]) {
-        Some("openai")
-    } else if starts(&["claude-", "claude"]) {
-        Some("anthropic")
-    } else if starts(&["gemini-", "gemma-"]) {
-        Some("google")
-    } else if starts(&["grok-", "grok"]) {
-        Some("xai")
-    } else if starts(&[
-        "mistral",
-        "magistral",
-        "codestral",
-        "devstral",
-        "ministral",
-        "pixtral",
-    ]) {
-        Some("mistral")
-    } else if starts(&["deepseek-", "deepseek"]) {
-        Some("deepseek")
-    } else {
-        None
-    }
+    builtin_providers::family_of(name).map(|p| p.name)
 }
 
 #[cfg(test)]
@@ -213,29 +185,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn families_route_unknown_models() {
-        for (name, want) in [
-            ("gpt-6", Some("openai")),
-            ("o5-mini", Some("openai")),
-            ("claude-opus-5", Some("anthropic")),
-            ("gemini-3-ultra", Some("google")),
-            ("grok-5", Some("xai")),
-            ("magistral-large-2612", Some("mistral")),
-            ("codestral-2601", Some("mistral")),
-            ("deepseek-v4", Some("deepseek")),
-            ("meta-llama/llama-4", Some("openrouter")),
-            ("llama3", None),
-            ("openchat", None),
-        ] {
-            assert_eq!(family_of(name), want, "{name}");
-        }
-    }
-
-    #[test]
     fn key_vars_follow_the_env_contract() {
         assert_eq!(key_var_for("openai"), "OPENAI_API_KEY");
         assert_eq!(key_var_for("google"), "GOOGLE_API_KEY");
         assert_eq!(key_var_for("openrouter"), "OPENROUTER_API_KEY");
+        assert_eq!(key_var_for("groq"), "GROQ_API_KEY");
+        assert_eq!(key_var_for("local-vllm"), "CUSTOM_LOCAL_VLLM_API_KEY");
     }
 
     proptest::proptest! {

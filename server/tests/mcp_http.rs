@@ -107,6 +107,7 @@ async fn chat_reaches_every_wire_format() {
         ("grok-4", "xai"),
         ("mistral-medium", "mistral"),
         ("deepseek-chat", "deepseek"),
+        ("llama-3.3-70b-versatile", "groq"),
         ("qwen/qwen3-coder", "openrouter"),
         ("lab-ok", "lab"),
         // Not in the catalog: routed by family and passed through unchanged.

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use converse_fake_llm::{FakeLlm, FakeLlmConfig, RecordedRequest, TINY_PNG_BASE64};
 use converse_server::providers::{
-    ChatRequest, Message, OpenAiApi, Part, Provider, ProviderError, ProviderKind, ProviderSettings,
-    Reasoning, Role, build_provider,
+    ChatDialect, ChatRequest, Message, OpenAiApi, Part, Provider, ProviderError, ProviderSettings,
+    Reasoning, Role, WireFormat, build_provider,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -19,10 +19,17 @@ async fn fake() -> FakeLlm {
     FakeLlm::start(FakeLlmConfig::default()).await.unwrap()
 }
 
-fn settings(kind: ProviderKind, base_url: &str, key: &str) -> ProviderSettings {
+/// Settings of provider `name`: a row of the built-in provider table, or else a custom
+/// OpenAI-compatible endpoint, as the server builds them.
+fn settings(name: &str, base_url: &str, key: &str) -> ProviderSettings {
+    let (wire, dialect) = converse_config::builtin_providers::builtin(name)
+        .map_or((WireFormat::ChatCompletions, ChatDialect::Plain), |p| {
+            (p.wire, p.dialect)
+        });
     ProviderSettings {
-        name: format!("{kind:?}").to_lowercase(),
-        kind,
+        name: name.to_string(),
+        wire,
+        dialect,
         base_url: url::Url::parse(base_url).unwrap(),
         api_key: SecretString::from(key),
         key_var: KEY_VAR,
@@ -32,18 +39,18 @@ fn settings(kind: ProviderKind, base_url: &str, key: &str) -> ProviderSettings {
     }
 }
 
-/// The base URL a provider of `kind` takes, pointing at the fake.
-fn base_for(fake: &FakeLlm, kind: ProviderKind) -> String {
-    match kind {
-        ProviderKind::Anthropic | ProviderKind::Google => fake.base_url(),
+/// The base URL provider `name` takes, pointing at the fake.
+fn base_for(fake: &FakeLlm, name: &str) -> String {
+    match name {
+        "anthropic" | "google" => fake.base_url(),
         // With a trailing slash, to check that joining tolerates it.
-        ProviderKind::OpenRouter => format!("{}/", fake.openrouter_base_url()),
+        "openrouter" => format!("{}/", fake.openrouter_base_url()),
         _ => fake.openai_base_url(),
     }
 }
 
-fn provider(fake: &FakeLlm, kind: ProviderKind) -> Arc<dyn Provider> {
-    build_provider(settings(kind, &base_for(fake, kind), "test-key")).unwrap()
+fn provider(fake: &FakeLlm, name: &str) -> Arc<dyn Provider> {
+    build_provider(settings(name, &base_for(fake, name), "test-key")).unwrap()
 }
 
 fn text(role: Role, text: &str) -> Message {
@@ -99,7 +106,7 @@ fn only_request(fake: &FakeLlm) -> RecordedRequest {
 #[tokio::test]
 async fn openai_responses_api() {
     let fake = fake().await;
-    let openai = provider(&fake, ProviderKind::OpenAi);
+    let openai = provider(&fake, "openai");
     let mut request = conversation("o3");
     request.temperature = None;
     request.reasoning = Some(Reasoning::Effort("high".into()));
@@ -132,7 +139,7 @@ async fn openai_responses_api() {
 #[tokio::test]
 async fn openai_chat_completions_and_output_cap() {
     let fake = fake().await;
-    let openai = provider(&fake, ProviderKind::OpenAi);
+    let openai = provider(&fake, "openai");
     let mut request = conversation("gpt-4o");
     request.openai_api = OpenAiApi::ChatCompletions;
     request.reasoning = Some(Reasoning::Effort("low".into()));
@@ -169,11 +176,11 @@ async fn openai_chat_completions_and_output_cap() {
 #[tokio::test]
 async fn openai_compatible_providers() {
     let fake = fake().await;
-    for kind in [
-        ProviderKind::Xai,
-        ProviderKind::Mistral,
-        ProviderKind::DeepSeek,
-    ] {
+    // Every built-in provider of the plain Chat Completions dialect, as the table lists them.
+    let plain = converse_config::BUILTIN_PROVIDERS
+        .iter()
+        .filter(|p| p.wire == WireFormat::ChatCompletions && p.dialect == ChatDialect::Plain);
+    for kind in plain.map(|p| p.name) {
         fake.clear_requests();
         let response = provider(&fake, kind)
             .chat(&conversation("compat-model"))
@@ -183,22 +190,18 @@ async fn openai_compatible_providers() {
             response.text.starts_with(
                 "[fake openai-chat model=compat-model] You said: What colour is it? | messages=3 images=1 system=yes"
             ),
-            "{kind:?}: {}",
+            "{kind}: {}",
             response.text
         );
         let sent = only_request(&fake);
-        assert_eq!(sent.body["max_tokens"], 2000, "{kind:?}");
+        assert_eq!(sent.body["max_tokens"], 2000, "{kind}");
         assert!(sent.body.get("max_completion_tokens").is_none());
         assert!(sent.body.get("reasoning_effort").is_none());
     }
 
     // OpenRouter: its own base path, extra headers, budget and web plugin.
     fake.clear_requests();
-    let mut openrouter = settings(
-        ProviderKind::OpenRouter,
-        &base_for(&fake, ProviderKind::OpenRouter),
-        "test-key",
-    );
+    let mut openrouter = settings("openrouter", &base_for(&fake, "openrouter"), "test-key");
     openrouter.extra_headers = vec![
         ("HTTP-Referer".into(), "https://example.com/converse".into()),
         ("X-Title".into(), "Converse".into()),
@@ -234,8 +237,7 @@ async fn custom_endpoint_without_key_sends_no_authorization() {
     })
     .await
     .unwrap();
-    let custom =
-        build_provider(settings(ProviderKind::Custom, &fake.openai_base_url(), "")).unwrap();
+    let custom = build_provider(settings("local-vllm", &fake.openai_base_url(), "")).unwrap();
     let response = custom.chat(&simple("llama3")).await.unwrap();
     assert!(
         response
@@ -249,7 +251,7 @@ async fn custom_endpoint_without_key_sends_no_authorization() {
 #[tokio::test]
 async fn anthropic_messages_api() {
     let fake = fake().await;
-    let anthropic = provider(&fake, ProviderKind::Anthropic);
+    let anthropic = provider(&fake, "anthropic");
 
     // Two user turns in a row (e.g. a file then a question) are merged.
     let mut request = conversation("claude-sonnet-4-20250514");
@@ -311,7 +313,7 @@ async fn anthropic_messages_api() {
 #[tokio::test]
 async fn gemini_generate_content() {
     let fake = fake().await;
-    let gemini = provider(&fake, ProviderKind::Google);
+    let gemini = provider(&fake, "google");
     let mut request = conversation("gemini-2.5-pro");
     request.reasoning = Some(Reasoning::Budget(4096));
     request.web_search = true;
@@ -358,12 +360,7 @@ async fn gemini_generate_content() {
     );
 }
 
-const ALL_FORMATS: [ProviderKind; 4] = [
-    ProviderKind::OpenAi,
-    ProviderKind::OpenRouter,
-    ProviderKind::Anthropic,
-    ProviderKind::Google,
-];
+const ALL_FORMATS: [&str; 4] = ["openai", "openrouter", "anthropic", "google"];
 
 #[tokio::test]
 async fn errors_are_classified_for_every_wire_format() {
@@ -380,55 +377,55 @@ async fn errors_are_classified_for_every_wire_format() {
                 assert_eq!(key_var, KEY_VAR);
                 assert!(!message.is_empty());
             }
-            other => panic!("{kind:?}: {other:?}"),
+            other => panic!("{kind}: {other:?}"),
         }
         assert!(
             matches!(
                 call("fail-404-x").await,
                 Err(ProviderError::ModelNotFound { .. })
             ),
-            "{kind:?}"
+            "{kind}"
         );
         assert!(
             matches!(
                 call("missing-model").await,
                 Err(ProviderError::ModelNotFound { .. })
             ),
-            "{kind:?}"
+            "{kind}"
         );
         assert!(
             matches!(
                 call("fail-403-x").await,
                 Err(ProviderError::Forbidden { .. })
             ),
-            "{kind:?}"
+            "{kind}"
         );
         assert!(
             matches!(
                 call("fail-context-x").await,
                 Err(ProviderError::ContextTooLong { .. })
             ),
-            "{kind:?}: {:?}",
+            "{kind}: {:?}",
             call("fail-context-x").await
         );
         // 500 is retried once, then reported.
-        let model = format!("fail-500-{kind:?}");
+        let model = format!("fail-500-{kind}");
         match call(&model).await {
             Err(ProviderError::Server {
                 status: 500,
                 message,
             }) => assert!(!message.is_empty()),
-            other => panic!("{kind:?}: {other:?}"),
+            other => panic!("{kind}: {other:?}"),
         }
         let attempts = fake
             .requests()
             .iter()
             .filter(|r| r.path.contains(&model) || r.body["model"] == model.as_str())
             .count();
-        assert_eq!(attempts, 2, "{kind:?}: one try and one retry");
+        assert_eq!(attempts, 2, "{kind}: one try and one retry");
 
         // A flaky model succeeds on the retry.
-        let model = format!("flaky-{kind:?}");
+        let model = format!("flaky-{kind}");
         let response = call(&model).await.unwrap();
         assert!(
             response.text.contains(&format!("model={model}")),
@@ -440,7 +437,7 @@ async fn errors_are_classified_for_every_wire_format() {
         let wrong = build_provider(settings(kind, &base_for(&fake, kind), "wrong-key")).unwrap();
         match wrong.chat(&simple("any")).await {
             Err(ProviderError::Unauthorized { key_var, .. }) => assert_eq!(key_var, KEY_VAR),
-            other => panic!("{kind:?}: {other:?}"),
+            other => panic!("{kind}: {other:?}"),
         }
     }
 }
@@ -455,7 +452,7 @@ async fn rate_limits_are_retried_then_reported() {
         async move {
             (
                 kind,
-                provider.chat(&simple(&format!("fail-429-{kind:?}"))).await,
+                provider.chat(&simple(&format!("fail-429-{kind}"))).await,
             )
         }
     }))
@@ -466,10 +463,10 @@ async fn rate_limits_are_retried_then_reported() {
                 retry_after,
                 message,
             }) => {
-                assert_eq!(retry_after, Some(Duration::from_secs(1)), "{kind:?}");
+                assert_eq!(retry_after, Some(Duration::from_secs(1)), "{kind}");
                 assert!(!message.is_empty());
             }
-            other => panic!("{kind:?}: {other:?}"),
+            other => panic!("{kind}: {other:?}"),
         }
     }
     assert!(
@@ -493,17 +490,17 @@ async fn timeouts_and_network_errors() {
         assert_eq!(
             result,
             Err(ProviderError::Timeout(Duration::from_millis(300))),
-            "{kind:?}"
+            "{kind}"
         );
         // A timeout is not retried: the caller is waiting.
-        assert!(started.elapsed() < Duration::from_secs(2), "{kind:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{kind}");
     }
 
     // Nothing listens on the fake's port once it is gone.
     let base = fake.openai_base_url();
     drop(fake);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut unreachable = settings(ProviderKind::OpenAi, &base, "test-key");
+    let mut unreachable = settings("openai", &base, "test-key");
     unreachable.max_retries = 0;
     match build_provider(unreachable)
         .unwrap()

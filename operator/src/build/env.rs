@@ -115,20 +115,6 @@ impl Writer {
     }
 }
 
-/// The key and base-URL variables of each built-in provider field.
-fn builtin_vars(field: &str) -> Option<(&'static str, &'static str)> {
-    Some(match field {
-        "openai" => (OPENAI_API_KEY, OPENAI_BASE_URL),
-        "xai" => (XAI_API_KEY, XAI_BASE_URL),
-        "google" => (GOOGLE_API_KEY, GOOGLE_BASE_URL),
-        "anthropic" => (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL),
-        "mistral" => (MISTRAL_API_KEY, MISTRAL_BASE_URL),
-        "deepseek" => (DEEPSEEK_API_KEY, DEEPSEEK_BASE_URL),
-        "openrouter" => (OPENROUTER_API_KEY, OPENROUTER_BASE_URL),
-        _ => return None,
-    })
-}
-
 /// The server's environment for `inputs`. Errors are bugs of this function (a variable the
 /// server does not read, a secret as a literal, a variable set twice), never user errors; the
 /// tests render every fixture to prove none occurs.
@@ -313,16 +299,18 @@ fn auth(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
 
 fn providers(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvError> {
     let p = &spec.providers;
-    for (field, key_ref, base_url) in p.builtin() {
-        let Some((key_var, url_var)) = builtin_vars(field) else {
-            continue;
-        };
+    for (row, key_ref, base_url) in p.builtin() {
+        let field = row.crd_field;
         w.secret(
-            key_var,
+            row.key_var,
             key_ref,
             &format!("providers.{field}.apiKeySecretRef"),
         )?;
-        w.opt(url_var, base_url, &format!("providers.{field}.baseUrl"))?;
+        w.opt(
+            row.base_url_var,
+            base_url,
+            &format!("providers.{field}.baseUrl"),
+        )?;
     }
     if let Some(o) = &p.openrouter {
         w.opt(

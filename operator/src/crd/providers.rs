@@ -3,23 +3,17 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use converse_config::BUILTIN_PROVIDERS;
+use converse_config::BuiltinProvider as TableRow;
+
 use super::SecretKeyRef;
 use super::rules;
 use super::schema::{DURATION_PATTERN, MAX_URL};
 
-/// The fields of [`Providers`] that are built-in providers, in the server's routing order. The
-/// "at least one provider" rule and the env builder iterate over these.
-pub const BUILTIN_PROVIDER_FIELDS: &[&str] = &[
-    "openai",
-    "xai",
-    "google",
-    "anthropic",
-    "mistral",
-    "deepseek",
-    "openrouter",
-];
-
 /// The LLM providers the server may call. At least one is required.
+///
+/// One typed field per row of converse-config's provider table (`BUILTIN_PROVIDERS`, whose
+/// `crd_field` names it), plus custom endpoints; a test keeps the two in step.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[schemars(transform = rules::providers)]
 #[serde(rename_all = "camelCase")]
@@ -42,6 +36,9 @@ pub struct Providers {
     /// DeepSeek (`DEEPSEEK_API_KEY`, `DEEPSEEK_BASE_URL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deepseek: Option<BuiltinProvider>,
+    /// Groq (`GROQ_API_KEY`, `GROQ_BASE_URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groq: Option<BuiltinProvider>,
     /// OpenRouter (`OPENROUTER_API_KEY`, `OPENROUTER_BASE_URL`, attribution headers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openrouter: Option<OpenRouterProvider>,
@@ -124,32 +121,77 @@ pub struct CustomProvider {
 }
 
 impl Providers {
-    /// The built-in providers that are configured, as (CRD field, key ref, base URL), in
-    /// [`BUILTIN_PROVIDER_FIELDS`] order.
-    pub fn builtin(&self) -> Vec<(&'static str, &SecretKeyRef, Option<&str>)> {
-        let simple = [
-            ("openai", &self.openai),
-            ("xai", &self.xai),
-            ("google", &self.google),
-            ("anthropic", &self.anthropic),
-            ("mistral", &self.mistral),
-            ("deepseek", &self.deepseek),
-        ];
-        let mut out: Vec<(&'static str, &SecretKeyRef, Option<&str>)> = simple
-            .into_iter()
-            .filter_map(|(field, p)| {
-                p.as_ref()
-                    .map(|p| (field, &p.api_key_secret_ref, p.base_url.as_deref()))
+    /// The typed field of built-in provider `crd_field`: its key reference and base URL.
+    fn field(&self, crd_field: &str) -> Option<(&SecretKeyRef, Option<&str>)> {
+        let simple = match crd_field {
+            "openai" => &self.openai,
+            "xai" => &self.xai,
+            "google" => &self.google,
+            "anthropic" => &self.anthropic,
+            "mistral" => &self.mistral,
+            "deepseek" => &self.deepseek,
+            "groq" => &self.groq,
+            "openrouter" => {
+                let p = self.openrouter.as_ref()?;
+                return Some((&p.api_key_secret_ref, p.base_url.as_deref()));
+            }
+            _ => return None,
+        };
+        simple
+            .as_ref()
+            .map(|p| (&p.api_key_secret_ref, p.base_url.as_deref()))
+    }
+
+    /// The built-in providers that are configured, with their table rows, in the table's
+    /// (routing priority) order.
+    pub fn builtin(&self) -> Vec<(&'static TableRow, &SecretKeyRef, Option<&str>)> {
+        BUILTIN_PROVIDERS
+            .iter()
+            .filter_map(|row| {
+                self.field(row.crd_field)
+                    .map(|(key, base_url)| (row, key, base_url))
             })
-            .collect();
-        if let Some(p) = &self.openrouter {
-            out.push(("openrouter", &p.api_key_secret_ref, p.base_url.as_deref()));
-        }
-        out
+            .collect()
     }
 
     /// Whether no provider at all is configured.
     pub fn is_empty(&self) -> bool {
         self.builtin().is_empty() && self.custom.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CRD's typed fields and the provider table name the same providers, and every row's
+    /// field is read by [`Providers::builtin`].
+    #[test]
+    fn typed_fields_match_the_provider_table() {
+        let schema = serde_json::to_value(schemars::schema_for!(Providers)).unwrap();
+        let mut fields: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|f| !["custom", "timeout", "maxRetries"].contains(f))
+            .collect();
+        let mut table: Vec<&str> = BUILTIN_PROVIDERS.iter().map(|p| p.crd_field).collect();
+        fields.sort_unstable();
+        table.sort_unstable();
+        assert_eq!(fields, table, "spec.providers fields vs BUILTIN_PROVIDERS");
+
+        for row in BUILTIN_PROVIDERS {
+            let spec: Providers = serde_json::from_value(serde_json::json!({
+                row.crd_field: {"apiKeySecretRef": {"name": "keys", "key": row.name}}
+            }))
+            .unwrap();
+            let found: Vec<(&str, &str)> = spec
+                .builtin()
+                .iter()
+                .map(|(r, key, _)| (r.name, key.key.as_str()))
+                .collect();
+            assert_eq!(found, [(row.name, row.name)], "{}", row.crd_field);
+        }
     }
 }

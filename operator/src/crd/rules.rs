@@ -10,12 +10,12 @@
 //! Every list or string a rule walks is bounded in the schema (`maxItems`, `maxLength`), which
 //! keeps the API server's cost estimate low.
 
+use converse_config::BUILTIN_PROVIDERS;
 use kube::core::{Message, Reason, Rule};
 use schemars::Schema;
 use serde_json::Value;
 
 use super::auth::AuthStrategy;
-use super::providers::BUILTIN_PROVIDER_FIELDS;
 
 /// `['A', 'B']` as a CEL list literal. Only used with our own constants (no quoting needed,
 /// checked by a test).
@@ -126,19 +126,17 @@ pub fn bearer_key_source() -> Vec<Rule> {
     ]
 }
 
-/// `Providers`: at least one provider. The field names come from [`BUILTIN_PROVIDER_FIELDS`].
+/// `Providers`: at least one provider. The field names come from the provider table.
 pub fn at_least_one_provider() -> Rule {
-    let builtin: Vec<String> = BUILTIN_PROVIDER_FIELDS
-        .iter()
-        .map(|f| format!("has(self.{f})"))
-        .collect();
+    let fields: Vec<&str> = BUILTIN_PROVIDERS.iter().map(|p| p.crd_field).collect();
+    let builtin: Vec<String> = fields.iter().map(|f| format!("has(self.{f})")).collect();
     Rule::new(format!(
         "{} || (has(self.custom) && size(self.custom) > 0)",
         builtin.join(" || ")
     ))
     .message(Message::Message(format!(
         "configure at least one provider: {} or custom",
-        BUILTIN_PROVIDER_FIELDS.join(", ")
+        fields.join(", ")
     )))
     .reason(Reason::FieldValueRequired)
 }
@@ -147,11 +145,7 @@ pub fn at_least_one_provider() -> Rule {
 pub fn custom_provider_name_not_builtin() -> Rule {
     Rule::new(format!(
         "!(self.name in {})",
-        cel_list(
-            converse_config::providers::BUILTIN_PROVIDER_NAMES
-                .iter()
-                .copied()
-        )
+        cel_list(converse_config::builtin_providers::reserved_names())
     ))
     .message("a custom provider may not use the name of a built-in provider")
 }
@@ -341,11 +335,7 @@ mod tests {
     fn list_literals_need_no_escaping() {
         for name in managed_variable_names()
             .into_iter()
-            .chain(
-                converse_config::providers::BUILTIN_PROVIDER_NAMES
-                    .iter()
-                    .copied(),
-            )
+            .chain(converse_config::builtin_providers::reserved_names())
             .chain(crate::build::labels::SELECTOR_KEYS.iter().copied())
         {
             assert!(

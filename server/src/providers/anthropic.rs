@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{Auth, HttpClient};
 use super::{
-    ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ProviderKind,
-    ProviderSettings, Reasoning, Role, Usage,
+    ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ProviderSettings, Reasoning,
+    Role, Usage,
 };
 
 const API_VERSION: &str = "2023-06-01";
@@ -282,10 +282,6 @@ impl AnthropicProvider {
 
 #[async_trait]
 impl Provider for AnthropicProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Anthropic
-    }
-
     fn name(&self) -> &str {
         &self.http.settings().name
     }

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{Auth, HttpClient};
 use super::{
-    ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ProviderKind,
-    ProviderSettings, Reasoning, Role, Usage,
+    ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ProviderSettings, Reasoning,
+    Role, Usage,
 };
 
 #[derive(Debug, Serialize)]
@@ -282,10 +282,6 @@ impl GeminiProvider {
 
 #[async_trait]
 impl Provider for GeminiProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Google
-    }
-
     fn name(&self) -> &str {
         &self.http.settings().name
     }

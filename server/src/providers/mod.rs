@@ -17,22 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use converse_config::{ChatDialect, WireFormat};
 use serde::Serialize;
-
-/// A provider's stable identifier, used in routing, logs, `/info` and tool output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    OpenAi,
-    Xai,
-    Google,
-    Anthropic,
-    Mistral,
-    DeepSeek,
-    OpenRouter,
-    /// A user-defined OpenAI-compatible endpoint (vLLM, Ollama, a gateway…).
-    Custom,
-}
 
 /// Who said a message in a conversation. System text travels separately in
 /// [`ChatRequest::system`], because every wire format treats it differently.
@@ -179,7 +165,6 @@ impl ProviderError {
 
 #[async_trait]
 pub trait Provider: Send + Sync + std::fmt::Debug {
-    fn kind(&self) -> ProviderKind;
     /// The name shown to users: `openai`, …, or a custom endpoint's own name.
     fn name(&self) -> &str;
     /// Performs one call, with bounded retries on 429/5xx. Dropping the future
@@ -192,7 +177,10 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
 pub struct ProviderSettings {
     /// `openai`, `anthropic`, … or the custom endpoint's name.
     pub name: String,
-    pub kind: ProviderKind,
+    /// The table's wire format (custom endpoints: Chat Completions).
+    pub wire: WireFormat,
+    /// What the provider's Chat Completions understands beyond the common body.
+    pub dialect: ChatDialect,
     /// The API root as the official SDKs take it (see the README's table).
     pub base_url: url::Url,
     pub api_key: secrecy::SecretString,
@@ -206,17 +194,15 @@ pub struct ProviderSettings {
     pub extra_headers: Vec<(String, String)>,
 }
 
-/// Builds the client for one provider, choosing the wire format by `settings.kind`.
+/// Builds the client for one provider, choosing the module by `settings.wire`.
 /// Fails only if the HTTP client cannot be built (TLS initialisation).
 pub fn build_provider(settings: ProviderSettings) -> Result<Arc<dyn Provider>, reqwest::Error> {
-    Ok(match settings.kind {
-        ProviderKind::OpenAi => Arc::new(openai::OpenAiProvider::new(settings)?),
-        ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(settings)?),
-        ProviderKind::Google => Arc::new(gemini::GeminiProvider::new(settings)?),
-        ProviderKind::Xai
-        | ProviderKind::Mistral
-        | ProviderKind::DeepSeek
-        | ProviderKind::OpenRouter
-        | ProviderKind::Custom => Arc::new(openai_compat::OpenAiCompatProvider::new(settings)?),
+    Ok(match settings.wire {
+        WireFormat::Responses => Arc::new(openai::OpenAiProvider::new(settings)?),
+        WireFormat::Messages => Arc::new(anthropic::AnthropicProvider::new(settings)?),
+        WireFormat::Gemini => Arc::new(gemini::GeminiProvider::new(settings)?),
+        WireFormat::ChatCompletions => {
+            Arc::new(openai_compat::OpenAiCompatProvider::new(settings)?)
+        }
     })
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::http::{Auth, HttpClient};
 use super::openai_compat::{self, ChatCompletion, TokenField};
 use super::{
-    ChatRequest, ChatResponse, Message, OpenAiApi, Part, Provider, ProviderError, ProviderKind,
+    ChatDialect, ChatRequest, ChatResponse, Message, OpenAiApi, Part, Provider, ProviderError,
     ProviderSettings, Reasoning, Role, Usage,
 };
 
@@ -266,10 +266,6 @@ impl OpenAiProvider {
 
 #[async_trait]
 impl Provider for OpenAiProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::OpenAi
-    }
-
     fn name(&self) -> &str {
         &self.http.settings().name
     }
@@ -286,7 +282,7 @@ impl Provider for OpenAiProvider {
                 let url = self.http.endpoint(&["chat", "completions"])?;
                 let body = openai_compat::chat_body(
                     request,
-                    ProviderKind::OpenAi,
+                    ChatDialect::OpenAi,
                     TokenField::MaxCompletionTokens,
                 );
                 let completion: ChatCompletion = self.http.post_json(url, &body).await?;

@@ -1,5 +1,5 @@
-//! OpenAI Chat Completions (`POST {base}/chat/completions`), as spoken by X.AI,
-//! Mistral, DeepSeek, OpenRouter and custom OpenAI-compatible endpoints. The body
+//! OpenAI Chat Completions (`POST {base}/chat/completions`), as spoken by the
+//! built-in providers of that wire format and custom OpenAI-compatible endpoints. The body
 //! builder and the answer parser are shared with the OpenAI client, which uses
 //! this wire format for models that are not on the Responses API.
 
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{Auth, HttpClient};
 use super::{
-    ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ProviderKind,
+    ChatDialect, ChatRequest, ChatResponse, Message, Part, Provider, ProviderError,
     ProviderSettings, Reasoning, Role, Usage,
 };
 
@@ -80,11 +80,11 @@ struct ImageUrl {
     url: String,
 }
 
-/// Builds a Chat Completions body. `kind` selects the provider-specific spelling of
+/// Builds a Chat Completions body. `dialect` selects the provider-specific spelling of
 /// web search and token budgets.
 pub(crate) fn chat_body<'a>(
     request: &'a ChatRequest,
-    kind: ProviderKind,
+    dialect: ChatDialect,
     token_field: TokenField,
 ) -> ChatBody<'a> {
     let mut messages = Vec::with_capacity(request.messages.len() + 1);
@@ -98,7 +98,7 @@ pub(crate) fn chat_body<'a>(
 
     let (reasoning_effort, reasoning) = match &request.reasoning {
         Some(Reasoning::Effort(effort)) => (Some(effort.as_str()), None),
-        Some(Reasoning::Budget(tokens)) if kind == ProviderKind::OpenRouter => (
+        Some(Reasoning::Budget(tokens)) if dialect == ChatDialect::OpenRouter => (
             None,
             Some(OpenRouterReasoning {
                 max_tokens: *tokens,
@@ -111,10 +111,10 @@ pub(crate) fn chat_body<'a>(
         None => (None, None),
     };
 
-    let (web_search_options, plugins) = match (request.web_search, kind) {
+    let (web_search_options, plugins) = match (request.web_search, dialect) {
         (false, _) => (None, None),
-        (true, ProviderKind::OpenAi) => (Some(serde_json::Map::new()), None),
-        (true, ProviderKind::OpenRouter) => (None, Some(vec![Plugin { id: "web" }])),
+        (true, ChatDialect::OpenAi) => (Some(serde_json::Map::new()), None),
+        (true, ChatDialect::OpenRouter) => (None, Some(vec![Plugin { id: "web" }])),
         // X.AI retired Live Search (`search_parameters` now answers 410) and the
         // others have no search switch on this endpoint.
         (true, _) => {
@@ -335,17 +335,13 @@ impl OpenAiCompatProvider {
 
 #[async_trait]
 impl Provider for OpenAiCompatProvider {
-    fn kind(&self) -> ProviderKind {
-        self.http.settings().kind
-    }
-
     fn name(&self) -> &str {
         &self.http.settings().name
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let url = self.http.endpoint(&["chat", "completions"])?;
-        let body = chat_body(request, self.kind(), TokenField::MaxTokens);
+        let body = chat_body(request, self.http.settings().dialect, TokenField::MaxTokens);
         let completion: ChatCompletion = self.http.post_json(url, &body).await?;
         parse_chat_completion(completion, request)
     }
@@ -399,7 +395,7 @@ mod tests {
         let request = request();
         let body = serde_json::to_value(chat_body(
             &request,
-            ProviderKind::Mistral,
+            ChatDialect::Plain,
             TokenField::MaxTokens,
         ))
         .unwrap();
@@ -423,7 +419,7 @@ mod tests {
         );
         let body = serde_json::to_value(chat_body(
             &request,
-            ProviderKind::OpenAi,
+            ChatDialect::OpenAi,
             TokenField::MaxCompletionTokens,
         ))
         .unwrap();
@@ -432,7 +428,7 @@ mod tests {
         assert_eq!(body["web_search_options"], serde_json::json!({}));
         let body = serde_json::to_value(chat_body(
             &request,
-            ProviderKind::OpenRouter,
+            ChatDialect::OpenRouter,
             TokenField::MaxTokens,
         ))
         .unwrap();

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use converse_config::{ChatDialect, WireFormat};
 use converse_fake_llm::{FakeLlm, FakeLlmConfig};
 use rmcp::RoleClient;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion};
@@ -29,17 +30,15 @@ pub fn env_for(fake: &FakeLlm) -> BTreeMap<String, String> {
     let base = fake.base_url();
     let key = FakeLlmConfig::default().api_key;
     let mut env = BTreeMap::new();
-    for (p, suffix) in [
-        ("OPENAI", "/v1"),
-        ("ANTHROPIC", ""),
-        ("GOOGLE", ""),
-        ("XAI", "/v1"),
-        ("MISTRAL", "/v1"),
-        ("DEEPSEEK", "/v1"),
-        ("OPENROUTER", "/api/v1"),
-    ] {
-        env.insert(format!("{p}_API_KEY"), key.clone());
-        env.insert(format!("{p}_BASE_URL"), format!("{base}{suffix}"));
+    for p in converse_config::BUILTIN_PROVIDERS {
+        // Where the fake serves each wire format (see converse_fake_llm's route table).
+        let suffix = match (p.wire, p.dialect) {
+            (WireFormat::Messages | WireFormat::Gemini, _) => "",
+            (_, ChatDialect::OpenRouter) => "/api/v1",
+            _ => "/v1",
+        };
+        env.insert(p.key_var.to_string(), key.clone());
+        env.insert(p.base_url_var.to_string(), format!("{base}{suffix}"));
     }
     env.insert("CUSTOM_PROVIDERS".into(), "lab".into());
     env.insert("CUSTOM_LAB_BASE_URL".into(), format!("{base}/v1"));
