@@ -4,11 +4,11 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::params::{SharedParams, Wording};
 use super::{
     CallSettings, Engine, Failure, Owner, ToolOutput, build_request, call_provider,
     describe_provider_error, output,
 };
-use crate::catalog::ReasoningEffort;
 use crate::conversation::Conversation;
 use crate::providers::{ChatRequest, ChatResponse, Message, Role};
 use crate::routing::ResolvedModel;
@@ -16,32 +16,28 @@ use crate::routing::ResolvedModel;
 /// Parameters of the `chat` tool.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct ChatParams {
-    /// Your question or task, with the context the other model needs.
-    pub prompt: String,
+    #[serde(flatten)]
+    pub shared: SharedParams<ChatWording>,
     /// Model name or alias, e.g. "gpt-5", "gemini-2.5-pro", "sonnet", "grok-4", or "auto" (default) for the first configured provider's default model.
     #[serde(default)]
     pub model: Option<String>,
-    /// Files to include as context: paths (under the server's allowed root), data: URLs, or multi-line inline text.
-    #[serde(default)]
-    pub files: Vec<String>,
-    /// Images to include: paths (png, jpeg, gif, webp) or data:image/...;base64 URLs.
-    #[serde(default)]
-    pub images: Vec<String>,
-    /// Continue an earlier conversation: the continuation_id a previous chat or consensus answer gave.
-    #[serde(default)]
-    pub continuation_id: Option<String>,
-    /// Sampling temperature 0–1 (default 0.5); clamped to what the model accepts, ignored by models that take none.
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    /// Reasoning depth for models that think (default medium); clamped to the levels the model supports.
-    #[serde(default)]
-    pub reasoning_effort: Option<ReasoningEffort>,
-    /// Let the model search the web, where the provider offers it (default false).
-    #[serde(default)]
-    pub use_websearch: Option<bool>,
 }
 
-const DEFAULT_TEMPERATURE: f32 = 0.5;
+/// How `chat` describes the parameters it shares with `consensus`.
+#[derive(Debug, Clone)]
+pub struct ChatWording;
+
+impl Wording for ChatWording {
+    const PROMPT: &'static str = "Your question or task, with the context the other model needs.";
+    const IMAGES: &'static str =
+        "Images to include: paths (png, jpeg, gif, webp) or data:image/...;base64 URLs.";
+    const CONTINUATION_ID: &'static str = "Continue an earlier conversation: the continuation_id a previous chat or consensus answer gave.";
+    const TEMPERATURE: &'static str = "Sampling temperature 0–1 (default 0.5); clamped to what the model accepts, ignored by models that take none.";
+    const REASONING_EFFORT: &'static str = "Reasoning depth for models that think (default medium); clamped to the levels the model supports.";
+    const USE_WEBSEARCH: &'static str =
+        "Let the model search the web, where the provider offers it (default false).";
+    const DEFAULT_TEMPERATURE: f32 = 0.5;
+}
 
 impl Engine {
     /// The `chat` tool as the MCP layer calls it: `None` when the client
@@ -63,26 +59,19 @@ impl Engine {
         owner: Owner,
         cancel: &CancellationToken,
     ) -> Result<ToolOutput, Failure> {
-        let prompt = params.prompt.trim();
-        if prompt.is_empty() {
-            return Err(Failure::Error("prompt must not be empty".into()));
-        }
+        let shared = &params.shared;
+        let prompt = shared.question()?;
         let resolved = self
             .router
             .resolve(params.model.as_deref().unwrap_or("auto"))
             .map_err(|e| Failure::Error(e.to_string()))?;
         let (id, history, note) = self
-            .load_conversation(params.continuation_id.as_deref(), &owner)
+            .load_conversation(shared.continuation_id.as_deref(), &owner)
             .await
             .map_err(Failure::Error)?;
         let mut notes: Vec<String> = note.into_iter().collect();
-        let user = self.user_turn(&params.files, &params.images, prompt)?;
-        let settings = CallSettings {
-            temperature: params.temperature.unwrap_or(DEFAULT_TEMPERATURE),
-            effort: params.reasoning_effort,
-            web_search: params.use_websearch.unwrap_or(false),
-        };
-        let request = chat_request(&resolved, history, user, &settings, &mut notes)?;
+        let user = self.user_turn(&shared.files, &shared.images, prompt)?;
+        let request = chat_request(&resolved, history, user, &shared.settings(), &mut notes)?;
         let response = self.ask(&resolved, &request, cancel).await?;
 
         let mut messages = request.messages;

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::params::{SharedParams, Wording};
 use super::{
     CallSettings, Engine, Failure, ModelSpec, Owner, ToolOutput, build_request, call_provider,
     describe_provider_error, output, prompts,
 };
-use crate::catalog::ReasoningEffort;
 use crate::conversation::Conversation;
 use crate::providers::{ChatRequest, ChatResponse, Message, Role, Usage};
 use crate::routing::ResolvedModel;
@@ -19,35 +19,33 @@ use crate::routing::ResolvedModel;
 /// Parameters of the `consensus` tool.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct ConsensusParams {
-    /// The question, problem or proposal to get several opinions on.
-    pub prompt: String,
+    #[serde(flatten)]
+    pub shared: SharedParams<ConsensusWording>,
     /// Models to consult, e.g. ["gpt-5", "gemini-2.5-pro", "sonnet"]. Each "auto" takes the next configured provider's default model; omitted means up to three providers' defaults.
     #[serde(default)]
     pub models: Option<Vec<ModelSpec>>,
-    /// Files to include as context: paths (under the server's allowed root), data: URLs, or multi-line inline text.
-    #[serde(default)]
-    pub files: Vec<String>,
-    /// Images to include: paths or data:image/...;base64 URLs.
-    #[serde(default)]
-    pub images: Vec<String>,
-    /// Continue an earlier conversation by its continuation_id.
-    #[serde(default)]
-    pub continuation_id: Option<String>,
     /// Run the refinement round where each model sees the others' answers (default true).
     #[serde(default)]
     pub enable_cross_feedback: Option<bool>,
-    /// Sampling temperature 0–1 (default 0.2).
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    /// Reasoning depth for models that think (default medium).
-    #[serde(default)]
-    pub reasoning_effort: Option<ReasoningEffort>,
-    /// Let models search the web where the provider offers it (default false).
-    #[serde(default)]
-    pub use_websearch: Option<bool>,
 }
 
-const DEFAULT_TEMPERATURE: f32 = 0.2;
+/// How `consensus` describes the parameters it shares with `chat`.
+#[derive(Debug, Clone)]
+pub struct ConsensusWording;
+
+impl Wording for ConsensusWording {
+    const PROMPT: &'static str = "The question, problem or proposal to get several opinions on.";
+    const IMAGES: &'static str = "Images to include: paths or data:image/...;base64 URLs.";
+    const CONTINUATION_ID: &'static str =
+        "Continue an earlier conversation by its continuation_id.";
+    const TEMPERATURE: &'static str = "Sampling temperature 0–1 (default 0.2).";
+    const REASONING_EFFORT: &'static str =
+        "Reasoning depth for models that think (default medium).";
+    const USE_WEBSEARCH: &'static str =
+        "Let models search the web where the provider offers it (default false).";
+    const DEFAULT_TEMPERATURE: f32 = 0.2;
+}
+
 const DEFAULT_AUTO_MODELS: usize = 3;
 /// More parallel calls than this is almost certainly a mistake and costs money.
 const MAX_MODELS: usize = 10;
@@ -194,10 +192,8 @@ impl Engine {
         owner: Owner,
         cancel: &CancellationToken,
     ) -> Result<ToolOutput, Failure> {
-        let prompt = params.prompt.trim().to_string();
-        if prompt.is_empty() {
-            return Err(Failure::Error("prompt must not be empty".into()));
-        }
+        let shared = &params.shared;
+        let prompt = shared.question()?;
         check_model_count(params.models.as_deref())?;
         let (planned, mut failures) = self.plan(params.models);
         if planned.is_empty() {
@@ -207,16 +203,12 @@ impl Engine {
             )));
         }
         let (id, history, note) = self
-            .load_conversation(params.continuation_id.as_deref(), &owner)
+            .load_conversation(shared.continuation_id.as_deref(), &owner)
             .await
             .map_err(Failure::Error)?;
         let mut notes: Vec<String> = note.into_iter().collect();
-        let user = self.user_turn(&params.files, &params.images, &prompt)?;
-        let settings = CallSettings {
-            temperature: params.temperature.unwrap_or(DEFAULT_TEMPERATURE),
-            effort: params.reasoning_effort,
-            web_search: params.use_websearch.unwrap_or(false),
-        };
+        let user = self.user_turn(&shared.files, &shared.images, prompt)?;
+        let settings = shared.settings();
 
         let results = self
             .initial_answers(&planned, &history, &user, &settings, cancel)
@@ -224,7 +216,7 @@ impl Engine {
         let mut answered = sort_initial_answers(&planned, results, &mut failures);
         let cross_feedback = params.enable_cross_feedback.unwrap_or(true);
         if cross_feedback && answered.len() >= 2 {
-            self.cross_feedback(&mut answered, &prompt, cancel).await?;
+            self.cross_feedback(&mut answered, prompt, cancel).await?;
         } else if cross_feedback && answered.len() == 1 {
             notes.push("only one model answered, so there was no cross-feedback round".into());
         }

@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod consensus;
 pub mod output;
+pub mod params;
 pub mod prompts;
 
 use std::sync::Arc;
