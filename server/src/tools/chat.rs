@@ -4,162 +4,170 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::params::{SharedParams, Wording};
 use super::{
     CallSettings, Engine, Failure, Owner, ToolOutput, build_request, call_provider,
     describe_provider_error, output,
 };
-use crate::catalog::ReasoningEffort;
 use crate::conversation::Conversation;
-use crate::providers::{Message, Part, Role};
+use crate::providers::{ChatRequest, ChatResponse, Message, Role};
+use crate::routing::ResolvedModel;
 
 /// Parameters of the `chat` tool.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct ChatParams {
-    /// Your question or task, with the context the other model needs.
-    pub prompt: String,
+    #[serde(flatten)]
+    pub shared: SharedParams<ChatWording>,
     /// Model name or alias, e.g. "gpt-5", "gemini-2.5-pro", "sonnet", "grok-4", or "auto" (default) for the first configured provider's default model.
     #[serde(default)]
     pub model: Option<String>,
-    /// Files to include as context: paths (under the server's allowed root), data: URLs, or multi-line inline text.
-    #[serde(default)]
-    pub files: Vec<String>,
-    /// Images to include: paths (png, jpeg, gif, webp) or data:image/...;base64 URLs.
-    #[serde(default)]
-    pub images: Vec<String>,
-    /// Continue an earlier conversation: the continuation_id a previous chat or consensus answer gave.
-    #[serde(default)]
-    pub continuation_id: Option<String>,
-    /// Sampling temperature 0–1 (default 0.5); clamped to what the model accepts, ignored by models that take none.
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    /// Reasoning depth for models that think (default medium); clamped to the levels the model supports.
-    #[serde(default)]
-    pub reasoning_effort: Option<ReasoningEffort>,
-    /// Let the model search the web, where the provider offers it (default false).
-    #[serde(default)]
-    pub use_websearch: Option<bool>,
 }
 
-const DEFAULT_TEMPERATURE: f32 = 0.5;
+/// How `chat` describes the parameters it shares with `consensus`.
+#[derive(Debug, Clone)]
+pub struct ChatWording;
+
+impl Wording for ChatWording {
+    const PROMPT: &'static str = "Your question or task, with the context the other model needs.";
+    const IMAGES: &'static str =
+        "Images to include: paths (png, jpeg, gif, webp) or data:image/...;base64 URLs.";
+    const CONTINUATION_ID: &'static str = "Continue an earlier conversation: the continuation_id a previous chat or consensus answer gave.";
+    const TEMPERATURE: &'static str = "Sampling temperature 0–1 (default 0.5); clamped to what the model accepts, ignored by models that take none.";
+    const REASONING_EFFORT: &'static str = "Reasoning depth for models that think (default medium); clamped to the levels the model supports.";
+    const USE_WEBSEARCH: &'static str =
+        "Let the model search the web, where the provider offers it (default false).";
+    const DEFAULT_TEMPERATURE: f32 = 0.5;
+}
 
 impl Engine {
+    /// The `chat` tool as the MCP layer calls it: `None` when the client
+    /// cancelled, an error output when the call failed.
     pub async fn chat(
         &self,
         params: ChatParams,
         owner: Owner,
         cancel: CancellationToken,
     ) -> Option<ToolOutput> {
-        Some(match self.chat_inner(params, owner, &cancel).await {
-            Ok(out) => out,
-            Err(Failure::Cancelled) => return None,
-            Err(Failure::Error(message)) => ToolOutput::error(message),
-        })
+        super::reply(self.run_chat(params, owner, &cancel).await)
     }
 
-    /// `Err(Failure::Cancelled)` means the client cancelled: no answer is sent.
-    async fn chat_inner(
+    /// Asks the model with the conversation so far and stores its answer as the
+    /// conversation's next turn. `Err(Failure::Cancelled)` means the client cancelled.
+    async fn run_chat(
         &self,
         params: ChatParams,
         owner: Owner,
         cancel: &CancellationToken,
     ) -> Result<ToolOutput, Failure> {
-        let prompt = params.prompt.trim();
-        if prompt.is_empty() {
-            return Err(Failure::Error("prompt must not be empty".into()));
-        }
+        let shared = &params.shared;
+        let prompt = shared.question()?;
         let resolved = self
             .router
             .resolve(params.model.as_deref().unwrap_or("auto"))
             .map_err(|e| Failure::Error(e.to_string()))?;
-        let (id, history, mut notes) = match self
-            .load_conversation(params.continuation_id.as_deref(), &owner)
+        let (id, history, note) = self
+            .load_conversation(shared.continuation_id.as_deref(), &owner)
             .await
-        {
-            Ok((id, history, note)) => (id, history, note.into_iter().collect::<Vec<_>>()),
-            Err(e) => return Err(Failure::Error(e)),
-        };
-        let attachments = self
-            .attachments(&params.files, &params.images)
             .map_err(Failure::Error)?;
-        let user = super::user_message(attachments, prompt);
-        if super::has_images(&user) && resolved.info.as_ref().is_some_and(|i| !i.images) {
-            return Err(Failure::Error(format!(
-                "model {} does not accept images; choose a model that does (e.g. gpt-5, gemini-2.5-pro, sonnet) or omit images",
-                resolved.model
-            )));
-        }
-        let mut messages = history;
-        messages.push(user);
-        let dropped = super::fit_context(&mut messages, super::prompts::CHAT, &resolved)
-            .map_err(Failure::Error)?;
-        if dropped > 0 {
-            notes.push(format!("the {dropped} oldest messages of the conversation were left out to fit the model's context window"));
-        }
-
-        let settings = CallSettings {
-            temperature: params.temperature.unwrap_or(DEFAULT_TEMPERATURE),
-            effort: params.reasoning_effort,
-            web_search: params.use_websearch.unwrap_or(false),
-        };
-        let (request, adjust_notes) =
-            build_request(&resolved, super::prompts::CHAT, messages, &settings);
-        notes.extend(adjust_notes);
-        let response = match call_provider(&self.metrics, &resolved, &request, cancel).await {
-            None => return Err(Failure::Cancelled),
-            Some(Ok(r)) => r,
-            Some(Err(e)) => {
-                return Err(Failure::Error(describe_provider_error(
-                    &resolved.provider_name,
-                    &resolved.model,
-                    &e,
-                )));
-            }
-        };
+        let mut notes: Vec<String> = note.into_iter().collect();
+        let user = self.user_turn(&shared.files, &shared.images, prompt)?;
+        let request = chat_request(&resolved, history, user, &shared.settings(), &mut notes)?;
+        let response = self.ask(&resolved, &request, cancel).await?;
 
         let mut messages = request.messages;
-        messages.push(Message {
-            role: Role::Assistant,
-            parts: vec![Part::Text {
-                text: response.text.clone(),
-            }],
-        });
+        messages.push(super::text_message(Role::Assistant, response.text.clone()));
         let message_count = messages.len();
-        let saved = self
-            .store
-            .save(
-                &id,
-                Conversation {
-                    messages,
-                    provider: resolved.provider_name.clone(),
-                    model: resolved.model.clone(),
-                    owner,
-                },
-            )
-            .await;
-        if let Err(e) = saved {
-            tracing::warn!(error = %e, "could not save conversation");
-            notes.push("the conversation could not be saved, so it cannot be continued".into());
-        }
+        let conversation = Conversation {
+            messages,
+            provider: resolved.provider_name.clone(),
+            model: resolved.model.clone(),
+            owner,
+        };
+        self.save_conversation(&id, conversation, &mut notes).await;
+        Ok(chat_output(
+            &id,
+            &resolved,
+            response,
+            message_count,
+            notes,
+            self.max_output_tokens,
+        ))
+    }
 
-        let footer = footer(&id, &resolved.provider_name, &resolved.model, &notes);
-        let content = output::cap(&response.text, self.max_output_tokens, footer.len() + 200);
-        let text = format!("{content}{footer}");
-        Ok(ToolOutput {
-            structured: json!({
-                "content": content,
-                "continuation": {
-                    "id": id,
-                    "provider": resolved.provider_name,
-                    "model": response.model,
-                    "messageCount": message_count,
-                },
-                "usage": response.usage,
-                "finishReason": response.finish_reason,
-                "notes": notes,
-            }),
-            text,
-            is_error: false,
-        })
+    /// The one provider call of `chat`; a failure says what the caller can do about it.
+    async fn ask(
+        &self,
+        resolved: &ResolvedModel,
+        request: &ChatRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ChatResponse, Failure> {
+        match call_provider(&self.metrics, resolved, request, cancel).await {
+            None => Err(Failure::Cancelled),
+            Some(Ok(response)) => Ok(response),
+            Some(Err(e)) => Err(Failure::Error(describe_provider_error(
+                &resolved.provider_name,
+                &resolved.model,
+                &e,
+            ))),
+        }
+    }
+}
+
+/// The provider request: the history plus the new turn, trimmed to the model's
+/// context window and fitted to what the model supports. Every trim or
+/// adjustment becomes a note, so the caller knows what the model did not see.
+fn chat_request(
+    resolved: &ResolvedModel,
+    history: Vec<Message>,
+    user: Message,
+    settings: &CallSettings,
+    notes: &mut Vec<String>,
+) -> Result<ChatRequest, Failure> {
+    if super::has_images(&user) && resolved.info.as_ref().is_some_and(|i| !i.images) {
+        return Err(Failure::Error(format!(
+            "model {} does not accept images; choose a model that does (e.g. gpt-5, gemini-2.5-pro, sonnet) or omit images",
+            resolved.model
+        )));
+    }
+    let mut messages = history;
+    messages.push(user);
+    let dropped = super::fit_context(&mut messages, super::prompts::CHAT, resolved)
+        .map_err(Failure::Error)?;
+    if dropped > 0 {
+        notes.push(format!("the {dropped} oldest messages of the conversation were left out to fit the model's context window"));
+    }
+    let (request, adjust_notes) = build_request(resolved, super::prompts::CHAT, messages, settings);
+    notes.extend(adjust_notes);
+    Ok(request)
+}
+
+/// The answer within the output cap, then the footer with the continuation id.
+fn chat_output(
+    id: &str,
+    resolved: &ResolvedModel,
+    response: ChatResponse,
+    message_count: usize,
+    notes: Vec<String>,
+    max_output_tokens: usize,
+) -> ToolOutput {
+    let footer = footer(id, &resolved.provider_name, &resolved.model, &notes);
+    let content = output::cap(&response.text, max_output_tokens, footer.len() + 200);
+    let text = format!("{content}{footer}");
+    ToolOutput {
+        structured: json!({
+            "content": content,
+            "continuation": {
+                "id": id,
+                "provider": resolved.provider_name,
+                "model": response.model,
+                "messageCount": message_count,
+            },
+            "usage": response.usage,
+            "finishReason": response.finish_reason,
+            "notes": notes,
+        }),
+        text,
+        is_error: false,
     }
 }
 

@@ -7,47 +7,45 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::params::{SharedParams, Wording};
 use super::{
     CallSettings, Engine, Failure, ModelSpec, Owner, ToolOutput, build_request, call_provider,
     describe_provider_error, output, prompts,
 };
-use crate::catalog::ReasoningEffort;
 use crate::conversation::Conversation;
-use crate::providers::{Message, Part, Role, Usage};
+use crate::providers::{ChatRequest, ChatResponse, Message, Role, Usage};
 use crate::routing::ResolvedModel;
 
 /// Parameters of the `consensus` tool.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct ConsensusParams {
-    /// The question, problem or proposal to get several opinions on.
-    pub prompt: String,
+    #[serde(flatten)]
+    pub shared: SharedParams<ConsensusWording>,
     /// Models to consult, e.g. ["gpt-5", "gemini-2.5-pro", "sonnet"]. Each "auto" takes the next configured provider's default model; omitted means up to three providers' defaults.
     #[serde(default)]
     pub models: Option<Vec<ModelSpec>>,
-    /// Files to include as context: paths (under the server's allowed root), data: URLs, or multi-line inline text.
-    #[serde(default)]
-    pub files: Vec<String>,
-    /// Images to include: paths or data:image/...;base64 URLs.
-    #[serde(default)]
-    pub images: Vec<String>,
-    /// Continue an earlier conversation by its continuation_id.
-    #[serde(default)]
-    pub continuation_id: Option<String>,
     /// Run the refinement round where each model sees the others' answers (default true).
     #[serde(default)]
     pub enable_cross_feedback: Option<bool>,
-    /// Sampling temperature 0–1 (default 0.2).
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    /// Reasoning depth for models that think (default medium).
-    #[serde(default)]
-    pub reasoning_effort: Option<ReasoningEffort>,
-    /// Let models search the web where the provider offers it (default false).
-    #[serde(default)]
-    pub use_websearch: Option<bool>,
 }
 
-const DEFAULT_TEMPERATURE: f32 = 0.2;
+/// How `consensus` describes the parameters it shares with `chat`.
+#[derive(Debug, Clone)]
+pub struct ConsensusWording;
+
+impl Wording for ConsensusWording {
+    const PROMPT: &'static str = "The question, problem or proposal to get several opinions on.";
+    const IMAGES: &'static str = "Images to include: paths or data:image/...;base64 URLs.";
+    const CONTINUATION_ID: &'static str =
+        "Continue an earlier conversation by its continuation_id.";
+    const TEMPERATURE: &'static str = "Sampling temperature 0–1 (default 0.2).";
+    const REASONING_EFFORT: &'static str =
+        "Reasoning depth for models that think (default medium).";
+    const USE_WEBSEARCH: &'static str =
+        "Let models search the web where the provider offers it (default false).";
+    const DEFAULT_TEMPERATURE: f32 = 0.2;
+}
+
 const DEFAULT_AUTO_MODELS: usize = 3;
 /// More parallel calls than this is almost certainly a mistake and costs money.
 const MAX_MODELS: usize = 10;
@@ -81,9 +79,56 @@ impl ModelOutcome {
         }
     }
 
+    /// A phase-1 answer, before any refinement.
+    fn answered(resolved: &ResolvedModel, response: &ChatResponse) -> Self {
+        let mut outcome = Self {
+            model: response.model.clone(),
+            provider: Some(resolved.provider_name.clone()),
+            status: "success",
+            initial: Some(response.text.clone()),
+            refined: None,
+            error: None,
+            usage: Usage::default(),
+        };
+        add_usage(&mut outcome.usage, &response.usage);
+        outcome
+    }
+
     fn final_answer(&self) -> Option<&str> {
         self.refined.as_deref().or(self.initial.as_deref())
     }
+}
+
+/// A model that answered in phase 1: the request it answered (phase 2 continues
+/// it) and its outcome so far.
+struct Answered<'p> {
+    resolved: &'p ResolvedModel,
+    request: ChatRequest,
+    outcome: ModelOutcome,
+}
+
+/// The failed models as a list, for an error that names every reason.
+fn failure_list(failures: &[ModelOutcome]) -> String {
+    let reasons: Vec<String> = failures
+        .iter()
+        .map(|o| format!("- {}: {}", o.model, o.error.as_deref().unwrap_or("")))
+        .collect();
+    reasons.join("\n")
+}
+
+/// Rejects an empty or oversized `models` list before any model is resolved.
+fn check_model_count(models: Option<&[ModelSpec]>) -> Result<(), Failure> {
+    if models.is_some_and(|m| m.is_empty()) {
+        return Err(Failure::Error(
+            "models must list at least one model (or be omitted for automatic choice)".into(),
+        ));
+    }
+    if models.is_some_and(|m| m.len() > MAX_MODELS) {
+        return Err(Failure::Error(format!(
+            "at most {MAX_MODELS} models can be consulted at once"
+        )));
+    }
+    Ok(())
 }
 
 fn add_usage(total: &mut Usage, more: &Usage) {
@@ -99,17 +144,15 @@ fn add_usage(total: &mut Usage, more: &Usage) {
 }
 
 impl Engine {
+    /// The `consensus` tool as the MCP layer calls it: `None` when the client
+    /// cancelled, an error output when the call failed.
     pub async fn consensus(
         &self,
         params: ConsensusParams,
         owner: Owner,
         cancel: CancellationToken,
     ) -> Option<ToolOutput> {
-        Some(match self.consensus_inner(params, owner, &cancel).await {
-            Ok(out) => out,
-            Err(Failure::Cancelled) => return None,
-            Err(Failure::Error(message)) => ToolOutput::error(message),
-        })
+        super::reply(self.run_consensus(params, owner, &cancel).await)
     }
 
     /// Resolves the requested models; `auto` entries take successive providers.
@@ -140,171 +183,168 @@ impl Engine {
         (planned, failed)
     }
 
-    async fn consensus_inner(
+    /// Both phases, then every final answer stored as one conversation turn.
+    /// Fails only when no model answered; `Err(Failure::Cancelled)` means the
+    /// client cancelled.
+    async fn run_consensus(
         &self,
         params: ConsensusParams,
         owner: Owner,
         cancel: &CancellationToken,
     ) -> Result<ToolOutput, Failure> {
-        let prompt = params.prompt.trim().to_string();
-        if prompt.is_empty() {
-            return Err(Failure::Error("prompt must not be empty".into()));
-        }
-        if params.models.as_ref().is_some_and(|m| m.is_empty()) {
-            return Err(Failure::Error(
-                "models must list at least one model (or be omitted for automatic choice)".into(),
-            ));
-        }
-        if params.models.as_ref().is_some_and(|m| m.len() > MAX_MODELS) {
-            return Err(Failure::Error(format!(
-                "at most {MAX_MODELS} models can be consulted at once"
-            )));
-        }
-        let (planned, mut outcomes) = self.plan(params.models);
+        let shared = &params.shared;
+        let prompt = shared.question()?;
+        check_model_count(params.models.as_deref())?;
+        let (planned, mut failures) = self.plan(params.models);
         if planned.is_empty() {
-            let reasons: Vec<String> = outcomes
-                .iter()
-                .map(|o| format!("- {}: {}", o.model, o.error.as_deref().unwrap_or("")))
-                .collect();
             return Err(Failure::Error(format!(
                 "none of the requested models can be used:\n{}",
-                reasons.join("\n")
+                failure_list(&failures)
             )));
         }
         let (id, history, note) = self
-            .load_conversation(params.continuation_id.as_deref(), &owner)
+            .load_conversation(shared.continuation_id.as_deref(), &owner)
             .await
             .map_err(Failure::Error)?;
         let mut notes: Vec<String> = note.into_iter().collect();
-        let attachments = self
-            .attachments(&params.files, &params.images)
-            .map_err(Failure::Error)?;
-        let user = super::user_message(attachments, &prompt);
-        let settings = CallSettings {
-            temperature: params.temperature.unwrap_or(DEFAULT_TEMPERATURE),
-            effort: params.reasoning_effort,
-            web_search: params.use_websearch.unwrap_or(false),
-        };
+        let user = self.user_turn(&shared.files, &shared.images, prompt)?;
+        let settings = shared.settings();
 
+        let results = self
+            .initial_answers(&planned, &history, &user, &settings, cancel)
+            .await?;
+        let mut answered = sort_initial_answers(&planned, results, &mut failures);
+        let cross_feedback = params.enable_cross_feedback.unwrap_or(true);
+        if cross_feedback && answered.len() >= 2 {
+            self.cross_feedback(&mut answered, prompt, cancel).await?;
+        } else if cross_feedback && answered.len() == 1 {
+            notes.push("only one model answered, so there was no cross-feedback round".into());
+        }
+
+        let successes: Vec<ModelOutcome> = answered.into_iter().map(|a| a.outcome).collect();
+        if successes.is_empty() {
+            return Err(Failure::Error(format!(
+                "every model failed:\n{}",
+                failure_list(&failures)
+            )));
+        }
+        let message_count = self
+            .save_consensus(&id, history, user, &successes, owner, &mut notes)
+            .await;
+        Ok(consensus_output(
+            &id,
+            &successes,
+            &failures,
+            notes,
+            message_count,
+            self.max_output_tokens,
+        ))
+    }
+
+    /// Phase 1: every model answers independently, all at once, so the phase takes
+    /// as long as the slowest model. Per model: the request it answered and the
+    /// response, or why it failed.
+    async fn initial_answers(
+        &self,
+        planned: &[(String, ResolvedModel)],
+        history: &[Message],
+        user: &Message,
+        settings: &CallSettings,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Result<(ChatRequest, ChatResponse), String>>, Failure> {
+        let results = join_all(planned.iter().map(|(name, resolved)| {
+            self.initial_answer(name, resolved, history, user, settings, cancel)
+        }))
+        .await;
+        // Cancelled calls were reported as failures; the whole call ends here instead.
+        if cancel.is_cancelled() {
+            return Err(Failure::Cancelled);
+        }
+        Ok(results)
+    }
+
+    /// One model's phase-1 call. A model that cannot take the prompt (images,
+    /// context window) fails alone without a provider call.
+    async fn initial_answer(
+        &self,
+        name: &str,
+        resolved: &ResolvedModel,
+        history: &[Message],
+        user: &Message,
+        settings: &CallSettings,
+        cancel: &CancellationToken,
+    ) -> Result<(ChatRequest, ChatResponse), String> {
+        if super::has_images(user) && resolved.info.as_ref().is_some_and(|i| !i.images) {
+            return Err(format!("model {} does not accept images", resolved.model));
+        }
+        let mut messages = history.to_vec();
+        messages.push(user.clone());
+        super::fit_context(&mut messages, prompts::CONSENSUS, resolved)?;
+        let (request, _) = build_request(resolved, prompts::CONSENSUS, messages, settings);
+        match call_provider(&self.metrics, resolved, &request, cancel).await {
+            // Cancellation is checked once all calls have stopped.
+            None => Err("cancelled".to_string()),
+            Some(Ok(response)) => Ok((request, response)),
+            Some(Err(e)) => Err(describe_provider_error(&resolved.provider_name, name, &e)),
+        }
+    }
+
+    /// Phase 2: each model refines its answer after seeing the others' (not its
+    /// own, which is already its previous turn, so user/assistant keep alternating).
+    /// A model whose refinement fails keeps its initial answer as `partial`.
+    async fn cross_feedback(
+        &self,
+        answered: &mut [Answered<'_>],
+        prompt: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Failure> {
+        let answers: Vec<(String, String)> = answered
+            .iter()
+            .map(|a| {
+                let o = &a.outcome;
+                (o.model.clone(), o.initial.clone().unwrap_or_default())
+            })
+            .collect();
         let metrics = self.metrics.as_ref();
-
-        // Phase 1: every model independently, all at once.
-        let phase1 = join_all(planned.iter().map(|(name, resolved)| {
-            let mut messages = history.clone();
-            messages.push(user.clone());
-            let (settings, user) = (&settings, &user);
-            async move {
-                if super::has_images(user) && resolved.info.as_ref().is_some_and(|i| !i.images) {
-                    return Err(format!("model {} does not accept images", resolved.model));
-                }
-                super::fit_context(&mut messages, prompts::CONSENSUS, resolved)?;
-                let (request, _) = build_request(resolved, prompts::CONSENSUS, messages, settings);
-                match call_provider(metrics, resolved, &request, cancel).await {
-                    // Cancellation is checked once all calls have stopped.
-                    None => Err("cancelled".to_string()),
-                    Some(Ok(response)) => Ok((request, response)),
-                    Some(Err(e)) => Err(describe_provider_error(&resolved.provider_name, name, &e)),
-                }
-            }
+        let results = join_all(answered.iter().enumerate().map(|(i, a)| {
+            let request = refinement_request(a, i, &answers, prompt);
+            async move { call_provider(metrics, a.resolved, &request, cancel).await }
         }))
         .await;
         if cancel.is_cancelled() {
             return Err(Failure::Cancelled);
         }
-
-        let mut succeeded = Vec::new();
-        for ((name, resolved), result) in planned.iter().zip(phase1) {
+        for (a, result) in answered.iter_mut().zip(results) {
+            let outcome = &mut a.outcome;
             match result {
-                Ok((request, response)) => {
-                    let mut outcome = ModelOutcome {
-                        model: response.model.clone(),
-                        provider: Some(resolved.provider_name.clone()),
-                        status: "success",
-                        initial: Some(response.text.clone()),
-                        refined: None,
-                        error: None,
-                        usage: Usage::default(),
-                    };
+                Some(Ok(response)) => {
+                    outcome.refined = Some(response.text);
                     add_usage(&mut outcome.usage, &response.usage);
-                    succeeded.push((resolved, request, outcome));
                 }
-                Err(error) => outcomes.push(ModelOutcome::failed(
-                    name,
-                    Some(resolved.provider_name.clone()),
-                    error,
-                )),
-            }
-        }
-
-        // Phase 2: each model refines, seeing the others' answers (not its own,
-        // which is already its previous turn, so user/assistant keep alternating).
-        let cross_feedback = params.enable_cross_feedback.unwrap_or(true);
-        if cross_feedback && succeeded.len() >= 2 {
-            let answers: Vec<(String, String)> = succeeded
-                .iter()
-                .map(|(_, _, o)| (o.model.clone(), o.initial.clone().unwrap_or_default()))
-                .collect();
-            let phase2 = join_all(succeeded.iter().enumerate().map(
-                |(i, (resolved, request, outcome))| {
-                    let others: Vec<(String, String)> = answers
-                        .iter()
-                        .enumerate()
-                        .filter(|(j, _)| *j != i)
-                        .map(|(_, a)| a.clone())
-                        .collect();
-                    let mut request = request.clone();
-                    request.messages.push(Message {
-                        role: Role::Assistant,
-                        parts: vec![Part::Text {
-                            text: outcome.initial.clone().unwrap_or_default(),
-                        }],
-                    });
-                    request.messages.push(Message {
-                        role: Role::User,
-                        parts: vec![Part::Text {
-                            text: prompts::refinement(&prompt, &others),
-                        }],
-                    });
-                    async move { call_provider(metrics, resolved, &request, cancel).await }
-                },
-            ))
-            .await;
-            if cancel.is_cancelled() {
-                return Err(Failure::Cancelled);
-            }
-            for ((resolved, _, outcome), result) in succeeded.iter_mut().zip(phase2) {
-                match result {
-                    Some(Ok(response)) => {
-                        outcome.refined = Some(response.text);
-                        add_usage(&mut outcome.usage, &response.usage);
-                    }
-                    Some(Err(e)) => {
-                        outcome.status = "partial";
-                        outcome.error = Some(format!(
-                            "refinement failed, initial answer kept: {}",
-                            describe_provider_error(&resolved.provider_name, &outcome.model, &e)
-                        ));
-                    }
-                    None => return Err(Failure::Cancelled),
+                Some(Err(e)) => {
+                    outcome.status = "partial";
+                    outcome.error = Some(format!(
+                        "refinement failed, initial answer kept: {}",
+                        describe_provider_error(&a.resolved.provider_name, &outcome.model, &e)
+                    ));
                 }
+                None => return Err(Failure::Cancelled),
             }
-        } else if cross_feedback && succeeded.len() == 1 {
-            notes.push("only one model answered, so there was no cross-feedback round".into());
         }
+        Ok(())
+    }
 
-        let successes: Vec<ModelOutcome> = succeeded.into_iter().map(|(_, _, o)| o).collect();
-        if successes.is_empty() {
-            let reasons: Vec<String> = outcomes
-                .iter()
-                .map(|o| format!("- {}: {}", o.model, o.error.as_deref().unwrap_or("")))
-                .collect();
-            return Err(Failure::Error(format!(
-                "every model failed:\n{}",
-                reasons.join("\n")
-            )));
-        }
-
-        // The conversation keeps every final answer, so a follow-up turn sees them.
+    /// Stores the question and every final answer as one turn, so a follow-up
+    /// call (chat or consensus) sees them all. Returns the conversation's length.
+    async fn save_consensus(
+        &self,
+        id: &str,
+        history: Vec<Message>,
+        user: Message,
+        successes: &[ModelOutcome],
+        owner: Owner,
+        notes: &mut Vec<String>,
+    ) -> usize {
         let combined: String = successes
             .iter()
             .map(|o| format!("## {}\n{}\n", o.model, o.final_answer().unwrap_or("")))
@@ -312,70 +352,126 @@ impl Engine {
             .join("\n");
         let mut messages = history;
         messages.push(user);
-        messages.push(Message {
-            role: Role::Assistant,
-            parts: vec![Part::Text { text: combined }],
-        });
+        messages.push(super::text_message(Role::Assistant, combined));
         let message_count = messages.len();
         let provider_names: Vec<String> = successes
             .iter()
             .filter_map(|o| o.provider.clone())
             .collect();
-        let saved = self
-            .store
-            .save(
-                &id,
-                Conversation {
-                    messages,
-                    provider: provider_names.join(","),
-                    model: successes
-                        .iter()
-                        .map(|o| o.model.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    owner,
-                },
-            )
-            .await;
-        if let Err(e) = saved {
-            tracing::warn!(error = %e, "could not save conversation");
-            notes.push("the conversation could not be saved, so it cannot be continued".into());
-        }
+        let conversation = Conversation {
+            messages,
+            provider: provider_names.join(","),
+            model: model_names(successes),
+            owner,
+        };
+        self.save_conversation(id, conversation, notes).await;
+        message_count
+    }
+}
 
-        let mut total_usage = Usage::default();
-        for o in &successes {
-            add_usage(&mut total_usage, &o.usage);
-        }
-        let refined = successes.iter().filter(|o| o.refined.is_some()).count();
-        let footer = super::chat::footer(
-            &id,
-            "consensus",
-            &format!("{} models", successes.len()),
-            &notes,
-        );
-        let body = render(&successes, &outcomes, refined);
-        let content = output::cap(&body, self.max_output_tokens, footer.len() + 200);
-        let all: Vec<&ModelOutcome> = successes.iter().chain(outcomes.iter()).collect();
-        Ok(ToolOutput {
-            text: format!("{content}{footer}"),
-            structured: json!({
-                "status": "consensus_complete",
-                "content": content,
-                "models": all,
-                "successful": successes.len(),
-                "failed": outcomes.len(),
-                "refined": refined,
-                "continuation": {
-                    "id": id,
-                    "provider": "consensus",
-                    "model": successes.iter().map(|o| o.model.as_str()).collect::<Vec<_>>().join(","),
-                    "messageCount": message_count,
-                },
-                "usage": total_usage,
-                "notes": notes,
+/// Phase-1 results split into the models that answered (in plan order) and the
+/// failures, which join those of planning.
+fn sort_initial_answers<'p>(
+    planned: &'p [(String, ResolvedModel)],
+    results: Vec<Result<(ChatRequest, ChatResponse), String>>,
+    failures: &mut Vec<ModelOutcome>,
+) -> Vec<Answered<'p>> {
+    let mut answered = Vec::new();
+    for ((name, resolved), result) in planned.iter().zip(results) {
+        match result {
+            Ok((request, response)) => answered.push(Answered {
+                resolved,
+                request,
+                outcome: ModelOutcome::answered(resolved, &response),
             }),
-            is_error: false,
-        })
+            Err(error) => failures.push(ModelOutcome::failed(
+                name,
+                Some(resolved.provider_name.clone()),
+                error,
+            )),
+        }
+    }
+    answered
+}
+
+/// Phase 1's request of the `i`th model continued by its own answer and the
+/// refinement question that shows it the others' answers.
+fn refinement_request(
+    answered: &Answered<'_>,
+    i: usize,
+    answers: &[(String, String)],
+    prompt: &str,
+) -> ChatRequest {
+    let others: Vec<(String, String)> = answers
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, a)| a.clone())
+        .collect();
+    let mut request = answered.request.clone();
+    request.messages.push(super::text_message(
+        Role::Assistant,
+        answered.outcome.initial.clone().unwrap_or_default(),
+    ));
+    request.messages.push(super::text_message(
+        Role::User,
+        prompts::refinement(prompt, &others),
+    ));
+    request
+}
+
+/// The consulted models that answered, as `a,b,c`.
+fn model_names(successes: &[ModelOutcome]) -> String {
+    successes
+        .iter()
+        .map(|o| o.model.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Every answer and failure within the output cap, then the footer with the
+/// continuation id; the structured part lists each model's outcome.
+fn consensus_output(
+    id: &str,
+    successes: &[ModelOutcome],
+    failures: &[ModelOutcome],
+    notes: Vec<String>,
+    message_count: usize,
+    max_output_tokens: usize,
+) -> ToolOutput {
+    let mut total_usage = Usage::default();
+    for o in successes {
+        add_usage(&mut total_usage, &o.usage);
+    }
+    let refined = successes.iter().filter(|o| o.refined.is_some()).count();
+    let footer = super::chat::footer(
+        id,
+        "consensus",
+        &format!("{} models", successes.len()),
+        &notes,
+    );
+    let body = render(successes, failures, refined);
+    let content = output::cap(&body, max_output_tokens, footer.len() + 200);
+    let all: Vec<&ModelOutcome> = successes.iter().chain(failures.iter()).collect();
+    ToolOutput {
+        text: format!("{content}{footer}"),
+        structured: json!({
+            "status": "consensus_complete",
+            "content": content,
+            "models": all,
+            "successful": successes.len(),
+            "failed": failures.len(),
+            "refined": refined,
+            "continuation": {
+                "id": id,
+                "provider": "consensus",
+                "model": model_names(successes),
+                "messageCount": message_count,
+            },
+            "usage": total_usage,
+            "notes": notes,
+        }),
+        is_error: false,
     }
 }
 

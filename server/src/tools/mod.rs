@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod consensus;
 pub mod output;
+pub mod params;
 pub mod prompts;
 
 use std::sync::Arc;
@@ -45,6 +46,16 @@ pub enum Failure {
     Cancelled,
     /// An error the calling model should see (`isError: true`), saying what to do.
     Error(String),
+}
+
+/// What the MCP layer gets from a tool: a cancelled call gets no answer, a failure
+/// becomes an `isError` output the calling model can read and act on.
+fn reply(result: Result<ToolOutput, Failure>) -> Option<ToolOutput> {
+    match result {
+        Ok(output) => Some(output),
+        Err(Failure::Cancelled) => None,
+        Err(Failure::Error(message)) => Some(ToolOutput::error(message)),
+    }
 }
 
 /// Shared state of the tools: model routing, conversations, file access, limits.
@@ -260,6 +271,31 @@ impl Engine {
         }
     }
 
+    /// Stores the conversation so it can be continued. The answer is already paid
+    /// for, so a store failure only costs the continuation: it becomes a note.
+    async fn save_conversation(
+        &self,
+        id: &str,
+        conversation: Conversation,
+        notes: &mut Vec<String>,
+    ) {
+        if let Err(e) = self.store.save(id, conversation).await {
+            tracing::warn!(error = %e, "could not save conversation");
+            notes.push("the conversation could not be saved, so it cannot be continued".into());
+        }
+    }
+
+    /// The new user turn with its files and images; any unusable one fails the call.
+    fn user_turn(
+        &self,
+        files: &[String],
+        images: &[String],
+        prompt: &str,
+    ) -> Result<Message, Failure> {
+        let attachments = self.attachments(files, images).map_err(Failure::Error)?;
+        Ok(user_message(attachments, prompt))
+    }
+
     pub fn attachments(&self, files: &[String], images: &[String]) -> Result<Attachments, String> {
         let attachments = crate::files::gather(&self.files, files, images);
         if attachments.errors.is_empty() {
@@ -287,6 +323,14 @@ pub fn user_message(attachments: Attachments, prompt: &str) -> Message {
     Message {
         role: Role::User,
         parts,
+    }
+}
+
+/// A turn of plain text: a model's answer, or a question without attachments.
+fn text_message(role: Role, text: String) -> Message {
+    Message {
+        role,
+        parts: vec![Part::Text { text }],
     }
 }
 
