@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::build::{DesiredObjects, generated_secret_name};
+use crate::desired::{DesiredObjects, generated_secret_name};
 use crate::metrics::Metrics;
 
 /// The one field manager of everything the operator writes (children and status).

@@ -29,9 +29,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::apply::{FIELD_MANAGER, LastApplied, Writer, apply_children};
-use crate::build::{BuildContext, BuildError, build, generated_secret_name, labels};
 use crate::crd::{ConverseServer, ConverseServerStatus};
 use crate::dereference::dereference;
+use crate::desired::{BuildContext, BuildError, build, generated_secret_name, labels};
 use crate::metrics::Metrics;
 use crate::references::secret_names;
 use crate::status::{Outcome, desired_status, notices, write_status};

@@ -13,9 +13,9 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
 
 use crate::apply::FIELD_MANAGER;
-use crate::build::DesiredObjects;
 use crate::crd::status::condition;
 use crate::crd::{ConverseServer, ConverseServerStatus};
+use crate::desired::DesiredObjects;
 use crate::validate::{ValidatedServer, ValidationError};
 
 /// How the reconcile ended, as far as status is concerned.
