@@ -28,7 +28,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, debug, info, warn};
 
-use crate::apply::{FIELD_MANAGER, LastApplied, Writer, apply_children};
+use crate::apply::{ChildApplier, FIELD_MANAGER, LastApplied, apply_children};
 use crate::crd::{ConverseServer, ConverseServerStatus};
 use crate::dereference::dereference;
 use crate::desired::{BuildContext, BuildError, build, generated_secret_name, labels};
@@ -200,12 +200,12 @@ async fn reconcile_phases(
                 },
             )?;
             // 4. apply
-            let writer = Writer {
+            let applier = ChildApplier {
                 client,
                 last_applied: &ctx.last_applied,
                 metrics: &ctx.metrics,
             };
-            let applied = match apply_children(&writer, &namespace, &name, &uid, &desired).await {
+            let applied = match apply_children(&applier, &namespace, &name, &uid, &desired).await {
                 Ok(applied) => applied,
                 Err(error) => {
                     // Say why in status (kubectl wait/describe, Argo CD), then back off.

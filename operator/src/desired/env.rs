@@ -78,13 +78,14 @@ fn to_env_var(entry: &EnvEntry) -> EnvVar {
     }
 }
 
-/// [`EnvBuilder`] plus the origin of every entry.
-struct Writer {
+/// Writes the pod's variables: [`EnvBuilder`] (known names only, secrets only by reference) plus
+/// the spec field each variable came from, so the server parser's errors can name that field.
+struct EnvWriter {
     env: EnvBuilder,
     origins: BTreeMap<String, String>,
 }
 
-impl Writer {
+impl EnvWriter {
     fn literal(
         &mut self,
         var: &str,
@@ -134,7 +135,7 @@ fn builtin_vars(field: &str) -> Option<(&'static str, &'static str)> {
 /// tests render every fixture to prove none occurs.
 pub fn server_env(inputs: &EnvInputs<'_>) -> Result<ServerEnv, EnvError> {
     let spec = inputs.spec;
-    let mut w = Writer {
+    let mut w = EnvWriter {
         env: EnvBuilder::new(),
         origins: BTreeMap::new(),
     };
@@ -185,7 +186,7 @@ pub fn server_env(inputs: &EnvInputs<'_>) -> Result<ServerEnv, EnvError> {
     })
 }
 
-fn auth(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+fn auth(w: &mut EnvWriter, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     let Some(auth) = &inputs.spec.auth else {
         // Explicit, so `kubectl describe pod` shows the server is open on purpose.
         return w.literal(
@@ -311,7 +312,7 @@ fn auth(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     Ok(())
 }
 
-fn providers(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvError> {
+fn providers(w: &mut EnvWriter, spec: &ConverseServerSpec) -> Result<(), EnvError> {
     let p = &spec.providers;
     for (field, key_ref, base_url) in p.builtin() {
         let Some((key_var, url_var)) = builtin_vars(field) else {
@@ -365,7 +366,7 @@ fn providers(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvError> 
     Ok(())
 }
 
-fn http(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+fn http(w: &mut EnvWriter, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     let spec = inputs.spec;
     if let Some(c) = &spec.cors {
         w.opt(HTTP_ENABLE_CORS, c.enabled, "cors.enabled")?;
@@ -461,7 +462,7 @@ fn http(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     Ok(())
 }
 
-fn conversations(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvError> {
+fn conversations(w: &mut EnvWriter, spec: &ConverseServerSpec) -> Result<(), EnvError> {
     let Some(c) = &spec.conversations else {
         return Ok(());
     };
