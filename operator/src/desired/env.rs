@@ -11,7 +11,10 @@ use converse_config::env::{EnvBuilder, EnvEntry, EnvError, EnvValue};
 use converse_config::vars::{self, *};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 
-use crate::crd::{AuthStrategy, ConversationStore, ConverseServerSpec, SecretKeyRef};
+use crate::crd::{
+    AuthStrategy, BearerAuth, ConversationStore, ConverseServerSpec, OAuth2Auth, OidcAuth,
+    SecretKeyRef, SessionAuth,
+};
 
 /// Port the server listens on inside the pod.
 pub const CONTAINER_PORT: u16 = 3157;
@@ -186,6 +189,8 @@ pub fn server_env(inputs: &EnvInputs<'_>) -> Result<ServerEnv, EnvError> {
     })
 }
 
+/// `spec.auth`: the strategy, then the settings of the selected strategy's block (CEL forbids
+/// the others), then which requests need credentials.
 fn auth(w: &mut EnvWriter, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     let Some(auth) = &inputs.spec.auth else {
         // Explicit, so `kubectl describe pod` shows the server is open on purpose.
@@ -211,105 +216,127 @@ fn auth(w: &mut EnvWriter, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
         }
         AuthStrategy::Bearer => {
             if let Some(b) = &auth.bearer {
-                w.opt(MCP_JWT_ALGORITHM, b.algorithm, "auth.bearer.algorithm")?;
-                w.opt(MCP_JWT_ISSUER, b.issuer.as_deref(), "auth.bearer.issuer")?;
-                w.opt(
-                    MCP_JWT_AUDIENCE,
-                    b.audience.as_deref().filter(|a| !a.is_empty()),
-                    "auth.bearer.audience",
-                )?;
-                if let Some(r) = &b.secret_ref {
-                    w.secret(MCP_JWT_SECRET, r, "auth.bearer.secretRef")?;
-                }
-                if let Some(r) = &b.public_key_secret_ref {
-                    w.secret(MCP_JWT_PUBLIC_KEY, r, "auth.bearer.publicKeySecretRef")?;
-                }
+                bearer(w, b)?;
             }
         }
         AuthStrategy::OAuth2 => {
             if let Some(o) = &auth.oauth2 {
-                w.literal(MCP_OAUTH_CLIENT_ID, &o.client_id, "auth.oauth2.clientId")?;
-                w.secret(
-                    MCP_OAUTH_CLIENT_SECRET,
-                    &o.client_secret_ref,
-                    "auth.oauth2.clientSecretRef",
-                )?;
-                w.literal(
-                    MCP_OAUTH_AUTH_URL,
-                    &o.authorization_url,
-                    "auth.oauth2.authorizationUrl",
-                )?;
-                w.literal(MCP_OAUTH_TOKEN_URL, &o.token_url, "auth.oauth2.tokenUrl")?;
-                w.literal(
-                    MCP_OAUTH_USERINFO_URL,
-                    &o.userinfo_url,
-                    "auth.oauth2.userinfoUrl",
-                )?;
-                w.opt(
-                    MCP_OAUTH_CALLBACK_URL,
-                    o.callback_url.as_deref().or(inputs.default_callback_url),
-                    "auth.oauth2.callbackUrl",
-                )?;
-                w.opt(MCP_OAUTH_SCOPE, o.scope.as_deref(), "auth.oauth2.scope")?;
-                w.opt(
-                    MCP_JWT_EXPIRES_IN,
-                    o.token_ttl.as_deref(),
-                    "auth.oauth2.tokenTTL",
-                )?;
-                match &o.jwt_secret_ref {
-                    Some(r) => w.secret(MCP_JWT_SECRET, r, "auth.oauth2.jwtSecretRef")?,
-                    None => w.secret(
-                        MCP_JWT_SECRET,
-                        &SecretKeyRef::new(inputs.generated_secret, GENERATED_JWT_KEY),
-                        "auth.oauth2.jwtSecretRef (generated)",
-                    )?,
-                }
+                oauth2(w, o, inputs)?;
             }
         }
         AuthStrategy::Oidc => {
             if let Some(o) = &auth.oidc {
-                w.literal(MCP_OIDC_ISSUER, &o.issuer, "auth.oidc.issuer")?;
-                w.opt(
-                    MCP_OIDC_AUDIENCE,
-                    o.audience.as_deref().filter(|a| !a.is_empty()),
-                    "auth.oidc.audience",
-                )?;
-                w.opt(
-                    MCP_OIDC_JWKS_URL,
-                    o.jwks_url.as_deref().filter(|u| !u.is_empty()),
-                    "auth.oidc.jwksUrl",
-                )?;
-                if !o.required_scopes.is_empty() {
-                    w.literal(
-                        MCP_OIDC_REQUIRED_SCOPES,
-                        o.required_scopes.join(","),
-                        "auth.oidc.requiredScopes",
-                    )?;
-                }
-                // The resource identifier of the Protected Resource Metadata and the default
-                // audience: what clients are told to ask tokens for.
-                w.literal(
-                    MCP_PUBLIC_URL,
-                    inputs.public_url,
-                    "status.url (ingress.host or the Service)",
-                )?;
+                oidc(w, o, inputs)?;
             }
         }
     }
 
     if let Some(s) = &auth.session_auth {
-        w.opt(
-            MCP_SESSION_AUTH_REQUIRE_FOR_SESSION,
-            s.require_for_session,
-            "auth.sessionAuth.requireForSession",
-        )?;
-        w.opt(
-            MCP_SESSION_AUTH_REQUIRE_FOR_OPERATIONS,
-            s.require_for_operations,
-            "auth.sessionAuth.requireForOperations",
-        )?;
+        session_auth(w, s)?;
     }
     Ok(())
+}
+
+/// Strategy bearer: the pinned algorithm and claims, and the shared secret or public key.
+fn bearer(w: &mut EnvWriter, b: &BearerAuth) -> Result<(), EnvError> {
+    w.opt(MCP_JWT_ALGORITHM, b.algorithm, "auth.bearer.algorithm")?;
+    w.opt(MCP_JWT_ISSUER, b.issuer.as_deref(), "auth.bearer.issuer")?;
+    w.opt(
+        MCP_JWT_AUDIENCE,
+        b.audience.as_deref().filter(|a| !a.is_empty()),
+        "auth.bearer.audience",
+    )?;
+    if let Some(r) = &b.secret_ref {
+        w.secret(MCP_JWT_SECRET, r, "auth.bearer.secretRef")?;
+    }
+    if let Some(r) = &b.public_key_secret_ref {
+        w.secret(MCP_JWT_PUBLIC_KEY, r, "auth.bearer.publicKeySecretRef")?;
+    }
+    Ok(())
+}
+
+/// Strategy oauth2: the client at the external provider, its endpoints, and the secret that
+/// signs the server's own tokens (the operator's generated one when the spec names none).
+fn oauth2(w: &mut EnvWriter, o: &OAuth2Auth, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+    w.literal(MCP_OAUTH_CLIENT_ID, &o.client_id, "auth.oauth2.clientId")?;
+    w.secret(
+        MCP_OAUTH_CLIENT_SECRET,
+        &o.client_secret_ref,
+        "auth.oauth2.clientSecretRef",
+    )?;
+    w.literal(
+        MCP_OAUTH_AUTH_URL,
+        &o.authorization_url,
+        "auth.oauth2.authorizationUrl",
+    )?;
+    w.literal(MCP_OAUTH_TOKEN_URL, &o.token_url, "auth.oauth2.tokenUrl")?;
+    w.literal(
+        MCP_OAUTH_USERINFO_URL,
+        &o.userinfo_url,
+        "auth.oauth2.userinfoUrl",
+    )?;
+    w.opt(
+        MCP_OAUTH_CALLBACK_URL,
+        o.callback_url.as_deref().or(inputs.default_callback_url),
+        "auth.oauth2.callbackUrl",
+    )?;
+    w.opt(MCP_OAUTH_SCOPE, o.scope.as_deref(), "auth.oauth2.scope")?;
+    w.opt(
+        MCP_JWT_EXPIRES_IN,
+        o.token_ttl.as_deref(),
+        "auth.oauth2.tokenTTL",
+    )?;
+    match &o.jwt_secret_ref {
+        Some(r) => w.secret(MCP_JWT_SECRET, r, "auth.oauth2.jwtSecretRef"),
+        None => w.secret(
+            MCP_JWT_SECRET,
+            &SecretKeyRef::new(inputs.generated_secret, GENERATED_JWT_KEY),
+            "auth.oauth2.jwtSecretRef (generated)",
+        ),
+    }
+}
+
+/// Strategy oidc: the identity provider, what its tokens must carry, and the public URL.
+fn oidc(w: &mut EnvWriter, o: &OidcAuth, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+    w.literal(MCP_OIDC_ISSUER, &o.issuer, "auth.oidc.issuer")?;
+    w.opt(
+        MCP_OIDC_AUDIENCE,
+        o.audience.as_deref().filter(|a| !a.is_empty()),
+        "auth.oidc.audience",
+    )?;
+    w.opt(
+        MCP_OIDC_JWKS_URL,
+        o.jwks_url.as_deref().filter(|u| !u.is_empty()),
+        "auth.oidc.jwksUrl",
+    )?;
+    if !o.required_scopes.is_empty() {
+        w.literal(
+            MCP_OIDC_REQUIRED_SCOPES,
+            o.required_scopes.join(","),
+            "auth.oidc.requiredScopes",
+        )?;
+    }
+    // The resource identifier of the Protected Resource Metadata and the default
+    // audience: what clients are told to ask tokens for.
+    w.literal(
+        MCP_PUBLIC_URL,
+        inputs.public_url,
+        "status.url (ingress.host or the Service)",
+    )
+}
+
+/// `auth.sessionAuth`: which MCP requests need credentials.
+fn session_auth(w: &mut EnvWriter, s: &SessionAuth) -> Result<(), EnvError> {
+    w.opt(
+        MCP_SESSION_AUTH_REQUIRE_FOR_SESSION,
+        s.require_for_session,
+        "auth.sessionAuth.requireForSession",
+    )?;
+    w.opt(
+        MCP_SESSION_AUTH_REQUIRE_FOR_OPERATIONS,
+        s.require_for_operations,
+        "auth.sessionAuth.requireForOperations",
+    )
 }
 
 fn providers(w: &mut EnvWriter, spec: &ConverseServerSpec) -> Result<(), EnvError> {
