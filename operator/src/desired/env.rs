@@ -12,8 +12,8 @@ use converse_config::vars::{self, *};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 
 use crate::crd::{
-    AuthStrategy, BearerAuth, ConversationStore, ConverseServerSpec, OAuth2Auth, OidcAuth,
-    SecretKeyRef, SessionAuth,
+    AuthSecretKey, AuthStrategy, BearerAuth, ConversationStore, ConverseServerSpec, OAuth2Auth,
+    OidcAuth, SecretKeyRef, SessionAuth,
 };
 
 /// Port the server listens on inside the pod.
@@ -117,6 +117,17 @@ impl EnvWriter {
         self.origins.insert(var.to_owned(), field.to_owned());
         Ok(())
     }
+
+    /// Writes `var` from its entry of [`Auth::secret_keys`](crate::crd::Auth::secret_keys), if
+    /// the spec references one; whether it did. Looked up by variable rather than written in one
+    /// loop: each strategy's secrets sit between its other variables, and the order of `env` is
+    /// part of the pod template (changing it would roll every pod).
+    fn auth_secret(&mut self, keys: &[AuthSecretKey<'_>], var: &str) -> Result<bool, EnvError> {
+        match keys.iter().find(|k| k.var == var) {
+            Some(k) => self.secret(k.var, k.secret, k.field).map(|()| true),
+            None => Ok(false),
+        }
+    }
 }
 
 /// The key and base-URL variables of each built-in provider field.
@@ -207,21 +218,20 @@ fn auth(w: &mut EnvWriter, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     )?;
     w.opt(MCP_AUTH_REQUIRE, auth.required, "auth.required")?;
 
+    let keys = auth.secret_keys();
     match auth.strategy {
         AuthStrategy::None => {}
         AuthStrategy::ApiKey => {
-            if let Some(a) = &auth.api_key {
-                w.secret(MCP_API_KEYS, &a.secret_ref, "auth.apiKey.secretRef")?;
-            }
+            w.auth_secret(&keys, MCP_API_KEYS)?;
         }
         AuthStrategy::Bearer => {
             if let Some(b) = &auth.bearer {
-                bearer(w, b)?;
+                bearer(w, b, &keys)?;
             }
         }
         AuthStrategy::OAuth2 => {
             if let Some(o) = &auth.oauth2 {
-                oauth2(w, o, inputs)?;
+                oauth2(w, o, &keys, inputs)?;
             }
         }
         AuthStrategy::Oidc => {
@@ -238,7 +248,7 @@ fn auth(w: &mut EnvWriter, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
 }
 
 /// Strategy bearer: the pinned algorithm and claims, and the shared secret or public key.
-fn bearer(w: &mut EnvWriter, b: &BearerAuth) -> Result<(), EnvError> {
+fn bearer(w: &mut EnvWriter, b: &BearerAuth, keys: &[AuthSecretKey<'_>]) -> Result<(), EnvError> {
     w.opt(MCP_JWT_ALGORITHM, b.algorithm, "auth.bearer.algorithm")?;
     w.opt(MCP_JWT_ISSUER, b.issuer.as_deref(), "auth.bearer.issuer")?;
     w.opt(
@@ -246,24 +256,21 @@ fn bearer(w: &mut EnvWriter, b: &BearerAuth) -> Result<(), EnvError> {
         b.audience.as_deref().filter(|a| !a.is_empty()),
         "auth.bearer.audience",
     )?;
-    if let Some(r) = &b.secret_ref {
-        w.secret(MCP_JWT_SECRET, r, "auth.bearer.secretRef")?;
-    }
-    if let Some(r) = &b.public_key_secret_ref {
-        w.secret(MCP_JWT_PUBLIC_KEY, r, "auth.bearer.publicKeySecretRef")?;
-    }
+    w.auth_secret(keys, MCP_JWT_SECRET)?;
+    w.auth_secret(keys, MCP_JWT_PUBLIC_KEY)?;
     Ok(())
 }
 
 /// Strategy oauth2: the client at the external provider, its endpoints, and the secret that
 /// signs the server's own tokens (the operator's generated one when the spec names none).
-fn oauth2(w: &mut EnvWriter, o: &OAuth2Auth, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+fn oauth2(
+    w: &mut EnvWriter,
+    o: &OAuth2Auth,
+    keys: &[AuthSecretKey<'_>],
+    inputs: &EnvInputs<'_>,
+) -> Result<(), EnvError> {
     w.literal(MCP_OAUTH_CLIENT_ID, &o.client_id, "auth.oauth2.clientId")?;
-    w.secret(
-        MCP_OAUTH_CLIENT_SECRET,
-        &o.client_secret_ref,
-        "auth.oauth2.clientSecretRef",
-    )?;
+    w.auth_secret(keys, MCP_OAUTH_CLIENT_SECRET)?;
     w.literal(
         MCP_OAUTH_AUTH_URL,
         &o.authorization_url,
@@ -286,14 +293,14 @@ fn oauth2(w: &mut EnvWriter, o: &OAuth2Auth, inputs: &EnvInputs<'_>) -> Result<(
         o.token_ttl.as_deref(),
         "auth.oauth2.tokenTTL",
     )?;
-    match &o.jwt_secret_ref {
-        Some(r) => w.secret(MCP_JWT_SECRET, r, "auth.oauth2.jwtSecretRef"),
-        None => w.secret(
-            MCP_JWT_SECRET,
-            &SecretKeyRef::new(inputs.generated_secret, GENERATED_JWT_KEY),
-            "auth.oauth2.jwtSecretRef (generated)",
-        ),
+    if w.auth_secret(keys, MCP_JWT_SECRET)? {
+        return Ok(());
     }
+    w.secret(
+        MCP_JWT_SECRET,
+        &SecretKeyRef::new(inputs.generated_secret, GENERATED_JWT_KEY),
+        "auth.oauth2.jwtSecretRef (generated)",
+    )
 }
 
 /// Strategy oidc: the identity provider, what its tokens must carry, and the public URL.
@@ -527,4 +534,53 @@ fn conversations(w: &mut EnvWriter, spec: &ConverseServerSpec) -> Result<(), Env
         "conversations.maxBytes",
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The environment reads exactly the auth Secret keys `Auth::secret_keys` lists (what the
+    /// dereference phase fetches and validate checks), each under the field the list names.
+    #[test]
+    fn auth_secrets_in_the_env_are_the_listed_ones() {
+        let specs = [
+            "{providers: {}, auth: {strategy: apiKey, apiKey: {secretRef: {name: s, key: keys}}}}",
+            "{providers: {}, auth: {strategy: bearer, bearer: {secretRef: {name: s, key: hs}, \
+             publicKeySecretRef: {name: s, key: pem}}}}",
+            "{providers: {}, auth: {strategy: oauth2, oauth2: {clientId: c, \
+             clientSecretRef: {name: s, key: client}, authorizationUrl: 'https://idp/a', \
+             tokenUrl: 'https://idp/t', userinfoUrl: 'https://idp/u', \
+             callbackUrl: 'https://mcp/oauth/callback', jwtSecretRef: {name: s, key: jwt}}}}",
+        ];
+        for yaml in specs {
+            let spec: ConverseServerSpec = serde_norway::from_str(yaml).unwrap();
+            let env = server_env(&EnvInputs {
+                spec: &spec,
+                public_url: "https://mcp/mcp",
+                allowed_hosts: &[],
+                generated_secret: "generated",
+                default_callback_url: None,
+            })
+            .unwrap();
+            let keys = spec.auth.as_ref().unwrap().secret_keys();
+            let secret_vars: Vec<&str> = env
+                .entries
+                .iter()
+                .filter(|e| matches!(e.value, EnvValue::SecretKeyRef { .. }))
+                .map(|e| e.name.as_str())
+                .collect();
+            let listed_vars: Vec<&str> = keys.iter().map(|k| k.var).collect();
+            assert_eq!(secret_vars, listed_vars, "{yaml}");
+            for k in keys {
+                let entry = env.entries.iter().find(|e| e.name == k.var).unwrap();
+                let want = EnvValue::SecretKeyRef {
+                    secret: k.secret.name.clone(),
+                    key: k.secret.key.clone(),
+                };
+                assert_eq!(entry.value, want, "{}", k.var);
+                assert_eq!(env.origin(k.var), Some(k.field), "{}", k.var);
+            }
+        }
+    }
 }
