@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::build::{DesiredObjects, generated_secret_name};
+use crate::desired::{DesiredObjects, generated_secret_name};
 use crate::metrics::Metrics;
 
 /// The one field manager of everything the operator writes (children and status).
@@ -80,9 +80,9 @@ impl LastApplied {
     }
 }
 
-/// What the apply phase needs besides the objects: the client, the memory of what was applied,
-/// and the metrics that count the writes.
-pub struct Writer<'a> {
+/// Applies (and deletes) children for the apply phase: what it needs besides the objects — the
+/// client, the memory of what was applied, and the metrics that count the writes.
+pub struct ChildApplier<'a> {
     pub client: &'a Client,
     pub last_applied: &'a LastApplied,
     pub metrics: &'a Metrics,
@@ -90,14 +90,14 @@ pub struct Writer<'a> {
 
 /// Applies `desired` in `namespace` for the ConverseServer `name` with uid `owner_uid`.
 pub async fn apply_children(
-    writer: &Writer<'_>,
+    applier: &ChildApplier<'_>,
     namespace: &str,
     name: &str,
     owner_uid: &str,
     desired: &DesiredObjects,
 ) -> Result<Applied, kube::Error> {
     let c = Children {
-        writer,
+        applier,
         namespace,
         owner: (namespace.to_owned(), name.to_owned()),
         owner_uid,
@@ -133,7 +133,7 @@ pub async fn apply_children(
 }
 
 struct Children<'a> {
-    writer: &'a Writer<'a>,
+    applier: &'a ChildApplier<'a>,
     namespace: &'a str,
     owner: Owner,
     owner_uid: &'a str,
@@ -144,7 +144,7 @@ impl Children<'_> {
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
     {
-        Api::namespaced(self.writer.client.clone(), self.namespace)
+        Api::namespaced(self.applier.client.clone(), self.namespace)
     }
 
     fn key<K>(&self, name: &str) -> Child
@@ -166,7 +166,7 @@ impl Children<'_> {
         let api = self.api::<K>();
         let key = self.key::<K>(&name);
         let hash = Sha256::digest(serde_json::to_vec(obj).unwrap_or_default()).to_vec();
-        if let Some((last_hash, last_version)) = self.writer.last_applied.get(&self.owner, &key)
+        if let Some((last_hash, last_version)) = self.applier.last_applied.get(&self.owner, &key)
             && last_hash == hash
             && let Some(live) = api.get_opt(&name).await?
             && live.meta().resource_version.as_deref() == Some(last_version.as_str())
@@ -174,7 +174,7 @@ impl Children<'_> {
         {
             return Ok(live);
         }
-        self.writer.metrics.write(K::kind(&()).as_ref(), "apply");
+        self.applier.metrics.write(K::kind(&()).as_ref(), "apply");
         let applied = api
             .patch(
                 &name,
@@ -184,10 +184,10 @@ impl Children<'_> {
             .await?;
         match applied.meta().resource_version.clone() {
             Some(version) => self
-                .writer
+                .applier
                 .last_applied
                 .set(&self.owner, key, (hash, version)),
-            None => self.writer.last_applied.remove(&self.owner, &key),
+            None => self.applier.last_applied.remove(&self.owner, &key),
         }
         Ok(applied)
     }
@@ -225,7 +225,7 @@ impl Children<'_> {
             + Debug,
     {
         let api = self.api::<K>();
-        self.writer
+        self.applier
             .last_applied
             .remove(&self.owner, &self.key::<K>(name));
         let Some(existing) = api.get_metadata_opt(name).await? else {
@@ -240,7 +240,7 @@ impl Children<'_> {
         if !owned || existing.metadata.deletion_timestamp.is_some() {
             return Ok(false);
         }
-        self.writer.metrics.write(K::kind(&()).as_ref(), "delete");
+        self.applier.metrics.write(K::kind(&()).as_ref(), "delete");
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.is_not_found() => Ok(false),

@@ -28,14 +28,14 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, debug, info, warn};
 
-use crate::apply::{FIELD_MANAGER, LastApplied, Writer, apply_children};
-use crate::build::{BuildContext, BuildError, build, generated_secret_name, labels};
+use crate::apply::{ChildApplier, FIELD_MANAGER, LastApplied, apply_children};
 use crate::crd::{ConverseServer, ConverseServerStatus};
 use crate::dereference::dereference;
+use crate::desired::{BuildContext, BuildError, build, generated_secret_name, labels};
 use crate::metrics::Metrics;
 use crate::references::secret_names;
-use crate::status::{Outcome, desired_status, notices, write_status};
-use crate::validate::validate;
+use crate::status::{Notice, Outcome, desired_status, notices, write_status};
+use crate::validate::{ValidatedServer, ValidationError, validate};
 
 /// Operator settings the reconcile needs.
 #[derive(Debug, Clone)]
@@ -155,6 +155,26 @@ pub async fn reconcile(server: Arc<ConverseServer>, ctx: Arc<Context>) -> Result
     result.map(|(action, _)| action)
 }
 
+/// The ConverseServer being reconciled, with the metadata every client call needs.
+struct Target<'a> {
+    server: &'a ConverseServer,
+    namespace: String,
+    name: String,
+    uid: String,
+}
+
+/// What phases 2–4 decided, for phase 5.
+struct Reconciled {
+    status: ConverseServerStatus,
+    action: Action,
+    /// The stall reason, for metrics; `None` when not stalled.
+    failure: Option<&'static str>,
+    /// Kind/name of each child deleted because it is no longer desired (each gets an Event).
+    deleted: Vec<String>,
+    /// The spec's warnings (an Event when the spec is accepted).
+    warnings: Vec<String>,
+}
+
 /// The five phases; returns the next action and, for a stalled ConverseServer, its reason.
 async fn reconcile_phases(
     server: &ConverseServer,
@@ -164,87 +184,136 @@ async fn reconcile_phases(
         // Garbage collection removes the children through their owner references.
         return Ok((Action::await_change(), None));
     }
-    let namespace = server.namespace().ok_or(Error::Metadata("namespace"))?;
-    let uid = server.uid().ok_or(Error::Metadata("uid"))?;
-    let name = server.name_any();
-    let client = &ctx.client;
+    let target = Target {
+        server,
+        namespace: server.namespace().ok_or(Error::Metadata("namespace"))?,
+        uid: server.uid().ok_or(Error::Metadata("uid"))?,
+        name: server.name_any(),
+    };
 
     // 1. dereference
-    let found = dereference(client, server, &namespace, &name).await?;
-    let generation = server.metadata.generation;
-    let previous = server.status.as_ref();
+    let found = dereference(&ctx.client, server, &target.namespace, &target.name).await?;
     let now = Timestamp::now();
 
     // 2. validate
-    let (status, action, failure, deleted, warnings) = match validate(server, &found.dereferenced) {
-        Err(invalid) => {
-            let status = desired_status(generation, previous, &Outcome::Stalled(&invalid), now);
-            info!(%namespace, %name, reason = invalid.reason(), "stalled: {invalid}");
-            (
-                status,
-                Action::await_change(),
-                Some(invalid.reason()),
-                Vec::new(),
-                Vec::new(),
-            )
-        }
+    let reconciled = match validate(server, &found.dereferenced) {
+        Err(invalid) => stalled(&target, &invalid, now),
         Ok(validated) => {
-            // 3. build
-            let desired = build(
-                &validated,
-                &BuildContext {
-                    default_image: ctx.settings.default_image.clone(),
-                    default_version: ctx.settings.default_version.clone(),
-                    cluster_domain: ctx.settings.cluster_domain.clone(),
-                    generated_jwt_secret: Some(found.generated_jwt_secret),
-                },
-            )?;
-            // 4. apply
-            let writer = Writer {
-                client,
-                last_applied: &ctx.last_applied,
-                metrics: &ctx.metrics,
-            };
-            let applied = match apply_children(&writer, &namespace, &name, &uid, &desired).await {
-                Ok(applied) => applied,
-                Err(error) => {
-                    // Say why in status (kubectl wait/describe, Argo CD), then back off.
-                    let error = truncate(&error.to_string(), 900);
-                    let failed = Outcome::ApplyFailed {
-                        validated: &validated,
-                        error: &error,
-                    };
-                    let status = desired_status(generation, previous, &failed, now);
-                    update_status(ctx, server, &namespace, &status).await?;
-                    return Err(Error::Apply(error));
-                }
-            };
-            let status = desired_status(
-                generation,
-                previous,
-                &Outcome::Applied {
-                    validated: &validated,
-                    desired: &desired,
-                    deployment: &applied.deployment,
-                },
-                now,
-            );
-            (
-                status,
-                Action::requeue(ctx.settings.resync),
-                None,
-                applied.deleted,
-                validated.warnings,
-            )
+            build_and_apply(ctx, &target, validated, found.generated_jwt_secret, now).await?
         }
     };
 
     // 5. status, and Events for what changed
-    let notices = notices(previous, &status, &warnings);
-    if update_status(ctx, server, &namespace, &status).await? {
+    report(ctx, &target, &reconciled).await?;
+    Ok((reconciled.action, reconciled.failure))
+}
+
+/// A spec the operator cannot build: Stalled, and nothing to do until the CR or a referenced
+/// Secret changes (both are watched), so no requeue.
+fn stalled(target: &Target<'_>, invalid: &ValidationError, now: Timestamp) -> Reconciled {
+    let server = target.server;
+    let status = desired_status(
+        server.metadata.generation,
+        server.status.as_ref(),
+        &Outcome::Stalled(invalid),
+        now,
+    );
+    let (namespace, name) = (&target.namespace, &target.name);
+    info!(%namespace, %name, reason = invalid.reason(), "stalled: {invalid}");
+    Reconciled {
+        status,
+        action: Action::await_change(),
+        failure: Some(invalid.reason()),
+        deleted: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// Phases 3 (build) and 4 (apply). A failed apply is written to status before the error is
+/// returned, so `kubectl wait`/`describe` and Argo CD say why while the reconcile backs off.
+async fn build_and_apply(
+    ctx: &Context,
+    target: &Target<'_>,
+    validated: ValidatedServer,
+    generated_jwt_secret: String,
+    now: Timestamp,
+) -> Result<Reconciled, Error> {
+    let server = target.server;
+    let (generation, previous) = (server.metadata.generation, server.status.as_ref());
+    // 3. build
+    let desired = build(
+        &validated,
+        &BuildContext {
+            default_image: ctx.settings.default_image.clone(),
+            default_version: ctx.settings.default_version.clone(),
+            cluster_domain: ctx.settings.cluster_domain.clone(),
+            generated_jwt_secret: Some(generated_jwt_secret),
+        },
+    )?;
+    // 4. apply
+    let applier = ChildApplier {
+        client: &ctx.client,
+        last_applied: &ctx.last_applied,
+        metrics: &ctx.metrics,
+    };
+    let (namespace, name) = (&target.namespace, &target.name);
+    let applied = match apply_children(&applier, namespace, name, &target.uid, &desired).await {
+        Ok(applied) => applied,
+        Err(error) => {
+            let error = truncate(&error.to_string(), 900);
+            let failed = Outcome::ApplyFailed {
+                validated: &validated,
+                error: &error,
+            };
+            let status = desired_status(generation, previous, &failed, now);
+            update_status(ctx, server, namespace, &status).await?;
+            return Err(Error::Apply(error));
+        }
+    };
+    let status = desired_status(
+        generation,
+        previous,
+        &Outcome::Applied {
+            validated: &validated,
+            desired: &desired,
+            deployment: &applied.deployment,
+        },
+        now,
+    );
+    Ok(Reconciled {
+        status,
+        action: Action::requeue(ctx.settings.resync),
+        failure: None,
+        deleted: applied.deleted,
+        warnings: validated.warnings,
+    })
+}
+
+/// Phase 5: writes the status if it changed, then publishes an Event per notable change and
+/// per deleted child. A failed Event is logged, not retried: the status already says it all.
+async fn report(ctx: &Context, target: &Target<'_>, reconciled: &Reconciled) -> Result<(), Error> {
+    let server = target.server;
+    let (namespace, name) = (&target.namespace, &target.name);
+    let notices = notices(
+        server.status.as_ref(),
+        &reconciled.status,
+        &reconciled.warnings,
+    );
+    if update_status(ctx, server, namespace, &reconciled.status).await? {
         debug!(%namespace, %name, "status updated");
     }
     let reference = server.object_ref(&());
+    for e in &events(notices, &reconciled.deleted) {
+        ctx.metrics.write("Event", "publish");
+        if let Err(err) = ctx.recorder.publish(e, &reference).await {
+            warn!(%namespace, %name, "publishing an event: {err}");
+        }
+    }
+    Ok(())
+}
+
+/// The Events of one reconcile: the status notices, then one per deleted child.
+fn events(notices: Vec<Notice>, deleted: &[String]) -> Vec<Event> {
     let mut events: Vec<Event> = notices
         .into_iter()
         .map(|n| Event {
@@ -268,13 +337,7 @@ async fn reconcile_phases(
             secondary: None,
         });
     }
-    for e in &events {
-        ctx.metrics.write("Event", "publish");
-        if let Err(err) = ctx.recorder.publish(e, &reference).await {
-            warn!(%namespace, %name, "publishing an event: {err}");
-        }
-    }
-    Ok((action, failure))
+    events
 }
 
 /// Writes `status` unless it is already stored (counted as a write when sent); whether it wrote.

@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use rand::RngCore;
 
-use crate::build::env::GENERATED_JWT_KEY;
-use crate::build::generated_secret_name;
 use crate::crd::ConverseServer;
+use crate::desired::env::GENERATED_JWT_KEY;
+use crate::desired::generated_secret_name;
 use crate::references::{Dereferenced, secret_names};
 
 /// What phase 1 found.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use sha2::{Digest, Sha256};
 
-use crate::crd::{AuthStrategy, ConversationStore, ConverseServerSpec, SecretKeyRef};
+use crate::crd::{ConversationStore, ConverseServerSpec, SecretKeyRef};
 
 /// One use of a Secret key by the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +32,10 @@ impl SecretReference {
     }
 }
 
-/// Every Secret key the spec uses, in a stable order. Blocks of strategies other than the
-/// selected one are ignored (CEL forbids them anyway), as is a Redis URL with a Memory store.
+/// Every Secret key the spec uses, in a stable order. The auth keys are
+/// [`Auth::secret_keys`](crate::crd::Auth::secret_keys), the list the environment writes too
+/// (only the selected strategy's); a Redis URL with a Memory store is ignored.
 pub fn secret_references(spec: &ConverseServerSpec) -> Vec<SecretReference> {
-    let jwt_min = converse_config::auth::MIN_JWT_SECRET_BYTES;
     let mut refs = Vec::new();
     for (row, key_ref, _) in spec.providers.builtin() {
         refs.push(SecretReference::new(
@@ -54,40 +54,8 @@ pub fn secret_references(spec: &ConverseServerSpec) -> Vec<SecretReference> {
         }
     }
     if let Some(auth) = &spec.auth {
-        match auth.strategy {
-            AuthStrategy::None => {}
-            AuthStrategy::ApiKey => {
-                if let Some(a) = &auth.api_key {
-                    refs.push(SecretReference::new(
-                        "auth.apiKey.secretRef",
-                        &a.secret_ref,
-                        1,
-                    ));
-                }
-            }
-            AuthStrategy::Bearer => {
-                if let Some(b) = &auth.bearer {
-                    if let Some(r) = &b.secret_ref {
-                        refs.push(SecretReference::new("auth.bearer.secretRef", r, jwt_min));
-                    }
-                    if let Some(r) = &b.public_key_secret_ref {
-                        refs.push(SecretReference::new("auth.bearer.publicKeySecretRef", r, 1));
-                    }
-                }
-            }
-            AuthStrategy::OAuth2 => {
-                if let Some(o) = &auth.oauth2 {
-                    refs.push(SecretReference::new(
-                        "auth.oauth2.clientSecretRef",
-                        &o.client_secret_ref,
-                        1,
-                    ));
-                    if let Some(r) = &o.jwt_secret_ref {
-                        refs.push(SecretReference::new("auth.oauth2.jwtSecretRef", r, jwt_min));
-                    }
-                }
-            }
-            AuthStrategy::Oidc => {}
+        for k in auth.secret_keys() {
+            refs.push(SecretReference::new(k.field, k.secret, k.min_bytes));
         }
     }
     if let Some(c) = &spec.conversations

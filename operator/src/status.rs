@@ -13,9 +13,9 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
 
 use crate::apply::FIELD_MANAGER;
-use crate::build::DesiredObjects;
 use crate::crd::status::condition;
 use crate::crd::{ConverseServer, ConverseServerStatus};
+use crate::desired::DesiredObjects;
 use crate::validate::{ValidatedServer, ValidationError};
 
 /// How the reconcile ended, as far as status is concerned.
@@ -90,108 +90,135 @@ pub fn desired_status(
         ..previous.clone()
     };
     match outcome {
-        Outcome::Stalled(err) => {
-            let reason = err.reason();
-            let message = err.to_string();
-            match err {
-                ValidationError::InvalidSpec(_) => {
-                    conditions.set(condition::ACCEPTED, "False", reason, &message);
-                    conditions.set(
-                        condition::SECRETS_RESOLVED,
-                        "Unknown",
-                        "SpecInvalid",
-                        "Secret references are checked once the spec is valid",
-                    );
-                }
-                ValidationError::UnresolvedSecrets(_) => {
-                    conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
-                    conditions.set(condition::SECRETS_RESOLVED, "False", reason, &message);
-                }
-            }
-            conditions.set(
-                condition::AVAILABLE,
-                "Unknown",
-                "Stalled",
-                "the children are not updated while the ConverseServer is stalled",
-            );
-            conditions.set(condition::RECONCILING, "False", "Stalled", &message);
-            conditions.set(condition::STALLED, "True", reason, &message);
-            conditions.set(condition::READY, "False", reason, &message);
-        }
+        Outcome::Stalled(err) => stalled_conditions(&mut conditions, err),
         Outcome::ApplyFailed { validated, error } => {
-            let message = format!("applying the children failed, retrying with backoff: {error}");
-            status.auth_strategy = Some(validated.auth_strategy);
-            conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
-            conditions.set(
-                condition::SECRETS_RESOLVED,
-                "True",
-                "Resolved",
-                "every referenced Secret and key exists",
-            );
-            conditions.set(condition::AVAILABLE, "Unknown", "ApplyFailed", &message);
-            // Not stalled: the cause is usually outside the spec and transient, and it is retried.
-            conditions.set(condition::STALLED, "False", "ApplyFailed", "");
-            conditions.set(condition::RECONCILING, "True", "ApplyFailed", &message);
-            conditions.set(condition::READY, "False", "ApplyFailed", &message);
+            apply_failed_status(&mut status, &mut conditions, validated, error)
         }
         Outcome::Applied {
             validated,
             desired,
             deployment,
-        } => {
-            let rollout = Rollout::of(deployment);
-            status.url = Some(desired.url.clone());
-            status.replicas = Some(rollout.desired);
-            status.ready_replicas = Some(rollout.ready);
-            status.replica_summary = Some(format!("{}/{}", rollout.ready, rollout.desired));
-            status.auth_strategy = Some(validated.auth_strategy);
-            status.config_hash = Some(desired.config_hash.clone());
-            conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
-            conditions.set(
-                condition::SECRETS_RESOLVED,
-                "True",
-                "Resolved",
-                "every referenced Secret and key exists",
-            );
-            conditions.set(condition::STALLED, "False", "Reconciled", "");
-            if rollout.available {
-                conditions.set(
-                    condition::AVAILABLE,
-                    "True",
-                    "MinimumReplicasAvailable",
-                    &rollout.message,
-                );
-                conditions.set(condition::RECONCILING, "False", "Reconciled", "");
-                conditions.set(
-                    condition::READY,
-                    "True",
-                    "Ready",
-                    "the ConverseServer is serving",
-                );
-            } else {
-                conditions.set(
-                    condition::AVAILABLE,
-                    "False",
-                    "ReplicasNotReady",
-                    &rollout.message,
-                );
-                conditions.set(
-                    condition::RECONCILING,
-                    "True",
-                    "RolloutInProgress",
-                    &rollout.message,
-                );
-                conditions.set(
-                    condition::READY,
-                    "False",
-                    "ReplicasNotReady",
-                    &rollout.message,
-                );
-            }
-        }
+        } => applied_status(&mut status, &mut conditions, validated, desired, deployment),
     }
     status.conditions = conditions.out;
     status
+}
+
+/// Stalled: Accepted or SecretsResolved says which input is wrong; the other fields keep what
+/// the last successful reconcile stored (the children still run as then).
+fn stalled_conditions(conditions: &mut Conditions<'_>, err: &ValidationError) {
+    let reason = err.reason();
+    let message = err.to_string();
+    match err {
+        ValidationError::InvalidSpec(_) => {
+            conditions.set(condition::ACCEPTED, "False", reason, &message);
+            conditions.set(
+                condition::SECRETS_RESOLVED,
+                "Unknown",
+                "SpecInvalid",
+                "Secret references are checked once the spec is valid",
+            );
+        }
+        ValidationError::UnresolvedSecrets(_) => {
+            conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
+            conditions.set(condition::SECRETS_RESOLVED, "False", reason, &message);
+        }
+    }
+    conditions.set(
+        condition::AVAILABLE,
+        "Unknown",
+        "Stalled",
+        "the children are not updated while the ConverseServer is stalled",
+    );
+    conditions.set(condition::RECONCILING, "False", "Stalled", &message);
+    conditions.set(condition::STALLED, "True", reason, &message);
+    conditions.set(condition::READY, "False", reason, &message);
+}
+
+/// The apply failed: the inputs are fine, the API server is not (yet); reconciling, not stalled.
+fn apply_failed_status(
+    status: &mut ConverseServerStatus,
+    conditions: &mut Conditions<'_>,
+    validated: &ValidatedServer,
+    error: &str,
+) {
+    let message = format!("applying the children failed, retrying with backoff: {error}");
+    status.auth_strategy = Some(validated.auth_strategy);
+    accepted_and_resolved_conditions(conditions);
+    conditions.set(condition::AVAILABLE, "Unknown", "ApplyFailed", &message);
+    // Not stalled: the cause is usually outside the spec and transient, and it is retried.
+    conditions.set(condition::STALLED, "False", "ApplyFailed", "");
+    conditions.set(condition::RECONCILING, "True", "ApplyFailed", &message);
+    conditions.set(condition::READY, "False", "ApplyFailed", &message);
+}
+
+/// The children were applied: the observed state comes from them, readiness from the rollout.
+fn applied_status(
+    status: &mut ConverseServerStatus,
+    conditions: &mut Conditions<'_>,
+    validated: &ValidatedServer,
+    desired: &DesiredObjects,
+    deployment: &Deployment,
+) {
+    let rollout = Rollout::of(deployment);
+    status.url = Some(desired.url.clone());
+    status.replicas = Some(rollout.desired);
+    status.ready_replicas = Some(rollout.ready);
+    status.replica_summary = Some(format!("{}/{}", rollout.ready, rollout.desired));
+    status.auth_strategy = Some(validated.auth_strategy);
+    status.config_hash = Some(desired.config_hash.clone());
+    accepted_and_resolved_conditions(conditions);
+    conditions.set(condition::STALLED, "False", "Reconciled", "");
+    rollout_conditions(conditions, &rollout);
+}
+
+/// Accepted=True and SecretsResolved=True: validate passed.
+fn accepted_and_resolved_conditions(conditions: &mut Conditions<'_>) {
+    conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
+    conditions.set(
+        condition::SECRETS_RESOLVED,
+        "True",
+        "Resolved",
+        "every referenced Secret and key exists",
+    );
+}
+
+/// Available, Reconciling and Ready after an apply: Ready once the Deployment is available.
+fn rollout_conditions(conditions: &mut Conditions<'_>, rollout: &Rollout) {
+    if rollout.available {
+        conditions.set(
+            condition::AVAILABLE,
+            "True",
+            "MinimumReplicasAvailable",
+            &rollout.message,
+        );
+        conditions.set(condition::RECONCILING, "False", "Reconciled", "");
+        conditions.set(
+            condition::READY,
+            "True",
+            "Ready",
+            "the ConverseServer is serving",
+        );
+    } else {
+        conditions.set(
+            condition::AVAILABLE,
+            "False",
+            "ReplicasNotReady",
+            &rollout.message,
+        );
+        conditions.set(
+            condition::RECONCILING,
+            "True",
+            "RolloutInProgress",
+            &rollout.message,
+        );
+        conditions.set(
+            condition::READY,
+            "False",
+            "ReplicasNotReady",
+            &rollout.message,
+        );
+    }
 }
 
 struct Conditions<'a> {

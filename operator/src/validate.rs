@@ -17,8 +17,8 @@ use converse_config::vars::{self, *};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 
-use crate::build::env::{self, EnvInputs};
 use crate::crd::{AuthStrategy, ConversationStore, ConverseServer, ConverseServerSpec, rules};
+use crate::desired::env::{self, EnvInputs};
 use crate::endpoints;
 use crate::references::{Dereferenced, KeyDigest, secret_references};
 
@@ -265,7 +265,7 @@ fn structural_errors(spec: &ConverseServerSpec) -> Vec<FieldError> {
         }
     }
     if let Some(pod) = &spec.pod {
-        for key in crate::build::labels::SELECTOR_KEYS {
+        for key in crate::desired::labels::SELECTOR_KEYS {
             if pod.labels.contains_key(*key) {
                 errors.push(FieldError::new(
                     "pod.labels",
@@ -320,7 +320,7 @@ fn server_parse_errors(
         spec,
         public_url,
         allowed_hosts: &hosts,
-        generated_secret: &crate::build::generated_secret_name(name),
+        generated_secret: &crate::desired::generated_secret_name(name),
         default_callback_url: callback.as_deref(),
     };
     let server_env = env::server_env(&inputs).map_err(|e| {

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use converse_operator::build::{BuildError, CONFIG_HASH_ANNOTATION, labels};
+use converse_operator::desired::{BuildError, CONFIG_HASH_ANNOTATION, labels};
 use converse_operator::{Dereferenced, build, validate};
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use converse_operator::build::CONFIG_HASH_ANNOTATION;
 use converse_operator::controller::{self, Context, Settings};
 use converse_operator::crd::ConverseServer;
+use converse_operator::desired::CONFIG_HASH_ANNOTATION;
 use converse_operator::leader::Elector;
 use converse_operator::metrics::Metrics;
 use k8s_openapi::api::apps::v1::Deployment;

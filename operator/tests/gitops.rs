@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use converse_operator::build::labels;
 use converse_operator::crd::{AuthStrategy, ConversationStore};
+use converse_operator::desired::labels;
 use converse_operator::references::secret_references;
 use converse_operator::{ConverseServer, Dereferenced, DesiredObjects, build, validate};
 use serde::Deserialize;

@@ -1,6 +1,9 @@
 //! `spec.auth`: a discriminated union. `strategy` names the strategy; the block of the same name
 //! holds its settings; CEL rules require that block and forbid the others.
 
+use converse_config::vars::{
+    MCP_API_KEYS, MCP_JWT_PUBLIC_KEY, MCP_JWT_SECRET, MCP_OAUTH_CLIENT_SECRET,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -108,6 +111,66 @@ impl AuthStrategy {
             AuthStrategy::OAuth2 => converse_config::AuthStrategy::OAuth2,
             AuthStrategy::Oidc => converse_config::AuthStrategy::Oidc,
         }
+    }
+}
+
+/// One Secret key the auth settings reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthSecretKey<'a> {
+    /// Path of the referencing field under `spec.`, for messages and env origins.
+    pub field: &'static str,
+    pub secret: &'a SecretKeyRef,
+    /// The variable the server reads the value from.
+    pub var: &'static str,
+    /// Fewest bytes the value must have (1: not empty).
+    pub min_bytes: usize,
+}
+
+impl Auth {
+    /// The Secret keys the selected strategy's settings reference, in the order the environment
+    /// lists them. This is the one list of them: the dereference phase fetches and checks these
+    /// (`references`), the environment reads each from its variable (`desired::env`). Blocks of
+    /// other strategies are ignored (CEL forbids them anyway). The oauth2 signing secret the
+    /// operator generates when `jwtSecretRef` is omitted is not the spec's, so not listed.
+    pub fn secret_keys(&self) -> Vec<AuthSecretKey<'_>> {
+        // The server refuses shorter HMAC keys; checking the length up front names the field.
+        let jwt_min = converse_config::auth::MIN_JWT_SECRET_BYTES;
+        let key = |field, secret, var, min_bytes| AuthSecretKey {
+            field,
+            secret,
+            var,
+            min_bytes,
+        };
+        let mut keys = Vec::new();
+        match self.strategy {
+            AuthStrategy::None | AuthStrategy::Oidc => {}
+            AuthStrategy::ApiKey => {
+                if let Some(a) = &self.api_key {
+                    keys.push(key("auth.apiKey.secretRef", &a.secret_ref, MCP_API_KEYS, 1));
+                }
+            }
+            AuthStrategy::Bearer => {
+                if let Some(b) = &self.bearer {
+                    if let Some(r) = &b.secret_ref {
+                        keys.push(key("auth.bearer.secretRef", r, MCP_JWT_SECRET, jwt_min));
+                    }
+                    if let Some(r) = &b.public_key_secret_ref {
+                        let field = "auth.bearer.publicKeySecretRef";
+                        keys.push(key(field, r, MCP_JWT_PUBLIC_KEY, 1));
+                    }
+                }
+            }
+            AuthStrategy::OAuth2 => {
+                if let Some(o) = &self.oauth2 {
+                    let field = "auth.oauth2.clientSecretRef";
+                    keys.push(key(field, &o.client_secret_ref, MCP_OAUTH_CLIENT_SECRET, 1));
+                    if let Some(r) = &o.jwt_secret_ref {
+                        keys.push(key("auth.oauth2.jwtSecretRef", r, MCP_JWT_SECRET, jwt_min));
+                    }
+                }
+            }
+        }
+        keys
     }
 }
 

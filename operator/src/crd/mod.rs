@@ -21,7 +21,9 @@ use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use auth::{ApiKeyAuth, Auth, AuthStrategy, BearerAuth, OAuth2Auth, OidcAuth, SessionAuth};
+pub use auth::{
+    ApiKeyAuth, Auth, AuthSecretKey, AuthStrategy, BearerAuth, OAuth2Auth, OidcAuth, SessionAuth,
+};
 pub use network::{
     Cors, Http, Ingress, IngressTls, Network, NetworkPolicySpec, RateLimit, ServiceSpec,
     ServiceType, SessionAffinity, Sessions,

@@ -201,7 +201,7 @@ pub fn cors_credentials_without_wildcard() -> Rule {
 
 /// `PodOptions.labels`: the selector labels belong to the operator.
 pub fn pod_labels_not_selector() -> Rule {
-    let keys = crate::build::labels::SELECTOR_KEYS;
+    let keys = crate::desired::labels::SELECTOR_KEYS;
     let checks: Vec<String> = keys.iter().map(|k| format!("!('{k}' in self)")).collect();
     Rule::new(checks.join(" && ")).message(Message::Message(format!(
         "pod.labels may not set {}: the operator uses them to select the pods",
@@ -336,7 +336,7 @@ mod tests {
         for name in managed_variable_names()
             .into_iter()
             .chain(converse_config::builtin_providers::reserved_names())
-            .chain(crate::build::labels::SELECTOR_KEYS.iter().copied())
+            .chain(crate::desired::labels::SELECTOR_KEYS.iter().copied())
         {
             assert!(
                 !name.contains(['\'', '\\', '"']),

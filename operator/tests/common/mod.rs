@@ -7,7 +7,7 @@ pub mod cluster;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use converse_operator::build::BuildContext;
+use converse_operator::desired::BuildContext;
 use converse_operator::{
     ConverseServer, Dereferenced, DesiredObjects, ValidatedServer, build, validate,
 };

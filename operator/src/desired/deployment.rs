@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::env::{CONTAINER_PORT, ServerEnv};
 use super::{child_meta, labels};
+use crate::crd::{ConverseServerSpec, PodOptions};
 use crate::validate::ValidatedServer;
 
 /// Name of the server container.
@@ -64,18 +65,33 @@ pub fn pod_template(
     object_labels: &BTreeMap<String, String>,
     server_env: &ServerEnv,
 ) -> PodTemplateSpec {
-    let spec = &v.spec;
-    let pod = spec.pod.clone().unwrap_or_default();
+    let pod = v.spec.pod.clone().unwrap_or_default();
 
     // User labels first, so ours win (CEL also forbids the selector keys).
     let mut pod_labels = pod.labels.clone();
     pod_labels.extend(object_labels.clone());
 
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: (!pod.annotations.is_empty()).then(|| pod.annotations.clone()),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(pod_spec(
+            v,
+            &pod,
+            server_container(&v.spec, image, server_env),
+        )),
+    }
+}
+
+/// The converse-server container: the managed environment, probes, restricted security.
+fn server_container(spec: &ConverseServerSpec, image: &str, server_env: &ServerEnv) -> Container {
     // Managed variables first; user `env` after (CEL forbids overlaps, validate re-checks).
     let mut env = server_env.to_env_vars();
     env.extend(spec.env.iter().cloned());
 
-    let container = Container {
+    Container {
         name: CONTAINER_NAME.to_owned(),
         image: Some(image.to_owned()),
         image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_owned()),
@@ -93,22 +109,7 @@ pub fn pod_template(
         startup_probe: Some(http_probe("/healthz", 2, 30)),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         readiness_probe: Some(http_probe("/readyz", 5, 2)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS),
-            run_as_group: Some(RUN_AS),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_owned()]),
-                add: None,
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_owned(),
-                localhost_profile: None,
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(restricted_container_security()),
         // The root filesystem is read-only; temporary files go to an emptyDir.
         volume_mounts: Some(vec![VolumeMount {
             name: "tmp".to_owned(),
@@ -116,51 +117,70 @@ pub fn pod_template(
             ..VolumeMount::default()
         }]),
         ..Container::default()
-    };
+    }
+}
 
-    PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(pod_labels),
-            annotations: (!pod.annotations.is_empty()).then(|| pod.annotations.clone()),
-            ..ObjectMeta::default()
+/// The container's part of the restricted Pod Security Standard: non-root, no privilege
+/// escalation, no capabilities, the runtime's seccomp profile, a read-only root filesystem.
+fn restricted_container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS),
+        run_as_group: Some(RUN_AS),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
         }),
-        spec: Some(PodSpec {
-            service_account_name: Some(v.name.clone()),
-            // The server never talks to the Kubernetes API.
-            automount_service_account_token: Some(false),
-            // Service links inject `<SERVICE>_PORT`-style variables; a Service named `http`
-            // would set HTTP_PORT to `tcp://...`. The server finds nothing through them.
-            enable_service_links: Some(false),
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(RUN_AS),
-                run_as_group: Some(RUN_AS),
-                fs_group: Some(RUN_AS),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".to_owned(),
-                    localhost_profile: None,
-                }),
-                ..PodSecurityContext::default()
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            localhost_profile: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The pod around `container`: its ServiceAccount without a token, the pod-level security
+/// context, the `/tmp` volume, and the user's scheduling settings.
+fn pod_spec(v: &ValidatedServer, pod: &PodOptions, container: Container) -> PodSpec {
+    let spec = &v.spec;
+    PodSpec {
+        service_account_name: Some(v.name.clone()),
+        // The server never talks to the Kubernetes API.
+        automount_service_account_token: Some(false),
+        // Service links inject `<SERVICE>_PORT`-style variables; a Service named `http`
+        // would set HTTP_PORT to `tcp://...`. The server finds nothing through them.
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            fs_group: Some(RUN_AS),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
             }),
-            containers: vec![container],
-            volumes: Some(vec![Volume {
-                name: "tmp".to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    size_limit: Some(quantity("64Mi")),
-                    ..EmptyDirVolumeSource::default()
-                }),
-                ..Volume::default()
-            }]),
-            image_pull_secrets: (!spec.image_pull_secrets.is_empty())
-                .then(|| spec.image_pull_secrets.clone()),
-            node_selector: (!pod.node_selector.is_empty()).then(|| pod.node_selector.clone()),
-            tolerations: (!pod.tolerations.is_empty()).then(|| pod.tolerations.clone()),
-            affinity: pod.affinity.clone(),
-            topology_spread_constraints: (!pod.topology_spread_constraints.is_empty())
-                .then(|| pod.topology_spread_constraints.clone()),
-            priority_class_name: pod.priority_class_name.clone(),
-            ..PodSpec::default()
+            ..PodSecurityContext::default()
         }),
+        containers: vec![container],
+        volumes: Some(vec![Volume {
+            name: "tmp".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(quantity("64Mi")),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]),
+        image_pull_secrets: (!spec.image_pull_secrets.is_empty())
+            .then(|| spec.image_pull_secrets.clone()),
+        node_selector: (!pod.node_selector.is_empty()).then(|| pod.node_selector.clone()),
+        tolerations: (!pod.tolerations.is_empty()).then(|| pod.tolerations.clone()),
+        affinity: pod.affinity.clone(),
+        topology_spread_constraints: (!pod.topology_spread_constraints.is_empty())
+            .then(|| pod.topology_spread_constraints.clone()),
+        priority_class_name: pod.priority_class_name.clone(),
+        ..PodSpec::default()
     }
 }
 

@@ -1,6 +1,7 @@
-//! Phase 3, build (pure, no client): a [`ValidatedServer`] becomes every object it should own.
-//! One module per object; this one holds the shared pieces (metadata, the config hash) and
-//! [`build`] itself.
+//! Phase 3, build the desired objects (pure, no client): a [`ValidatedServer`] becomes every
+//! object it should own. One module per object; this one holds the shared pieces (metadata, the
+//! config hash) and [`build`] itself. (The folder is `desired/`, not `build/`: many tools take
+//! a `build/` folder for build output and skip or ignore it.)
 
 pub mod deployment;
 pub mod env;

@@ -11,7 +11,10 @@ use converse_config::env::{EnvBuilder, EnvEntry, EnvError, EnvValue};
 use converse_config::vars::{self, *};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 
-use crate::crd::{AuthStrategy, ConversationStore, ConverseServerSpec, SecretKeyRef};
+use crate::crd::{
+    AuthSecretKey, AuthStrategy, BearerAuth, ConversationStore, ConverseServerSpec, OAuth2Auth,
+    OidcAuth, SecretKeyRef, SessionAuth,
+};
 
 /// Port the server listens on inside the pod.
 pub const CONTAINER_PORT: u16 = 3157;
@@ -78,13 +81,14 @@ fn to_env_var(entry: &EnvEntry) -> EnvVar {
     }
 }
 
-/// [`EnvBuilder`] plus the origin of every entry.
-struct Writer {
+/// Writes the pod's variables: [`EnvBuilder`] (known names only, secrets only by reference) plus
+/// the spec field each variable came from, so the server parser's errors can name that field.
+struct EnvWriter {
     env: EnvBuilder,
     origins: BTreeMap<String, String>,
 }
 
-impl Writer {
+impl EnvWriter {
     fn literal(
         &mut self,
         var: &str,
@@ -113,6 +117,17 @@ impl Writer {
         self.origins.insert(var.to_owned(), field.to_owned());
         Ok(())
     }
+
+    /// Writes `var` from its entry of [`Auth::secret_keys`](crate::crd::Auth::secret_keys), if
+    /// the spec references one; whether it did. Looked up by variable rather than written in one
+    /// loop: each strategy's secrets sit between its other variables, and the order of `env` is
+    /// part of the pod template (changing it would roll every pod).
+    fn auth_secret(&mut self, keys: &[AuthSecretKey<'_>], var: &str) -> Result<bool, EnvError> {
+        match keys.iter().find(|k| k.var == var) {
+            Some(k) => self.secret(k.var, k.secret, k.field).map(|()| true),
+            None => Ok(false),
+        }
+    }
 }
 
 /// The server's environment for `inputs`. Errors are bugs of this function (a variable the
@@ -120,7 +135,7 @@ impl Writer {
 /// tests render every fixture to prove none occurs.
 pub fn server_env(inputs: &EnvInputs<'_>) -> Result<ServerEnv, EnvError> {
     let spec = inputs.spec;
-    let mut w = Writer {
+    let mut w = EnvWriter {
         env: EnvBuilder::new(),
         origins: BTreeMap::new(),
     };
@@ -171,7 +186,9 @@ pub fn server_env(inputs: &EnvInputs<'_>) -> Result<ServerEnv, EnvError> {
     })
 }
 
-fn auth(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+/// `spec.auth`: the strategy, then the settings of the selected strategy's block (CEL forbids
+/// the others), then which requests need credentials.
+fn auth(w: &mut EnvWriter, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     let Some(auth) = &inputs.spec.auth else {
         // Explicit, so `kubectl describe pod` shows the server is open on purpose.
         return w.literal(
@@ -187,117 +204,135 @@ fn auth(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     )?;
     w.opt(MCP_AUTH_REQUIRE, auth.required, "auth.required")?;
 
+    let keys = auth.secret_keys();
     match auth.strategy {
         AuthStrategy::None => {}
         AuthStrategy::ApiKey => {
-            if let Some(a) = &auth.api_key {
-                w.secret(MCP_API_KEYS, &a.secret_ref, "auth.apiKey.secretRef")?;
-            }
+            w.auth_secret(&keys, MCP_API_KEYS)?;
         }
         AuthStrategy::Bearer => {
             if let Some(b) = &auth.bearer {
-                w.opt(MCP_JWT_ALGORITHM, b.algorithm, "auth.bearer.algorithm")?;
-                w.opt(MCP_JWT_ISSUER, b.issuer.as_deref(), "auth.bearer.issuer")?;
-                w.opt(
-                    MCP_JWT_AUDIENCE,
-                    b.audience.as_deref().filter(|a| !a.is_empty()),
-                    "auth.bearer.audience",
-                )?;
-                if let Some(r) = &b.secret_ref {
-                    w.secret(MCP_JWT_SECRET, r, "auth.bearer.secretRef")?;
-                }
-                if let Some(r) = &b.public_key_secret_ref {
-                    w.secret(MCP_JWT_PUBLIC_KEY, r, "auth.bearer.publicKeySecretRef")?;
-                }
+                bearer(w, b, &keys)?;
             }
         }
         AuthStrategy::OAuth2 => {
             if let Some(o) = &auth.oauth2 {
-                w.literal(MCP_OAUTH_CLIENT_ID, &o.client_id, "auth.oauth2.clientId")?;
-                w.secret(
-                    MCP_OAUTH_CLIENT_SECRET,
-                    &o.client_secret_ref,
-                    "auth.oauth2.clientSecretRef",
-                )?;
-                w.literal(
-                    MCP_OAUTH_AUTH_URL,
-                    &o.authorization_url,
-                    "auth.oauth2.authorizationUrl",
-                )?;
-                w.literal(MCP_OAUTH_TOKEN_URL, &o.token_url, "auth.oauth2.tokenUrl")?;
-                w.literal(
-                    MCP_OAUTH_USERINFO_URL,
-                    &o.userinfo_url,
-                    "auth.oauth2.userinfoUrl",
-                )?;
-                w.opt(
-                    MCP_OAUTH_CALLBACK_URL,
-                    o.callback_url.as_deref().or(inputs.default_callback_url),
-                    "auth.oauth2.callbackUrl",
-                )?;
-                w.opt(MCP_OAUTH_SCOPE, o.scope.as_deref(), "auth.oauth2.scope")?;
-                w.opt(
-                    MCP_JWT_EXPIRES_IN,
-                    o.token_ttl.as_deref(),
-                    "auth.oauth2.tokenTTL",
-                )?;
-                match &o.jwt_secret_ref {
-                    Some(r) => w.secret(MCP_JWT_SECRET, r, "auth.oauth2.jwtSecretRef")?,
-                    None => w.secret(
-                        MCP_JWT_SECRET,
-                        &SecretKeyRef::new(inputs.generated_secret, GENERATED_JWT_KEY),
-                        "auth.oauth2.jwtSecretRef (generated)",
-                    )?,
-                }
+                oauth2(w, o, &keys, inputs)?;
             }
         }
         AuthStrategy::Oidc => {
             if let Some(o) = &auth.oidc {
-                w.literal(MCP_OIDC_ISSUER, &o.issuer, "auth.oidc.issuer")?;
-                w.opt(
-                    MCP_OIDC_AUDIENCE,
-                    o.audience.as_deref().filter(|a| !a.is_empty()),
-                    "auth.oidc.audience",
-                )?;
-                w.opt(
-                    MCP_OIDC_JWKS_URL,
-                    o.jwks_url.as_deref().filter(|u| !u.is_empty()),
-                    "auth.oidc.jwksUrl",
-                )?;
-                if !o.required_scopes.is_empty() {
-                    w.literal(
-                        MCP_OIDC_REQUIRED_SCOPES,
-                        o.required_scopes.join(","),
-                        "auth.oidc.requiredScopes",
-                    )?;
-                }
-                // The resource identifier of the Protected Resource Metadata and the default
-                // audience: what clients are told to ask tokens for.
-                w.literal(
-                    MCP_PUBLIC_URL,
-                    inputs.public_url,
-                    "status.url (ingress.host or the Service)",
-                )?;
+                oidc(w, o, inputs)?;
             }
         }
     }
 
     if let Some(s) = &auth.session_auth {
-        w.opt(
-            MCP_SESSION_AUTH_REQUIRE_FOR_SESSION,
-            s.require_for_session,
-            "auth.sessionAuth.requireForSession",
-        )?;
-        w.opt(
-            MCP_SESSION_AUTH_REQUIRE_FOR_OPERATIONS,
-            s.require_for_operations,
-            "auth.sessionAuth.requireForOperations",
-        )?;
+        session_auth(w, s)?;
     }
     Ok(())
 }
 
-fn providers(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvError> {
+/// Strategy bearer: the pinned algorithm and claims, and the shared secret or public key.
+fn bearer(w: &mut EnvWriter, b: &BearerAuth, keys: &[AuthSecretKey<'_>]) -> Result<(), EnvError> {
+    w.opt(MCP_JWT_ALGORITHM, b.algorithm, "auth.bearer.algorithm")?;
+    w.opt(MCP_JWT_ISSUER, b.issuer.as_deref(), "auth.bearer.issuer")?;
+    w.opt(
+        MCP_JWT_AUDIENCE,
+        b.audience.as_deref().filter(|a| !a.is_empty()),
+        "auth.bearer.audience",
+    )?;
+    w.auth_secret(keys, MCP_JWT_SECRET)?;
+    w.auth_secret(keys, MCP_JWT_PUBLIC_KEY)?;
+    Ok(())
+}
+
+/// Strategy oauth2: the client at the external provider, its endpoints, and the secret that
+/// signs the server's own tokens (the operator's generated one when the spec names none).
+fn oauth2(
+    w: &mut EnvWriter,
+    o: &OAuth2Auth,
+    keys: &[AuthSecretKey<'_>],
+    inputs: &EnvInputs<'_>,
+) -> Result<(), EnvError> {
+    w.literal(MCP_OAUTH_CLIENT_ID, &o.client_id, "auth.oauth2.clientId")?;
+    w.auth_secret(keys, MCP_OAUTH_CLIENT_SECRET)?;
+    w.literal(
+        MCP_OAUTH_AUTH_URL,
+        &o.authorization_url,
+        "auth.oauth2.authorizationUrl",
+    )?;
+    w.literal(MCP_OAUTH_TOKEN_URL, &o.token_url, "auth.oauth2.tokenUrl")?;
+    w.literal(
+        MCP_OAUTH_USERINFO_URL,
+        &o.userinfo_url,
+        "auth.oauth2.userinfoUrl",
+    )?;
+    w.opt(
+        MCP_OAUTH_CALLBACK_URL,
+        o.callback_url.as_deref().or(inputs.default_callback_url),
+        "auth.oauth2.callbackUrl",
+    )?;
+    w.opt(MCP_OAUTH_SCOPE, o.scope.as_deref(), "auth.oauth2.scope")?;
+    w.opt(
+        MCP_JWT_EXPIRES_IN,
+        o.token_ttl.as_deref(),
+        "auth.oauth2.tokenTTL",
+    )?;
+    if w.auth_secret(keys, MCP_JWT_SECRET)? {
+        return Ok(());
+    }
+    w.secret(
+        MCP_JWT_SECRET,
+        &SecretKeyRef::new(inputs.generated_secret, GENERATED_JWT_KEY),
+        "auth.oauth2.jwtSecretRef (generated)",
+    )
+}
+
+/// Strategy oidc: the identity provider, what its tokens must carry, and the public URL.
+fn oidc(w: &mut EnvWriter, o: &OidcAuth, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+    w.literal(MCP_OIDC_ISSUER, &o.issuer, "auth.oidc.issuer")?;
+    w.opt(
+        MCP_OIDC_AUDIENCE,
+        o.audience.as_deref().filter(|a| !a.is_empty()),
+        "auth.oidc.audience",
+    )?;
+    w.opt(
+        MCP_OIDC_JWKS_URL,
+        o.jwks_url.as_deref().filter(|u| !u.is_empty()),
+        "auth.oidc.jwksUrl",
+    )?;
+    if !o.required_scopes.is_empty() {
+        w.literal(
+            MCP_OIDC_REQUIRED_SCOPES,
+            o.required_scopes.join(","),
+            "auth.oidc.requiredScopes",
+        )?;
+    }
+    // The resource identifier of the Protected Resource Metadata and the default
+    // audience: what clients are told to ask tokens for.
+    w.literal(
+        MCP_PUBLIC_URL,
+        inputs.public_url,
+        "status.url (ingress.host or the Service)",
+    )
+}
+
+/// `auth.sessionAuth`: which MCP requests need credentials.
+fn session_auth(w: &mut EnvWriter, s: &SessionAuth) -> Result<(), EnvError> {
+    w.opt(
+        MCP_SESSION_AUTH_REQUIRE_FOR_SESSION,
+        s.require_for_session,
+        "auth.sessionAuth.requireForSession",
+    )?;
+    w.opt(
+        MCP_SESSION_AUTH_REQUIRE_FOR_OPERATIONS,
+        s.require_for_operations,
+        "auth.sessionAuth.requireForOperations",
+    )
+}
+
+fn providers(w: &mut EnvWriter, spec: &ConverseServerSpec) -> Result<(), EnvError> {
     let p = &spec.providers;
     for (row, key_ref, base_url) in p.builtin() {
         let field = row.crd_field;
@@ -353,7 +388,7 @@ fn providers(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvError> 
     Ok(())
 }
 
-fn http(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
+fn http(w: &mut EnvWriter, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     let spec = inputs.spec;
     if let Some(c) = &spec.cors {
         w.opt(HTTP_ENABLE_CORS, c.enabled, "cors.enabled")?;
@@ -449,7 +484,7 @@ fn http(w: &mut Writer, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
     Ok(())
 }
 
-fn conversations(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvError> {
+fn conversations(w: &mut EnvWriter, spec: &ConverseServerSpec) -> Result<(), EnvError> {
     let Some(c) = &spec.conversations else {
         return Ok(());
     };
@@ -487,4 +522,53 @@ fn conversations(w: &mut Writer, spec: &ConverseServerSpec) -> Result<(), EnvErr
         "conversations.maxBytes",
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The environment reads exactly the auth Secret keys `Auth::secret_keys` lists (what the
+    /// dereference phase fetches and validate checks), each under the field the list names.
+    #[test]
+    fn auth_secrets_in_the_env_are_the_listed_ones() {
+        let specs = [
+            "{providers: {}, auth: {strategy: apiKey, apiKey: {secretRef: {name: s, key: keys}}}}",
+            "{providers: {}, auth: {strategy: bearer, bearer: {secretRef: {name: s, key: hs}, \
+             publicKeySecretRef: {name: s, key: pem}}}}",
+            "{providers: {}, auth: {strategy: oauth2, oauth2: {clientId: c, \
+             clientSecretRef: {name: s, key: client}, authorizationUrl: 'https://idp/a', \
+             tokenUrl: 'https://idp/t', userinfoUrl: 'https://idp/u', \
+             callbackUrl: 'https://mcp/oauth/callback', jwtSecretRef: {name: s, key: jwt}}}}",
+        ];
+        for yaml in specs {
+            let spec: ConverseServerSpec = serde_norway::from_str(yaml).unwrap();
+            let env = server_env(&EnvInputs {
+                spec: &spec,
+                public_url: "https://mcp/mcp",
+                allowed_hosts: &[],
+                generated_secret: "generated",
+                default_callback_url: None,
+            })
+            .unwrap();
+            let keys = spec.auth.as_ref().unwrap().secret_keys();
+            let secret_vars: Vec<&str> = env
+                .entries
+                .iter()
+                .filter(|e| matches!(e.value, EnvValue::SecretKeyRef { .. }))
+                .map(|e| e.name.as_str())
+                .collect();
+            let listed_vars: Vec<&str> = keys.iter().map(|k| k.var).collect();
+            assert_eq!(secret_vars, listed_vars, "{yaml}");
+            for k in keys {
+                let entry = env.entries.iter().find(|e| e.name == k.var).unwrap();
+                let want = EnvValue::SecretKeyRef {
+                    secret: k.secret.name.clone(),
+                    key: k.secret.key.clone(),
+                };
+                assert_eq!(entry.value, want, "{}", k.var);
+                assert_eq!(env.origin(k.var), Some(k.field), "{}", k.var);
+            }
+        }
+    }
 }
