@@ -11,7 +11,7 @@ pub mod catalog;
 pub mod conversation;
 pub mod files;
 pub mod help;
-pub mod http;
+pub mod http_server;
 pub mod mcp;
 pub mod metrics;
 pub mod principal;

@@ -120,7 +120,8 @@ async fn serve_http(
     // Cancelling this token ends every MCP session and stream at once, so it is
     // only cancelled when the grace period for in-flight tool calls is over.
     let sessions_end = CancellationToken::new();
-    let (app, housekeeping) = converse_server::http::router(&config, engine, sessions_end.clone())?;
+    let (app, housekeeping) =
+        converse_server::http_server::router(&config, engine, sessions_end.clone())?;
     tokio::spawn(housekeeping);
     let addr = format!("{}:{}", config.http.host, config.http.port);
     let listener = tokio::net::TcpListener::bind(&addr)

@@ -143,6 +143,51 @@ async fn a_refused_request_never_creates_a_session() {
     assert_eq!(info["sessions"]["active"], 0);
 }
 
+/// Authentication runs on the headers: a client that declares a 5 MB body and sends none of it
+/// gets its 401 at once. (Reading the body first would wait for it until HTTP_REQUEST_TIMEOUT
+/// and answer 408.) Only where an anonymous `initialize` is allowed (1.3.2's default
+/// MCP_SESSION_AUTH_REQUIRE_FOR_SESSION=false) must a credential-less POST without a session be
+/// read to know whether it is one.
+#[tokio::test]
+async fn credentials_are_checked_before_the_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("MCP_AUTH_STRATEGY".to_string(), "api_key".to_string());
+    env.insert("MCP_API_KEYS".to_string(), "k".to_string());
+    env.insert("HTTP_REQUEST_TIMEOUT".to_string(), "60s".to_string());
+    env.insert(
+        "MCP_SESSION_AUTH_REQUIRE_FOR_SESSION".to_string(),
+        "true".to_string(),
+    );
+    let server = start_http(&env).await;
+    let url = url::Url::parse(&server.url).unwrap();
+    let authority = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    for (extra, what) in [
+        ("", "initialize"),
+        ("mcp-session-id: s-1\r\n", "in a session"),
+        (
+            "mcp-method: tools/call\r\nmcp-protocol-version: 2026-07-28\r\n",
+            "stateless",
+        ),
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
+             accept: application/json, text/event-stream\r\n{extra}\
+             content-length: 5000000\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(20), tcp.read(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no answer while the body is outstanding"))
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{what}: {answer}");
+    }
+}
+
 #[tokio::test]
 async fn bearer_hs256_checks_signature_time_issuer_and_audience() {
     let mut env = std::collections::BTreeMap::new();

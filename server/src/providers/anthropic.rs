@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::http::{Auth, HttpClient};
+use super::client::{Auth, HttpClient};
 use super::{
     ChatRequest, ChatResponse, Message, Part, Provider, ProviderError, ProviderSettings, Reasoning,
     Role, Usage,

@@ -8,8 +8,8 @@
 //! error back.
 
 pub mod anthropic;
+mod client;
 pub mod gemini;
-mod http;
 pub mod openai;
 pub mod openai_compat;
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::http::{Auth, HttpClient};
+use super::client::{Auth, HttpClient};
 use super::openai_compat::{self, ChatCompletion, TokenField};
 use super::{
     ChatDialect, ChatRequest, ChatResponse, Message, OpenAiApi, Part, Provider, ProviderError,

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::http::{Auth, HttpClient};
+use super::client::{Auth, HttpClient};
 use super::{
     ChatDialect, ChatRequest, ChatResponse, Message, Part, Provider, ProviderError,
     ProviderSettings, Reasoning, Role, Usage,

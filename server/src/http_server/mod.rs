@@ -1,16 +1,13 @@
-//! The HTTP application: probes and info outside the MCP service, and rmcp's
+//! The inbound HTTP server: probes and info outside the MCP service, and rmcp's
 //! Streamable HTTP service on `/mcp` serving both protocol eras (2025-xx with
 //! sessions, 2026-07-28 stateless) on one endpoint, behind the [`gate`].
 //!
 //! Layers, outermost first: CORS (preflights answered before anything else) →
-//! routes. `/mcp` alone sits behind the gate (Host/Origin, body limit, auth, rate
-//! limit, sessions), so a rejected request never reaches rmcp and never creates
-//! a session; probes, `/info` and the OAuth metadata stay reachable without
-//! credentials.
+//! routes. `/mcp` alone sits behind the gate's layers (stacked in [`router`]),
+//! so a rejected request never reaches rmcp and never creates a session; probes,
+//! `/info` and the OAuth metadata stay reachable without credentials.
 
-pub mod client_ip;
 pub mod gate;
-pub mod rate_limit;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -20,6 +17,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use converse_config::{AuthStrategy, ServerConfig};
@@ -33,8 +31,12 @@ use crate::auth::oauth2::OAuthFlow;
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::mcp::ConverseMcp;
 use crate::tools::Engine;
-use gate::Gate;
-use rate_limit::Limiter;
+use gate::authentication::Authentication;
+use gate::body_limit::BodyLimit;
+use gate::client_ip::TrustedProxies;
+use gate::origin::OriginPolicy;
+use gate::rate_limit::Limiter;
+use gate::session_admission::SessionAdmission;
 use sessions::Sessions;
 
 /// Headers MCP clients send; always allowed in CORS preflights.
@@ -61,7 +63,8 @@ pub enum HttpSetupError {
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
-    pub gate: Arc<Gate>,
+    pub authn: Arc<Authentication>,
+    pub sessions: Arc<Sessions>,
     pub started: Instant,
 }
 
@@ -144,29 +147,14 @@ pub fn router(
     let manager = Arc::new(manager);
 
     let http = &config.http;
-    let auth = Authenticator::from_config(config)?;
-    let session_auth = &config.auth.session_auth;
-    let gate = Arc::new(Gate {
-        required: config.auth.required && config.auth.strategy != AuthStrategy::None,
-        session_auth_enabled: session_auth.enabled,
-        require_for_session: session_auth.require_for_session,
-        require_for_operations: session_auth.require_for_operations,
-        limiter: http
-            .rate_limit
-            .enabled
-            .then(|| Limiter::new(http.rate_limit.window, http.rate_limit.max_requests))
-            .flatten(),
-        sessions: Sessions::new(manager.clone(), http.max_concurrent_sessions as usize),
-        max_body: http.max_request_size,
-        body_timeout: http.request_timeout,
-        trusted_proxies: http.trusted_proxies.clone(),
-        allowed_hosts: http
-            .dns_rebinding_protection
-            .then(|| http.allowed_hosts.clone()),
-        allowed_origins: http.allowed_origins.clone(),
-        metrics: engine.metrics.clone(),
-        auth,
-    });
+    let limiter = http
+        .rate_limit
+        .enabled
+        .then(|| Limiter::new(http.rate_limit.window, http.rate_limit.max_requests))
+        .flatten()
+        .map(Arc::new);
+    let authn = Arc::new(authentication(config, limiter.clone())?);
+    let sessions = Sessions::new(manager.clone(), http.max_concurrent_sessions as usize);
 
     // rmcp makes a handler per session (or per stateless request): clone a
     // prototype rather than rebuilding the tool and prompt routers each time.
@@ -176,34 +164,53 @@ pub fn router(
         manager,
         mcp_config(config, shutdown.clone()),
     );
-    let mcp = Router::new()
-        .fallback_service(mcp)
-        .layer(axum::middleware::from_fn_with_state(
-            gate.clone(),
-            gate::gate,
+    // The gate, outermost first (see gate's module docs for what each refuses).
+    let gate = tower::ServiceBuilder::new()
+        .layer(from_fn_with_state(
+            engine.metrics.clone(),
+            gate::count_refusals,
+        ))
+        .layer(from_fn_with_state(
+            Arc::new(TrustedProxies(http.trusted_proxies.clone())),
+            gate::client_ip::resolve,
+        ))
+        .layer(from_fn_with_state(
+            Arc::new(OriginPolicy {
+                allowed_hosts: http
+                    .dns_rebinding_protection
+                    .then(|| http.allowed_hosts.clone()),
+                allowed_origins: http.allowed_origins.clone(),
+            }),
+            gate::origin::check,
+        ))
+        .layer(from_fn_with_state(
+            Arc::new(BodyLimit {
+                max: http.max_request_size,
+                read_timeout: http.request_timeout,
+            }),
+            gate::body_limit::limit,
+        ))
+        .layer(from_fn_with_state(
+            authn.clone(),
+            gate::authentication::authenticate,
+        ))
+        .layer(from_fn_with_state(limiter.clone(), gate::rate_limit::check))
+        .layer(from_fn_with_state(
+            Arc::new(SessionAdmission {
+                sessions: sessions.clone(),
+                anonymous_share: !matches!(authn.auth, Authenticator::None),
+            }),
+            gate::session_admission::admit,
         ));
+    let mcp = Router::new().fallback_service(mcp).layer(gate);
 
     let state = AppState {
         engine,
-        gate: gate.clone(),
+        authn: authn.clone(),
+        sessions: sessions.clone(),
         started: Instant::now(),
     };
-    // RFC 9728: the metadata of resource https://host/<path> lives at
-    // /.well-known/oauth-protected-resource/<path>; the root form is served too.
-    let mut metadata_paths = vec![
-        "/.well-known/oauth-protected-resource".to_string(),
-        "/.well-known/oauth-protected-resource/mcp".to_string(),
-    ];
-    if let Authenticator::Oidc(oidc) = &gate.auth
-        && !metadata_paths.contains(&oidc.metadata_path())
-    {
-        metadata_paths.push(oidc.metadata_path());
-    }
-    let mut app = Router::new();
-    for path in &metadata_paths {
-        app = app.route(path, get(protected_resource));
-    }
-    let mut app = app
+    let mut app = metadata_routes(&authn.auth)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/info", get(info))
@@ -222,22 +229,61 @@ pub fn router(
     if let Some(cors) = cors(config) {
         app = app.layer(cors);
     }
-
-    let interval = http.session_cleanup_interval;
-    let housekeeping = async move {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
-            if let Some(l) = &gate.limiter {
-                l.forget_idle();
-            }
-            gate.sessions.sweep().await;
-        }
-    };
+    let housekeeping = housekeeping(http.session_cleanup_interval, limiter, sessions, shutdown);
     Ok((app, housekeeping))
+}
+
+/// The authentication layer's settings from the configuration.
+fn authentication(
+    config: &ServerConfig,
+    limiter: Option<Arc<Limiter>>,
+) -> Result<Authentication, HttpSetupError> {
+    let session_auth = &config.auth.session_auth;
+    Ok(Authentication {
+        auth: Authenticator::from_config(config)?,
+        required: config.auth.required && config.auth.strategy != AuthStrategy::None,
+        session_auth_enabled: session_auth.enabled,
+        require_for_session: session_auth.require_for_session,
+        require_for_operations: session_auth.require_for_operations,
+        limiter,
+    })
+}
+
+/// RFC 9728: the metadata of resource https://host/<path> lives at
+/// /.well-known/oauth-protected-resource/<path>; the root form is served too.
+fn metadata_routes(auth: &Authenticator) -> Router<AppState> {
+    let mut paths = vec![
+        "/.well-known/oauth-protected-resource".to_string(),
+        "/.well-known/oauth-protected-resource/mcp".to_string(),
+    ];
+    if let Authenticator::Oidc(oidc) = auth
+        && !paths.contains(&oidc.metadata_path())
+    {
+        paths.push(oidc.metadata_path());
+    }
+    paths.iter().fold(Router::new(), |app, path| {
+        app.route(path, get(protected_resource))
+    })
+}
+
+/// Forgets idle rate-limit keys and the owners of closed sessions, every `interval`.
+async fn housekeeping(
+    interval: std::time::Duration,
+    limiter: Option<Arc<Limiter>>,
+    sessions: Arc<Sessions>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Some(l) = &limiter {
+            l.forget_idle();
+        }
+        sessions.sweep().await;
+    }
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -258,7 +304,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let metrics = &state.engine.metrics;
     metrics
         .sessions
-        .set(i64::try_from(state.gate.sessions.live().await).unwrap_or(i64::MAX));
+        .set(i64::try_from(state.sessions.live().await).unwrap_or(i64::MAX));
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -270,7 +316,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// RFC 9728 Protected Resource Metadata, only in `oidc` mode.
 async fn protected_resource(State(state): State<AppState>) -> impl IntoResponse {
-    match &state.gate.auth {
+    match &state.authn.auth {
         Authenticator::Oidc(oidc) => Json(oidc.metadata().await).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
@@ -278,20 +324,20 @@ async fn protected_resource(State(state): State<AppState>) -> impl IntoResponse 
 
 async fn info(State(state): State<AppState>) -> impl IntoResponse {
     let providers = state.engine.router.available();
-    let sessions = state.gate.sessions.live().await;
+    let sessions = state.sessions.live().await;
     Json(json!({
         "name": "converse-server",
         "version": env!("CARGO_PKG_VERSION"),
         "transport": "http",
         "endpoints": { "mcp": "/mcp", "health": "/healthz", "ready": "/readyz", "info": "/info", "metrics": "/metrics" },
-        "authentication": { "strategy": state.gate.auth.strategy(), "required": state.gate.required },
+        "authentication": { "strategy": state.authn.auth.strategy(), "required": state.authn.required },
         "providers": providers,
         "warnings": if providers.is_empty() {
             vec!["no LLM provider is configured: set at least one provider API key"]
         } else {
             vec![]
         },
-        "sessions": { "active": sessions, "max": state.gate.sessions.max },
+        "sessions": { "active": sessions, "max": state.sessions.max },
         "uptimeSeconds": state.started.elapsed().as_secs(),
     }))
 }

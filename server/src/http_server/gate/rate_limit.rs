@@ -3,10 +3,41 @@
 //! per request, and with idle keys forgotten periodically so memory stays bounded.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
+
+use super::client_ip::ClientIp;
+use super::{owner_key, refusal, with_retry_after};
+use crate::principal::Principal;
+
+/// The layer: 429 with `Retry-After` when the caller is over its budget; a no-op when rate
+/// limiting is off (`None`).
+pub async fn check(
+    State(limiter): State<Option<Arc<Limiter>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(limiter) = &limiter {
+        let key = match request.extensions().get::<Principal>() {
+            Some(principal) => owner_key(principal),
+            None => format!("ip:{}", ClientIp::of(request.extensions())),
+        };
+        if let Err(wait) = limiter.check(&key) {
+            return with_retry_after(
+                refusal(StatusCode::TOO_MANY_REQUESTS, -32000, "rate limit exceeded"),
+                wait,
+            );
+        }
+    }
+    next.run(request).await
+}
 
 pub struct Limiter {
     inner:

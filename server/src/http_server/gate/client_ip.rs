@@ -4,9 +4,42 @@
 //! its own rate-limit bucket.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Extensions, HeaderMap};
+use axum::middleware::Next;
+use axum::response::Response;
 use ipnet::IpNet;
+
+/// The caller's address, put into the request's extensions for the layers after this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The address recorded by [`resolve`], as text (`unknown` if that layer did not run).
+    pub fn of(extensions: &Extensions) -> String {
+        extensions
+            .get::<ClientIp>()
+            .map_or_else(|| "unknown".to_string(), |ClientIp(ip)| ip.to_string())
+    }
+}
+
+/// `HTTP_TRUSTED_PROXIES`: the proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Default)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+/// The layer: resolves [`ClientIp`] once for every layer after it.
+pub async fn resolve(
+    State(trusted): State<Arc<TrustedProxies>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let ip = client_ip(peer, request.headers(), &trusted.0);
+    request.extensions_mut().insert(ClientIp(ip));
+    next.run(request).await
+}
 
 pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
