@@ -174,6 +174,24 @@ impl Understood {
     pub(crate) fn add_text(&mut self, text: &str) {
         self.input_chars += text.chars().count();
     }
+
+    /// Records one validated message of the conversation, the same way for every wire format:
+    /// its texts count towards the usage estimate; a `system`/`developer` message marks the
+    /// system prompt instead of counting as a turn; a `user` message becomes the text the
+    /// answer echoes (the last one wins).
+    pub(crate) fn add_turn(&mut self, role: &str, texts: &[&str]) {
+        for text in texts {
+            self.add_text(text);
+        }
+        if role == "system" || role == "developer" {
+            self.system = true;
+        } else {
+            self.messages += 1;
+            if role == "user" {
+                self.last_user_text = texts.join(" ");
+            }
+        }
+    }
 }
 
 /// The deterministic answer and its usage.
