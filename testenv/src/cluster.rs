@@ -707,31 +707,47 @@ pub fn down(layout: &Layout) -> DownReport {
     let root = is_root();
 
     if let Some(state) = &state {
-        // Newest first, waiting for each: the API server hangs for 35 s+ if etcd goes first.
-        for rec in state.processes.iter().rev() {
-            if rec.name == "containerd" && process::is_alive(rec) {
-                // Pod sandboxes (shims, netns, mounts) are removed through the runtime while
-                // it still runs.
-                match containerd::remove_all_pods(layout) {
-                    Ok(()) => report.lines.push("removed all pod sandboxes".into()),
-                    Err(e) => report.lines.push(format!("crictl rmp -fa failed: {e}")),
-                }
-            }
-            if process::is_alive(rec) {
-                let t = Instant::now();
-                process::stop(rec, Duration::from_secs(20));
-                report.lines.push(format!(
-                    "stopped {} (pid {}) in {:.1} s",
-                    rec.name,
-                    rec.pid,
-                    t.elapsed().as_secs_f64()
-                ));
+        stop_recorded_processes(layout, state, &mut report);
+    }
+    kill_leftover_processes(layout, &mut report);
+    if root {
+        undo_host_changes(layout, state.as_ref(), &mut report);
+    }
+    if let Some(state) = &state {
+        wait_until_reaped(state);
+    }
+    remove_state_dirs(layout, &mut report);
+    report
+}
+
+/// Stops the processes of the state file, newest first, waiting for each: the API server hangs
+/// for 35 s+ if etcd goes first.
+fn stop_recorded_processes(layout: &Layout, state: &State, report: &mut DownReport) {
+    for rec in state.processes.iter().rev() {
+        if rec.name == "containerd" && process::is_alive(rec) {
+            // Pod sandboxes (shims, netns, mounts) are removed through the runtime while
+            // it still runs.
+            match containerd::remove_all_pods(layout) {
+                Ok(()) => report.lines.push("removed all pod sandboxes".into()),
+                Err(e) => report.lines.push(format!("crictl rmp -fa failed: {e}")),
             }
         }
+        if process::is_alive(rec) {
+            let t = Instant::now();
+            process::stop(rec, Duration::from_secs(20));
+            report.lines.push(format!(
+                "stopped {} (pid {}) in {:.1} s",
+                rec.name,
+                rec.pid,
+                t.elapsed().as_secs_f64()
+            ));
+        }
     }
+}
 
-    // Leftovers the state file does not name: shims, or processes of a run whose state is lost.
-    // Newest (highest pid) first, as for recorded processes.
+/// Leftovers the state file does not name: shims, or processes of a run whose state is lost.
+/// Newest (highest pid) first, as for recorded processes.
+fn kill_leftover_processes(layout: &Layout, report: &mut DownReport) {
     let mut leftovers = process::find_processes(&layout.owned_prefixes());
     leftovers.sort_by_key(|(pid, _)| std::cmp::Reverse(*pid));
     for (pid, cmdline) in leftovers {
@@ -740,65 +756,74 @@ pub fn down(layout: &Layout) -> DownReport {
             .lines
             .push(format!("killed leftover {pid}: {cmdline}"));
     }
-    if root {
-        // Container processes whose shim is gone live on in the kubepods cgroups.
-        for pid in kubepods_pids() {
-            process::kill_pid(pid, Duration::from_secs(2));
-            report.lines.push(format!("killed container process {pid}"));
+}
+
+/// Undoes the host changes (as root): container processes, mounts, network namespaces, iptables
+/// chains, the bridge, sysctls, cgroups, the CNI cache and the host directories `up` created.
+fn undo_host_changes(layout: &Layout, state: Option<&State>, report: &mut DownReport) {
+    // Container processes whose shim is gone live on in the kubepods cgroups.
+    for pid in kubepods_pids() {
+        process::kill_pid(pid, Duration::from_secs(2));
+        report.lines.push(format!("killed container process {pid}"));
+    }
+    for m in host::unmount_all(&layout.owned_prefixes()) {
+        report.lines.push(format!("unmounted {m}"));
+    }
+    for ns in network::cni_netns() {
+        if std::fs::remove_file(&ns).is_ok() {
+            report.lines.push(format!("removed {}", ns.display()));
         }
-        for m in host::unmount_all(&layout.owned_prefixes()) {
-            report.lines.push(format!("unmounted {m}"));
+    }
+    for chain in network::sweep_chains() {
+        report.lines.push(format!("removed {chain}"));
+    }
+    if network::bridge_exists() {
+        network::delete_bridge();
+        report.lines.push("deleted bridge cni-node0".into());
+    }
+    // The state file's copy of the sysctls, else the baseline kept outside the state dir.
+    let before = match state {
+        Some(state) if !state.sysctls.is_empty() => Some(state.sysctls.clone()),
+        _ => load_sysctl_baseline(layout),
+    };
+    if let Some(before) = before {
+        for s in network::restore_sysctls(&before) {
+            report.lines.push(format!("restored sysctl {s}"));
         }
-        for ns in network::cni_netns() {
-            if std::fs::remove_file(&ns).is_ok() {
-                report.lines.push(format!("removed {}", ns.display()));
-            }
+    }
+    for cg in host::kubepods_cgroups() {
+        if host::remove_cgroup_tree(&cg) {
+            report
+                .lines
+                .push(format!("removed cgroup {}", cg.display()));
         }
-        for chain in network::sweep_chains() {
-            report.lines.push(format!("removed {chain}"));
-        }
-        if network::bridge_exists() {
-            network::delete_bridge();
-            report.lines.push("deleted bridge cni-node0".into());
-        }
-        let before = match &state {
-            Some(state) if !state.sysctls.is_empty() => Some(state.sysctls.clone()),
-            _ => load_sysctl_baseline(layout),
-        };
-        if let Some(before) = before {
-            for s in network::restore_sysctls(&before) {
-                report.lines.push(format!("restored sysctl {s}"));
-            }
-        }
-        for cg in host::kubepods_cgroups() {
-            if host::remove_cgroup_tree(&cg) {
-                report
-                    .lines
-                    .push(format!("removed cgroup {}", cg.display()));
-            }
-        }
-        remove_cni_cache(&mut report);
-        if let Some(state) = &state {
-            for d in &state.created_dirs {
-                if d.exists() && std::fs::remove_dir_all(d).is_ok() {
-                    report.lines.push(format!("removed {}", d.display()));
-                }
+    }
+    remove_cni_cache(report);
+    if let Some(state) = state {
+        for d in &state.created_dirs {
+            if d.exists() && std::fs::remove_dir_all(d).is_ok() {
+                report.lines.push(format!("removed {}", d.display()));
             }
         }
     }
-    // Stopped processes whose parent (the `up` CLI) is gone are reaped by init; give it a
-    // moment so `pgrep` right after `down` shows no <defunct> entries.
-    if let Some(state) = &state {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline
-            && state
-                .processes
-                .iter()
-                .any(|p| process::start_ticks(p.pid) == Some(p.start_ticks))
-        {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+}
+
+/// Stopped processes whose parent (the `up` CLI) is gone are reaped by init; give it a moment
+/// so `pgrep` right after `down` shows no <defunct> entries.
+fn wait_until_reaped(state: &State) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && state
+            .processes
+            .iter()
+            .any(|p| process::start_ticks(p.pid) == Some(p.start_ticks))
+    {
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Removes the run and state directories (unmounting anything still mounted below them).
+fn remove_state_dirs(layout: &Layout, report: &mut DownReport) {
     for d in [&layout.run_dir, &layout.state_dir] {
         if d.exists() {
             let _ = host::unmount_all(std::slice::from_ref(d));
@@ -810,7 +835,6 @@ pub fn down(layout: &Layout) -> DownReport {
             }
         }
     }
-    report
 }
 
 /// libcni caches each attachment's result under /var/lib/cni/results even when IPAM is told to
