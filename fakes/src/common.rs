@@ -399,6 +399,24 @@ mod tests {
     }
 
     #[test]
+    fn turns_are_counted_the_same_way_for_every_format() {
+        let mut u = Understood::default();
+        u.add_turn("developer", &["be brief"]);
+        u.add_turn("user", &["hello", "there"]);
+        u.add_turn("assistant", &["hi"]);
+        u.add_turn("model", &[]);
+        u.add_turn("user", &["again"]);
+        assert!(u.system);
+        assert_eq!(u.messages, 4);
+        assert_eq!(u.last_user_text, "again");
+        assert_eq!(u.input_chars, "be brief".len() + 10 + 2 + 5);
+        let mut u = Understood::default();
+        u.add_turn("system", &[]);
+        assert!(u.system);
+        assert_eq!(u.messages, 0);
+    }
+
+    #[test]
     fn images_are_checked() {
         assert!(check_image("image/png", TINY_PNG_BASE64).is_ok());
         assert!(check_image("image/jpeg", TINY_PNG_BASE64).is_err());
