@@ -256,33 +256,7 @@ pub(crate) fn parse(r: &mut Reader) -> AuthConfig {
         .parse_opt(MCP_AUTH_REQUIRE, parse::boolean)
         .unwrap_or(strategy != AuthStrategy::None);
 
-    let algorithm = r.parse_opt(MCP_JWT_ALGORITHM, str::parse::<JwtAlgorithm>);
-    let algorithm_valid = algorithm.is_some() || !r.is_set(MCP_JWT_ALGORITHM);
-    let public_key = r.get(MCP_JWT_PUBLIC_KEY).map(str::to_owned);
-    if let Some(pem) = &public_key
-        && !pem.contains("-----BEGIN ")
-    {
-        r.invalid(
-            MCP_JWT_PUBLIC_KEY,
-            pem,
-            "expected PEM text starting with -----BEGIN PUBLIC KEY----- (for a file path use \
-             MCP_JWT_PUBLIC_KEY_FILE)",
-        );
-    }
-    let jwt = JwtConfig {
-        secret: r
-            .raw(MCP_JWT_SECRET)
-            .map(|s| SecretString::from(s.to_owned())),
-        algorithm: algorithm.unwrap_or_default(),
-        public_key,
-        public_key_file: r.get(MCP_JWT_PUBLIC_KEY_FILE).map(PathBuf::from),
-        jwks_file: r.get(MCP_JWT_JWKS_FILE).map(PathBuf::from),
-        expires_in: r.parse_or(MCP_JWT_EXPIRES_IN, d.jwt.expires_in, |s| {
-            parse::duration_at_least(s, Duration::from_secs(1))
-        }),
-        issuer: r.string_or(MCP_JWT_ISSUER, &d.jwt.issuer),
-        audience: r.string(MCP_JWT_AUDIENCE),
-    };
+    let (jwt, algorithm_valid) = parse_jwt(r, &d.jwt);
 
     let api_keys = parse_api_keys(r);
 
@@ -345,6 +319,39 @@ pub(crate) fn parse(r: &mut Reader) -> AuthConfig {
     config
 }
 
+/// The `MCP_JWT_*` variables, and whether `MCP_JWT_ALGORITHM` is valid (or unset): the
+/// cross-field rules about keys only make sense for a known algorithm.
+fn parse_jwt(r: &mut Reader, d: &JwtConfig) -> (JwtConfig, bool) {
+    let algorithm = r.parse_opt(MCP_JWT_ALGORITHM, str::parse::<JwtAlgorithm>);
+    let algorithm_valid = algorithm.is_some() || !r.is_set(MCP_JWT_ALGORITHM);
+    let public_key = r.get(MCP_JWT_PUBLIC_KEY).map(str::to_owned);
+    if let Some(pem) = &public_key
+        && !pem.contains("-----BEGIN ")
+    {
+        r.invalid(
+            MCP_JWT_PUBLIC_KEY,
+            pem,
+            "expected PEM text starting with -----BEGIN PUBLIC KEY----- (for a file path use \
+             MCP_JWT_PUBLIC_KEY_FILE)",
+        );
+    }
+    let jwt = JwtConfig {
+        secret: r
+            .raw(MCP_JWT_SECRET)
+            .map(|s| SecretString::from(s.to_owned())),
+        algorithm: algorithm.unwrap_or_default(),
+        public_key,
+        public_key_file: r.get(MCP_JWT_PUBLIC_KEY_FILE).map(PathBuf::from),
+        jwks_file: r.get(MCP_JWT_JWKS_FILE).map(PathBuf::from),
+        expires_in: r.parse_or(MCP_JWT_EXPIRES_IN, d.expires_in, |s| {
+            parse::duration_at_least(s, Duration::from_secs(1))
+        }),
+        issuer: r.string_or(MCP_JWT_ISSUER, &d.issuer),
+        audience: r.string(MCP_JWT_AUDIENCE),
+    };
+    (jwt, algorithm_valid)
+}
+
 fn parse_api_keys(r: &mut Reader) -> Vec<ApiKey> {
     let Some(value) = r.get(MCP_API_KEYS).map(str::to_owned) else {
         return Vec::new();
@@ -371,8 +378,26 @@ fn check_rules(r: &mut Reader, c: &AuthConfig, algorithm_valid: bool) {
             format!("true needs an authentication strategy; set {MCP_AUTH_STRATEGY} to bearer, api_key, oauth2 or oidc"),
         );
     }
+    match strategy {
+        AuthStrategy::Bearer if algorithm_valid => check_bearer(r, c, &when),
+        AuthStrategy::ApiKey if c.api_keys.is_empty() && !r.has_error(MCP_API_KEYS) => {
+            r.error(
+                MCP_API_KEYS,
+                format!("at least one key is required when {when}"),
+            );
+        }
+        AuthStrategy::OAuth2 => check_oauth2(r, c, &when, algorithm_valid),
+        AuthStrategy::Oidc => check_oidc(r, c, &when),
+        _ => {}
+    }
+    warn_unused(r, c, &when);
+}
 
+/// `bearer`: an HMAC algorithm needs the shared secret and no public key; an asymmetric one
+/// exactly one source of public keys.
+fn check_bearer(r: &mut Reader, c: &AuthConfig, when: &str) {
     let alg = c.jwt.algorithm;
+    // A key variable with an error (say, not UTF-8) still counts as set: one was meant.
     let key_vars = [
         (
             MCP_JWT_PUBLIC_KEY,
@@ -381,109 +406,107 @@ fn check_rules(r: &mut Reader, c: &AuthConfig, algorithm_valid: bool) {
         (MCP_JWT_PUBLIC_KEY_FILE, c.jwt.public_key_file.is_some()),
         (MCP_JWT_JWKS_FILE, c.jwt.jwks_file.is_some()),
     ];
-    match strategy {
-        AuthStrategy::Bearer if algorithm_valid => {
-            if alg.is_symmetric() {
-                require_jwt_secret(r, c, &format!("{when} and {MCP_JWT_ALGORITHM}={alg}"));
-                for (var, set) in key_vars {
-                    if set && !r.has_error(var) {
-                        r.error(
-                            var,
-                            format!(
-                                "is only used with an asymmetric {MCP_JWT_ALGORITHM} (RS*, ES*, PS*, \
-                                 EdDSA), but {MCP_JWT_ALGORITHM} is {alg}; set the algorithm the \
-                                 key is for, or unset {var}"
-                            ),
-                        );
-                    }
-                }
-            } else {
-                let set: Vec<&'static str> = key_vars
-                    .iter()
-                    .filter(|(_, s)| *s)
-                    .map(|(v, _)| *v)
-                    .collect();
-                match set.as_slice() {
-                    [] => r.error(
-                        MCP_JWT_PUBLIC_KEY,
-                        format!(
-                            "one of {MCP_JWT_PUBLIC_KEY}, {MCP_JWT_PUBLIC_KEY_FILE} or \
-                             {MCP_JWT_JWKS_FILE} is required when {when} and \
-                             {MCP_JWT_ALGORITHM}={alg}"
-                        ),
-                    ),
-                    [_] => {}
-                    [first, rest @ ..] => {
-                        r.error(
-                            first,
-                            format!(
-                                "only one of {MCP_JWT_PUBLIC_KEY}, {MCP_JWT_PUBLIC_KEY_FILE}, \
-                                 {MCP_JWT_JWKS_FILE} may be set, but {first} and {} are",
-                                rest.join(" and ")
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        AuthStrategy::ApiKey if c.api_keys.is_empty() && !r.has_error(MCP_API_KEYS) => {
-            r.error(
-                MCP_API_KEYS,
-                format!("at least one key is required when {when}"),
-            );
-        }
-        AuthStrategy::OAuth2 => {
-            let missing = [
-                (MCP_OAUTH_CLIENT_ID, c.oauth.client_id.is_none()),
-                (MCP_OAUTH_CLIENT_SECRET, c.oauth.client_secret.is_none()),
-                (MCP_OAUTH_AUTH_URL, c.oauth.auth_url.is_none()),
-                (MCP_OAUTH_TOKEN_URL, c.oauth.token_url.is_none()),
-                // Without user info the server cannot tell who logged in.
-                (MCP_OAUTH_USERINFO_URL, c.oauth.userinfo_url.is_none()),
-                (MCP_OAUTH_CALLBACK_URL, c.oauth.callback_url.is_none()),
-            ];
-            for (var, is_missing) in missing {
-                if is_missing && !r.has_error(var) {
-                    r.error(var, format!("is required when {when}"));
-                }
-            }
-            if algorithm_valid && !alg.is_symmetric() {
+    if alg.is_symmetric() {
+        require_jwt_secret(r, c, &format!("{when} and {MCP_JWT_ALGORITHM}={alg}"));
+        for (var, set) in key_vars {
+            if set && !r.has_error(var) {
                 r.error(
-                    MCP_JWT_ALGORITHM,
+                    var,
                     format!(
-                        "must be HS256, HS384 or HS512 when {when}: the server signs its own \
-                         tokens with {MCP_JWT_SECRET}"
-                    ),
-                );
-            }
-            require_jwt_secret(
-                r,
-                c,
-                &format!("{when} (it signs the tokens this server issues)"),
-            );
-        }
-        AuthStrategy::Oidc => {
-            if c.oidc.issuer.is_none() && !r.has_error(MCP_OIDC_ISSUER) {
-                r.error(MCP_OIDC_ISSUER, format!("is required when {when}"));
-            }
-            // The Protected Resource Metadata needs the canonical URL of `/mcp`;
-            // behind an ingress it cannot be guessed from request headers.
-            if c.oidc.public_url.is_none() && !r.has_error(MCP_PUBLIC_URL) {
-                r.error(
-                    MCP_PUBLIC_URL,
-                    format!(
-                        "is required when {when}: the canonical URL of the MCP endpoint (e.g. \
-                         https://mcp.example.com/mcp), published as the protected resource and the \
-                         default token audience"
+                        "is only used with an asymmetric {MCP_JWT_ALGORITHM} (RS*, ES*, PS*, \
+                         EdDSA), but {MCP_JWT_ALGORITHM} is {alg}; set the algorithm the \
+                         key is for, or unset {var}"
                     ),
                 );
             }
         }
-        _ => {}
+    } else {
+        let set: Vec<&'static str> = key_vars
+            .iter()
+            .filter(|(_, s)| *s)
+            .map(|(v, _)| *v)
+            .collect();
+        match set.as_slice() {
+            [] => r.error(
+                MCP_JWT_PUBLIC_KEY,
+                format!(
+                    "one of {MCP_JWT_PUBLIC_KEY}, {MCP_JWT_PUBLIC_KEY_FILE} or \
+                     {MCP_JWT_JWKS_FILE} is required when {when} and \
+                     {MCP_JWT_ALGORITHM}={alg}"
+                ),
+            ),
+            [_] => {}
+            [first, rest @ ..] => {
+                r.error(
+                    first,
+                    format!(
+                        "only one of {MCP_JWT_PUBLIC_KEY}, {MCP_JWT_PUBLIC_KEY_FILE}, \
+                         {MCP_JWT_JWKS_FILE} may be set, but {first} and {} are",
+                        rest.join(" and ")
+                    ),
+                );
+            }
+        }
     }
+}
 
-    // Values that are set but that the chosen strategy ignores: not wrong, but worth a line in
-    // the log, because they usually mean the strategy is not the one intended.
+/// `oauth2`: every endpoint of the provider and the client credentials, and an HMAC algorithm
+/// with its secret for the tokens this server issues.
+fn check_oauth2(r: &mut Reader, c: &AuthConfig, when: &str, algorithm_valid: bool) {
+    let missing = [
+        (MCP_OAUTH_CLIENT_ID, c.oauth.client_id.is_none()),
+        (MCP_OAUTH_CLIENT_SECRET, c.oauth.client_secret.is_none()),
+        (MCP_OAUTH_AUTH_URL, c.oauth.auth_url.is_none()),
+        (MCP_OAUTH_TOKEN_URL, c.oauth.token_url.is_none()),
+        // Without user info the server cannot tell who logged in.
+        (MCP_OAUTH_USERINFO_URL, c.oauth.userinfo_url.is_none()),
+        (MCP_OAUTH_CALLBACK_URL, c.oauth.callback_url.is_none()),
+    ];
+    for (var, is_missing) in missing {
+        if is_missing && !r.has_error(var) {
+            r.error(var, format!("is required when {when}"));
+        }
+    }
+    if algorithm_valid && !c.jwt.algorithm.is_symmetric() {
+        r.error(
+            MCP_JWT_ALGORITHM,
+            format!(
+                "must be HS256, HS384 or HS512 when {when}: the server signs its own \
+                 tokens with {MCP_JWT_SECRET}"
+            ),
+        );
+    }
+    require_jwt_secret(
+        r,
+        c,
+        &format!("{when} (it signs the tokens this server issues)"),
+    );
+}
+
+/// `oidc`: the issuer, and the public URL of the endpoint.
+fn check_oidc(r: &mut Reader, c: &AuthConfig, when: &str) {
+    if c.oidc.issuer.is_none() && !r.has_error(MCP_OIDC_ISSUER) {
+        r.error(MCP_OIDC_ISSUER, format!("is required when {when}"));
+    }
+    // The Protected Resource Metadata needs the canonical URL of `/mcp`;
+    // behind an ingress it cannot be guessed from request headers.
+    if c.oidc.public_url.is_none() && !r.has_error(MCP_PUBLIC_URL) {
+        r.error(
+            MCP_PUBLIC_URL,
+            format!(
+                "is required when {when}: the canonical URL of the MCP endpoint (e.g. \
+                 https://mcp.example.com/mcp), published as the protected resource and the \
+                 default token audience"
+            ),
+        );
+    }
+}
+
+/// Values that are set but that the chosen strategy ignores: not wrong, but worth a line in the
+/// log, because they usually mean the strategy is not the one intended.
+fn warn_unused(r: &mut Reader, c: &AuthConfig, when: &str) {
+    let strategy = c.strategy;
+    let alg = c.jwt.algorithm;
     let uses_secret = matches!(strategy, AuthStrategy::OAuth2)
         || (strategy == AuthStrategy::Bearer && alg.is_symmetric());
     if c.jwt.secret.is_some() && !uses_secret {

@@ -129,27 +129,10 @@ const SECOND: Duration = Duration::from_secs(1);
 pub(crate) fn parse(r: &mut Reader) -> HttpConfig {
     let d = HttpConfig::default();
 
-    let host = match r.aliased(HTTP_HOST, HOST, false) {
-        Some((var, value)) => match parse::host(&value) {
-            Ok(h) => h,
-            Err(e) => {
-                r.invalid(var, &value, e);
-                d.host.clone()
-            }
-        },
-        None => d.host.clone(),
-    };
-    let port = match r.aliased(HTTP_PORT, PORT, false) {
-        Some((var, value)) => match parse::integer::<u16>(&value, 0, 65535) {
-            Ok(p) => p,
-            Err(e) => {
-                r.invalid(var, &value, e);
-                d.port
-            }
-        },
-        None => d.port,
-    };
-
+    let host = aliased_or(r, HTTP_HOST, HOST, d.host.clone(), parse::host);
+    let port = aliased_or(r, HTTP_PORT, PORT, d.port, |s| {
+        parse::integer::<u16>(s, 0, 65535)
+    });
     let request_timeout = r.parse_or(HTTP_REQUEST_TIMEOUT, d.request_timeout, |s| {
         parse::duration_at_least(s, SECOND)
     });
@@ -185,37 +168,14 @@ pub(crate) fn parse(r: &mut Reader) -> HttpConfig {
         d.dns_rebinding_protection,
         parse::boolean,
     );
-    let allowed_hosts = r
-        .parse_opt(HTTP_ALLOWED_HOSTS, |s| each(s, parse::list, parse::host))
-        .unwrap_or_else(|| d.allowed_hosts.clone());
-    if dns_rebinding_protection && allowed_hosts.is_empty() && !r.has_error(HTTP_ALLOWED_HOSTS) {
-        r.error(
-            HTTP_ALLOWED_HOSTS,
-            "lists no host, so every request would be rejected; list the host names clients use \
-             or set HTTP_DNS_REBINDING_PROTECTION=false",
-        );
-    }
+    let allowed_hosts = parse_allowed_hosts(r, dns_rebinding_protection, d.allowed_hosts.clone());
     let allowed_origins = r
         .parse_opt(HTTP_ALLOWED_ORIGINS, |s| {
             each(s, parse::list, parse::origin)
         })
         .unwrap_or_default();
 
-    let rate_limit = RateLimitConfig {
-        enabled: r.parse_or(
-            HTTP_RATE_LIMIT_ENABLED,
-            d.rate_limit.enabled,
-            parse::boolean,
-        ),
-        window: r.parse_or(HTTP_RATE_LIMIT_WINDOW, d.rate_limit.window, |s| {
-            parse::duration_at_least(s, SECOND)
-        }),
-        max_requests: r.parse_or(
-            HTTP_RATE_LIMIT_MAX_REQUESTS,
-            d.rate_limit.max_requests,
-            |s| parse::integer(s, 1, u64::from(u32::MAX)),
-        ),
-    };
+    let rate_limit = parse_rate_limit(r, &d.rate_limit);
     let trusted_proxies = r
         .parse_opt(HTTP_TRUSTED_PROXIES, |s| {
             each(s, parse::list, parse::ip_net)
@@ -236,6 +196,59 @@ pub(crate) fn parse(r: &mut Reader) -> HttpConfig {
         allowed_origins,
         rate_limit,
         trusted_proxies,
+    }
+}
+
+/// A variable that has an alias (`HTTP_HOST`/`HOST`): whichever is set, parsed with `parse`;
+/// the default when neither is set, or (with an error naming the one used) when it is invalid.
+fn aliased_or<T, E: std::fmt::Display>(
+    r: &mut Reader,
+    primary: &'static str,
+    alias: &'static str,
+    default: T,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> T {
+    match r.aliased(primary, alias, false) {
+        Some((var, value)) => match parse(&value) {
+            Ok(v) => v,
+            Err(e) => {
+                r.invalid(var, &value, e);
+                default
+            }
+        },
+        None => default,
+    }
+}
+
+/// `HTTP_ALLOWED_HOSTS`; with DNS rebinding protection on, an empty list would reject every
+/// request, so it is an error.
+fn parse_allowed_hosts(
+    r: &mut Reader,
+    dns_rebinding_protection: bool,
+    default: Vec<String>,
+) -> Vec<String> {
+    let allowed_hosts = r
+        .parse_opt(HTTP_ALLOWED_HOSTS, |s| each(s, parse::list, parse::host))
+        .unwrap_or(default);
+    if dns_rebinding_protection && allowed_hosts.is_empty() && !r.has_error(HTTP_ALLOWED_HOSTS) {
+        r.error(
+            HTTP_ALLOWED_HOSTS,
+            "lists no host, so every request would be rejected; list the host names clients use \
+             or set HTTP_DNS_REBINDING_PROTECTION=false",
+        );
+    }
+    allowed_hosts
+}
+
+fn parse_rate_limit(r: &mut Reader, d: &RateLimitConfig) -> RateLimitConfig {
+    RateLimitConfig {
+        enabled: r.parse_or(HTTP_RATE_LIMIT_ENABLED, d.enabled, parse::boolean),
+        window: r.parse_or(HTTP_RATE_LIMIT_WINDOW, d.window, |s| {
+            parse::duration_at_least(s, SECOND)
+        }),
+        max_requests: r.parse_or(HTTP_RATE_LIMIT_MAX_REQUESTS, d.max_requests, |s| {
+            parse::integer(s, 1, u64::from(u32::MAX))
+        }),
     }
 }
 

@@ -33,6 +33,8 @@ const FIELDS: &[&str] = &[
 const VERSIONS: &[&str] = &["2023-06-01", "2023-01-01"];
 const MIN_BUDGET: u64 = 1024;
 const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
+/// Fields of a text block (in `system` and in messages).
+const TEXT_BLOCK_FIELDS: &[&str] = &["type", "text", "cache_control", "citations"];
 /// Block types the API knows; the fake checks `text` and `image` and passes the
 /// others through.
 const BLOCK_TYPES: &[&str] = &[
@@ -217,21 +219,41 @@ fn extra(object: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<()
 }
 
 /// Validates the body and returns what was understood, and whether thinking is on.
+///
+/// The checks run in the order the API reports them: unknown fields, the required fields, then
+/// each optional part, and the conversation last.
 fn understand(body: &Map<String, Value>) -> Result<(Understood, bool), Reply> {
     extra(body, FIELDS, "")?;
-    let model = match body.get("model") {
-        None => return Err(invalid("model: Field required")),
-        Some(Value::String(model)) if !model.is_empty() => model.clone(),
-        Some(Value::String(_)) => {
-            return Err(invalid("model: String should have at least 1 character"));
-        }
-        Some(_) => return Err(invalid("model: Input should be a valid string")),
-    };
+    let model = required_model(body)?;
     let messages = match body.get("messages") {
         None => return Err(invalid("messages: Field required")),
         Some(Value::Array(messages)) => messages,
         Some(_) => return Err(invalid("messages: Input should be a valid list")),
     };
+    let max_tokens = required_max_tokens(body)?;
+    let mut u = Understood {
+        model,
+        max_output_tokens: Some(max_tokens),
+        ..Understood::default()
+    };
+    u.temperature = temperature(body)?;
+    understand_system(&mut u, body.get("system"))?;
+    let thinking = understand_thinking(&mut u, body, max_tokens)?;
+    understand_tools(&mut u, body.get("tools"))?;
+    understand_conversation(&mut u, messages)?;
+    Ok((u, thinking))
+}
+
+fn required_model(body: &Map<String, Value>) -> Result<String, Reply> {
+    match body.get("model") {
+        None => Err(invalid("model: Field required")),
+        Some(Value::String(model)) if !model.is_empty() => Ok(model.clone()),
+        Some(Value::String(_)) => Err(invalid("model: String should have at least 1 character")),
+        Some(_) => Err(invalid("model: Input should be a valid string")),
+    }
+}
+
+fn required_max_tokens(body: &Map<String, Value>) -> Result<u64, Reply> {
     let max_tokens = match body.get("max_tokens") {
         None => return Err(invalid("max_tokens: Field required")),
         Some(value) => integer(value, "max_tokens")?,
@@ -241,28 +263,31 @@ fn understand(body: &Map<String, Value>) -> Result<(Understood, bool), Reply> {
             "max_tokens: Input should be greater than or equal to 1",
         ));
     }
-    let mut u = Understood {
-        model,
-        max_output_tokens: Some(max_tokens),
-        ..Understood::default()
+    Ok(max_tokens)
+}
+
+/// `temperature`, if given: a number in [0, 1].
+fn temperature(body: &Map<String, Value>) -> Result<Option<f64>, Reply> {
+    let Some(temperature) = body.get("temperature") else {
+        return Ok(None);
     };
-
-    if let Some(temperature) = body.get("temperature") {
-        let t = number(temperature, "temperature")?;
-        if t < 0.0 {
-            return Err(invalid(
-                "temperature: Input should be greater than or equal to 0",
-            ));
-        }
-        if t > 1.0 {
-            return Err(invalid(
-                "temperature: Input should be less than or equal to 1",
-            ));
-        }
-        u.temperature = Some(t);
+    let t = number(temperature, "temperature")?;
+    if t < 0.0 {
+        return Err(invalid(
+            "temperature: Input should be greater than or equal to 0",
+        ));
     }
+    if t > 1.0 {
+        return Err(invalid(
+            "temperature: Input should be less than or equal to 1",
+        ));
+    }
+    Ok(Some(t))
+}
 
-    match body.get("system") {
+/// `system`: a string, or a list of text blocks.
+fn understand_system(u: &mut Understood, system: Option<&Value>) -> Result<(), Reply> {
+    match system {
         None => {}
         Some(Value::String(system)) => {
             u.system = !system.is_empty();
@@ -279,11 +304,7 @@ fn understand(body: &Map<String, Value>) -> Result<(Understood, bool), Reply> {
                 if block.get("type").and_then(Value::as_str) != Some("text") {
                     return Err(invalid(format!("{path}.type: Input should be 'text'")));
                 }
-                extra(
-                    block,
-                    &["type", "text", "cache_control", "citations"],
-                    &path,
-                )?;
+                extra(block, TEXT_BLOCK_FIELDS, &path)?;
                 let text = text_of(block, &path)?;
                 u.system = true;
                 u.add_text(text);
@@ -291,86 +312,112 @@ fn understand(body: &Map<String, Value>) -> Result<(Understood, bool), Reply> {
         }
         Some(_) => return Err(invalid("system: Input should be a valid string")),
     }
+    Ok(())
+}
 
-    let mut thinking = false;
-    match body.get("thinking") {
-        None => {}
-        Some(Value::Object(config)) => match config.get("type").and_then(Value::as_str) {
-            Some("enabled") => {
-                extra(config, &["type", "budget_tokens"], "thinking.enabled")?;
-                let budget = match config.get("budget_tokens") {
-                    None => return Err(invalid("thinking.enabled.budget_tokens: Field required")),
-                    Some(value) => integer(value, "thinking.enabled.budget_tokens")?,
-                };
-                if budget < MIN_BUDGET {
-                    return Err(invalid(format!(
-                        "thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_BUDGET}"
-                    )));
-                }
-                if budget >= max_tokens {
-                    return Err(invalid(
-                        "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our \
-                         documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size",
-                    ));
-                }
-                if u.temperature.is_some_and(|t| t != 1.0) {
-                    return Err(invalid(
-                        "`temperature` may only be set to 1 when thinking is enabled. Please consult \
-                         our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#feature-compatibility",
-                    ));
-                }
-                if body.contains_key("top_k") {
-                    return Err(invalid(
-                        "`top_k` is not compatible with thinking. Please consult our documentation at \
-                         https://docs.claude.com/en/docs/build-with-claude/extended-thinking#feature-compatibility",
-                    ));
-                }
-                thinking = true;
-                u.reasoning = Some(format!("budget:{budget}"));
-            }
-            Some("disabled") => extra(config, &["type"], "thinking.disabled")?,
-            Some(other) => {
+/// `thinking`: `{"type": "enabled", "budget_tokens"}` or `{"type": "disabled"}`. Returns whether
+/// thinking is on.
+fn understand_thinking(
+    u: &mut Understood,
+    body: &Map<String, Value>,
+    max_tokens: u64,
+) -> Result<bool, Reply> {
+    let config = match body.get("thinking") {
+        None => return Ok(false),
+        Some(Value::Object(config)) => config,
+        Some(_) => return Err(invalid("thinking: Input should be a valid dictionary")),
+    };
+    match config.get("type").and_then(Value::as_str) {
+        Some("enabled") => {
+            let budget = thinking_budget(config, body, max_tokens, u.temperature)?;
+            u.reasoning = Some(format!("budget:{budget}"));
+            Ok(true)
+        }
+        Some("disabled") => {
+            extra(config, &["type"], "thinking.disabled")?;
+            Ok(false)
+        }
+        Some(other) => Err(invalid(format!(
+            "thinking: Input tag '{other}' found using 'type' does not match any of the expected tags: 'disabled', 'enabled'"
+        ))),
+        None => Err(invalid(
+            "thinking: Unable to extract tag using discriminator 'type'",
+        )),
+    }
+}
+
+/// The budget of enabled thinking, and the rules it sets for the rest of the request: below
+/// `max_tokens`, temperature 1 only, no `top_k`.
+fn thinking_budget(
+    config: &Map<String, Value>,
+    body: &Map<String, Value>,
+    max_tokens: u64,
+    temperature: Option<f64>,
+) -> Result<u64, Reply> {
+    extra(config, &["type", "budget_tokens"], "thinking.enabled")?;
+    let budget = match config.get("budget_tokens") {
+        None => return Err(invalid("thinking.enabled.budget_tokens: Field required")),
+        Some(value) => integer(value, "thinking.enabled.budget_tokens")?,
+    };
+    if budget < MIN_BUDGET {
+        return Err(invalid(format!(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_BUDGET}"
+        )));
+    }
+    if budget >= max_tokens {
+        return Err(invalid(
+            "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our \
+             documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size",
+        ));
+    }
+    if temperature.is_some_and(|t| t != 1.0) {
+        return Err(invalid(
+            "`temperature` may only be set to 1 when thinking is enabled. Please consult \
+             our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#feature-compatibility",
+        ));
+    }
+    if body.contains_key("top_k") {
+        return Err(invalid(
+            "`top_k` is not compatible with thinking. Please consult our documentation at \
+             https://docs.claude.com/en/docs/build-with-claude/extended-thinking#feature-compatibility",
+        ));
+    }
+    Ok(budget)
+}
+
+/// `tools`: only the server web search tool is looked at; custom tools pass through.
+fn understand_tools(u: &mut Understood, tools: Option<&Value>) -> Result<(), Reply> {
+    let tools = match tools {
+        None => return Ok(()),
+        Some(Value::Array(tools)) => tools,
+        Some(_) => return Err(invalid("tools: Input should be a valid list")),
+    };
+    for (i, tool) in tools.iter().enumerate() {
+        let Some(tool) = tool.as_object() else {
+            return Err(invalid(format!(
+                "tools.{i}: Input should be a valid dictionary"
+            )));
+        };
+        let kind = tool.get("type").and_then(Value::as_str).unwrap_or("custom");
+        if kind.starts_with("web_search_") {
+            if tool.get("name").and_then(Value::as_str) != Some("web_search") {
                 return Err(invalid(format!(
-                    "thinking: Input tag '{other}' found using 'type' does not match any of the expected tags: 'disabled', 'enabled'"
+                    "tools.{i}.{kind}.name: Input should be 'web_search'"
                 )));
             }
-            None => {
-                return Err(invalid(
-                    "thinking: Unable to extract tag using discriminator 'type'",
-                ));
-            }
-        },
-        Some(_) => return Err(invalid("thinking: Input should be a valid dictionary")),
-    }
-
-    match body.get("tools") {
-        None => {}
-        Some(Value::Array(tools)) => {
-            for (i, tool) in tools.iter().enumerate() {
-                let Some(tool) = tool.as_object() else {
-                    return Err(invalid(format!(
-                        "tools.{i}: Input should be a valid dictionary"
-                    )));
-                };
-                let kind = tool.get("type").and_then(Value::as_str).unwrap_or("custom");
-                if kind.starts_with("web_search_") {
-                    if tool.get("name").and_then(Value::as_str) != Some("web_search") {
-                        return Err(invalid(format!(
-                            "tools.{i}.{kind}.name: Input should be 'web_search'"
-                        )));
-                    }
-                    u.web_search = true;
-                }
-            }
+            u.web_search = true;
         }
-        Some(_) => return Err(invalid("tools: Input should be a valid list")),
     }
+    Ok(())
+}
 
-    // Shape of every message first, then the conversation rules, as the API does.
+/// The shape of every message first, then the conversation rules (not empty, starts with the
+/// user, roles alternate), as the API does.
+fn understand_conversation(u: &mut Understood, messages: &[Value]) -> Result<(), Reply> {
     let mut roles = Vec::with_capacity(messages.len());
     for (i, message) in messages.iter().enumerate() {
         let is_last = i + 1 == messages.len();
-        roles.push(understand_message(&mut u, i, message, is_last)?);
+        roles.push(understand_message(u, i, message, is_last)?);
     }
     if messages.is_empty() {
         return Err(invalid("messages: at least one message is required"));
@@ -388,8 +435,7 @@ fn understand(body: &Map<String, Value>) -> Result<(Understood, bool), Reply> {
             )));
         }
     }
-    u.messages = messages.len();
-    Ok((u, thinking))
+    Ok(())
 }
 
 fn text_of<'a>(block: &'a Map<String, Value>, path: &str) -> Result<&'a str, Reply> {
@@ -429,72 +475,9 @@ fn understand_message(
             )));
         }
     };
-    let empty_error = || {
-        invalid(format!(
-            "{path}: all messages must have non-empty content except for the optional final assistant message"
-        ))
-    };
+    // Only a final assistant message (a prefill the answer continues) may be empty.
     let may_be_empty = is_last && role == "assistant";
-    let mut texts: Vec<&str> = Vec::new();
-    match message.get("content") {
-        None => return Err(invalid(format!("{path}.content: Field required"))),
-        Some(Value::String(text)) => {
-            if text.is_empty() && !may_be_empty {
-                return Err(empty_error());
-            }
-            texts.push(text);
-        }
-        Some(Value::Array(blocks)) => {
-            if blocks.is_empty() && !may_be_empty {
-                return Err(empty_error());
-            }
-            for (j, block) in blocks.iter().enumerate() {
-                let block_path = format!("{path}.content.{j}");
-                let Some(block) = block.as_object() else {
-                    return Err(invalid(format!(
-                        "{block_path}: Input should be a valid dictionary"
-                    )));
-                };
-                let kind = match block.get("type").and_then(Value::as_str) {
-                    Some(kind) if BLOCK_TYPES.contains(&kind) => kind,
-                    Some(kind) => {
-                        let expected: Vec<String> =
-                            BLOCK_TYPES.iter().map(|t| format!("'{t}'")).collect();
-                        return Err(invalid(format!(
-                            "{block_path}: Input tag '{kind}' found using 'type' does not match any of the expected tags: {}",
-                            expected.join(", ")
-                        )));
-                    }
-                    None => {
-                        return Err(invalid(format!(
-                            "{block_path}: Unable to extract tag using discriminator 'type'"
-                        )));
-                    }
-                };
-                match kind {
-                    "text" => {
-                        let path = format!("{block_path}.text");
-                        extra(
-                            block,
-                            &["type", "text", "cache_control", "citations"],
-                            &path,
-                        )?;
-                        texts.push(text_of(block, &path)?);
-                    }
-                    "image" => {
-                        check_image_block(block, &format!("{block_path}.image"))?;
-                        u.images += 1;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Some(_) => {
-            return Err(invalid(format!(
-                "{path}.content: Input should be a valid list"
-            )));
-        }
-    }
+    let texts = message_texts(u, message.get("content"), &path, may_be_empty)?;
     if is_last
         && role == "assistant"
         && texts
@@ -505,13 +488,92 @@ fn understand_message(
             "messages: final assistant content cannot end with trailing whitespace",
         ));
     }
-    for text in &texts {
-        u.add_text(text);
-    }
-    if role == "user" {
-        u.last_user_text = texts.join(" ");
-    }
+    u.add_turn(role, &texts);
     Ok(role)
+}
+
+/// A message's `content`, a string or a list of blocks: checks it, counts its images and
+/// returns its texts.
+fn message_texts<'a>(
+    u: &mut Understood,
+    content: Option<&'a Value>,
+    path: &str,
+    may_be_empty: bool,
+) -> Result<Vec<&'a str>, Reply> {
+    let empty_error = || {
+        invalid(format!(
+            "{path}: all messages must have non-empty content except for the optional final assistant message"
+        ))
+    };
+    match content {
+        None => Err(invalid(format!("{path}.content: Field required"))),
+        Some(Value::String(text)) => {
+            if text.is_empty() && !may_be_empty {
+                return Err(empty_error());
+            }
+            Ok(vec![text.as_str()])
+        }
+        Some(Value::Array(blocks)) => {
+            if blocks.is_empty() && !may_be_empty {
+                return Err(empty_error());
+            }
+            let mut texts = Vec::new();
+            for (j, block) in blocks.iter().enumerate() {
+                let block_path = format!("{path}.content.{j}");
+                if let Some(text) = understand_block(u, block, &block_path)? {
+                    texts.push(text);
+                }
+            }
+            Ok(texts)
+        }
+        Some(_) => Err(invalid(format!(
+            "{path}.content: Input should be a valid list"
+        ))),
+    }
+}
+
+/// Checks one content block; returns its text if it is a text block. Blocks other than `text`
+/// and `image` only need a known type.
+fn understand_block<'a>(
+    u: &mut Understood,
+    block: &'a Value,
+    block_path: &str,
+) -> Result<Option<&'a str>, Reply> {
+    let Some(block) = block.as_object() else {
+        return Err(invalid(format!(
+            "{block_path}: Input should be a valid dictionary"
+        )));
+    };
+    match block_type(block, block_path)? {
+        "text" => {
+            let path = format!("{block_path}.text");
+            extra(block, TEXT_BLOCK_FIELDS, &path)?;
+            Ok(Some(text_of(block, &path)?))
+        }
+        "image" => {
+            check_image_block(block, &format!("{block_path}.image"))?;
+            u.images += 1;
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The block's `type`, one of [`BLOCK_TYPES`].
+fn block_type<'a>(block: &'a Map<String, Value>, block_path: &str) -> Result<&'a str, Reply> {
+    match block.get("type").and_then(Value::as_str) {
+        Some(kind) if BLOCK_TYPES.contains(&kind) => Ok(kind),
+        Some(kind) => {
+            let expected: Vec<String> = BLOCK_TYPES.iter().map(|t| format!("'{t}'")).collect();
+            Err(invalid(format!(
+                "{block_path}: Input tag '{kind}' found using 'type' does not match any of the expected tags: {}",
+                expected.join(", ")
+            )))
+        }
+        None => Err(invalid(format!(
+            "{block_path}: Unable to extract tag using discriminator 'type'"
+        ))),
+    }
 }
 
 fn check_image_block(block: &Map<String, Value>, path: &str) -> Result<(), Reply> {

@@ -174,6 +174,24 @@ impl Understood {
     pub(crate) fn add_text(&mut self, text: &str) {
         self.input_chars += text.chars().count();
     }
+
+    /// Records one validated message of the conversation, the same way for every wire format:
+    /// its texts count towards the usage estimate; a `system`/`developer` message marks the
+    /// system prompt instead of counting as a turn; a `user` message becomes the text the
+    /// answer echoes (the last one wins).
+    pub(crate) fn add_turn(&mut self, role: &str, texts: &[&str]) {
+        for text in texts {
+            self.add_text(text);
+        }
+        if role == "system" || role == "developer" {
+            self.system = true;
+        } else {
+            self.messages += 1;
+            if role == "user" {
+                self.last_user_text = texts.join(" ");
+            }
+        }
+    }
 }
 
 /// The deterministic answer and its usage.
@@ -378,6 +396,24 @@ mod tests {
         let capped = answer("x", &understood, &Script::parse("long-5000-m"), Some(10));
         assert_eq!(capped.text.chars().count(), 40);
         assert!(capped.truncated);
+    }
+
+    #[test]
+    fn turns_are_counted_the_same_way_for_every_format() {
+        let mut u = Understood::default();
+        u.add_turn("developer", &["be brief"]);
+        u.add_turn("user", &["hello", "there"]);
+        u.add_turn("assistant", &["hi"]);
+        u.add_turn("model", &[]);
+        u.add_turn("user", &["again"]);
+        assert!(u.system);
+        assert_eq!(u.messages, 4);
+        assert_eq!(u.last_user_text, "again");
+        assert_eq!(u.input_chars, "be brief".len() + 10 + 2 + 5);
+        let mut u = Understood::default();
+        u.add_turn("system", &[]);
+        assert!(u.system);
+        assert_eq!(u.messages, 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use crate::common::{
-    Failure, Reply, Understood, answer, check_image, json_object, run_script, type_name,
+    Failure, Reply, Script, Understood, answer, check_image, json_object, run_script, type_name,
 };
 use crate::{AuthState, Incoming, Shared};
 
@@ -128,33 +128,8 @@ fn failure(failure: Failure, model: &str) -> Reply {
 }
 
 pub(crate) async fn generate(shared: &Shared, incoming: &Incoming, model_action: &str) -> Reply {
-    match incoming.auth {
-        AuthState::Ok => {}
-        // Gemini answers a missing key with 403 and a wrong one with 400.
-        AuthState::Missing => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "Method doesn't allow unregistered callers (callers without established identity). \
-                 Please use API Key or other form of API consumer identity to call this API.",
-                "PERMISSION_DENIED",
-            );
-        }
-        AuthState::Wrong => {
-            return Reply::json(
-                StatusCode::BAD_REQUEST,
-                json!({"error": {
-                    "code": 400,
-                    "message": "API key not valid. Please pass a valid API key.",
-                    "status": "INVALID_ARGUMENT",
-                    "details": [{
-                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                        "reason": "API_KEY_INVALID",
-                        "domain": "googleapis.com",
-                        "metadata": {"service": "generativelanguage.googleapis.com"}
-                    }]
-                }}),
-            );
-        }
+    if let Some(reply) = auth_failure(incoming.auth) {
+        return reply;
     }
     let model = match model_action.rsplit_once(':') {
         Some((model, "generateContent")) if !model.is_empty() => model.to_owned(),
@@ -173,6 +148,50 @@ pub(crate) async fn generate(shared: &Shared, incoming: &Incoming, model_action:
         Ok(script) => script,
         Err(f) => return failure(f, &understood.model),
     };
+    Reply::ok(generate_answer(
+        shared,
+        &understood,
+        &script,
+        include_thoughts,
+    ))
+}
+
+/// The answer to a missing or wrong key: Gemini answers a missing key with 403 and a wrong one
+/// with 400.
+fn auth_failure(auth: AuthState) -> Option<Reply> {
+    match auth {
+        AuthState::Ok => None,
+        AuthState::Missing => Some(error(
+            StatusCode::FORBIDDEN,
+            "Method doesn't allow unregistered callers (callers without established identity). \
+             Please use API Key or other form of API consumer identity to call this API.",
+            "PERMISSION_DENIED",
+        )),
+        AuthState::Wrong => Some(Reply::json(
+            StatusCode::BAD_REQUEST,
+            json!({"error": {
+                "code": 400,
+                "message": "API key not valid. Please pass a valid API key.",
+                "status": "INVALID_ARGUMENT",
+                "details": [{
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"}
+                }]
+            }}),
+        )),
+    }
+}
+
+/// The `GenerateContentResponse` body: one candidate with the deterministic answer, a thought
+/// summary when thoughts were asked for, grounding metadata when search was on, and the usage.
+fn generate_answer(
+    shared: &Shared,
+    understood: &Understood,
+    script: &Script,
+    include_thoughts: bool,
+) -> Value {
     let thinking = understood
         .reasoning
         .as_deref()
@@ -186,7 +205,7 @@ pub(crate) async fn generate(shared: &Shared, incoming: &Incoming, model_action:
     let cap = understood
         .max_output_tokens
         .map(|max| max.saturating_sub(thoughts).max(1));
-    let answer = answer("gemini", &understood, &script, cap);
+    let answer = answer("gemini", understood, script, cap);
     let id = shared.next_id();
 
     let mut parts = Vec::new();
@@ -213,12 +232,12 @@ pub(crate) async fn generate(shared: &Shared, incoming: &Incoming, model_action:
     if thinking {
         usage["thoughtsTokenCount"] = json!(thoughts);
     }
-    Reply::ok(json!({
+    json!({
         "candidates": [candidate],
         "usageMetadata": usage,
         "modelVersion": understood.model,
         "responseId": format!("fake-{id}")
-    }))
+    })
 }
 
 const REQUEST_FIELDS: &[&str] = &[
@@ -294,7 +313,21 @@ fn understand(model: String, body: &Map<String, Value>) -> Result<(Understood, b
         model,
         ..Understood::default()
     };
-    let contents = match field(body, "contents") {
+    understand_contents(&mut u, field(body, "contents"))?;
+    if let Some(system) = field(body, "systemInstruction") {
+        understand_system_instruction(&mut u, system)?;
+    }
+    let include_thoughts = match field(body, "generationConfig") {
+        Some(config) => understand_generation_config(&mut u, config)?,
+        None => false,
+    };
+    understand_tools(&mut u, field(body, "tools"))?;
+    Ok((u, include_thoughts))
+}
+
+/// `contents`: a non-empty list of `{role, parts}` turns; the role defaults to `user`.
+fn understand_contents(u: &mut Understood, contents: Option<&Value>) -> Result<(), Reply> {
+    let contents = match contents {
         Some(Value::Array(contents)) if !contents.is_empty() => contents,
         None | Some(Value::Array(_)) => {
             return Err(invalid(
@@ -321,127 +354,137 @@ fn understand(model: String, body: &Map<String, Value>) -> Result<(Understood, b
             Some(Value::String(role)) if role == "user" || role == "model" => role.as_str(),
             Some(_) => return Err(invalid("Please use a valid role: user, model.")),
         };
-        let texts = understand_parts(&mut u, content.get("parts"), &path)?;
-        u.messages += 1;
-        if role == "user" {
-            u.last_user_text = texts.join(" ");
-        }
+        let texts = understand_parts(u, content.get("parts"), &path)?;
+        u.add_turn(role, &texts);
     }
+    Ok(())
+}
 
-    if let Some(system) = field(body, "systemInstruction") {
-        let Some(system) = system.as_object() else {
-            return Err(invalid(
-                "Invalid JSON payload received. Invalid value at 'system_instruction'.",
-            ));
-        };
-        check_fields(system, &["role", "parts"], "system_instruction")?;
-        understand_parts(&mut u, system.get("parts"), "system_instruction")?;
-        u.system = true;
-    }
+/// `systemInstruction`: a content whose role is not looked at.
+fn understand_system_instruction(u: &mut Understood, system: &Value) -> Result<(), Reply> {
+    let Some(system) = system.as_object() else {
+        return Err(invalid(
+            "Invalid JSON payload received. Invalid value at 'system_instruction'.",
+        ));
+    };
+    check_fields(system, &["role", "parts"], "system_instruction")?;
+    let texts = understand_parts(u, system.get("parts"), "system_instruction")?;
+    u.add_turn("system", &texts);
+    Ok(())
+}
 
-    let mut include_thoughts = false;
-    if let Some(config) = field(body, "generationConfig") {
-        let Some(config) = config.as_object() else {
-            return Err(invalid(
-                "Invalid JSON payload received. Invalid value at 'generation_config'.",
-            ));
-        };
-        check_fields(config, GENERATION_FIELDS, "generation_config")?;
-        if let Some(t) = field(config, "temperature") {
-            match t.as_f64() {
-                Some(t) if (0.0..=2.0).contains(&t) => u.temperature = Some(t),
-                Some(t) => {
-                    return Err(invalid(format!(
-                        "* GenerateContentRequest.generation_config.temperature: temperature must be in the range [0.0, 2.0], got {t}\n"
-                    )));
-                }
-                None => {
-                    return Err(invalid(format!(
-                        "Invalid value at 'generation_config.temperature' (TYPE_FLOAT), {t}"
-                    )));
-                }
-            }
-        }
-        if let Some(max) = field(config, "maxOutputTokens") {
-            match max.as_u64() {
-                Some(max) if max >= 1 => u.max_output_tokens = Some(max),
-                _ => {
-                    return Err(invalid(format!(
-                        "* GenerateContentRequest.generation_config.max_output_tokens: max_output_tokens must be positive, got {max}\n"
-                    )));
-                }
-            }
-        }
-        if let Some(thinking) = field(config, "thinkingConfig") {
-            let path = "generation_config.thinking_config";
-            let Some(thinking) = thinking.as_object() else {
+/// `generationConfig`: temperature, output cap and thinking. Returns whether thoughts were asked
+/// for.
+fn understand_generation_config(u: &mut Understood, config: &Value) -> Result<bool, Reply> {
+    let Some(config) = config.as_object() else {
+        return Err(invalid(
+            "Invalid JSON payload received. Invalid value at 'generation_config'.",
+        ));
+    };
+    check_fields(config, GENERATION_FIELDS, "generation_config")?;
+    if let Some(t) = field(config, "temperature") {
+        match t.as_f64() {
+            Some(t) if (0.0..=2.0).contains(&t) => u.temperature = Some(t),
+            Some(t) => {
                 return Err(invalid(format!(
-                    "Invalid JSON payload received. Invalid value at '{path}'."
+                    "* GenerateContentRequest.generation_config.temperature: temperature must be in the range [0.0, 2.0], got {t}\n"
                 )));
-            };
-            check_fields(
-                thinking,
-                &["thinkingBudget", "thinkingLevel", "includeThoughts"],
-                path,
-            )?;
-            include_thoughts =
-                field(thinking, "includeThoughts").and_then(Value::as_bool) == Some(true);
-            let budget = field(thinking, "thinkingBudget");
-            let level = field(thinking, "thinkingLevel");
-            if budget.is_some() && level.is_some() {
-                return Err(invalid(
-                    "thinking_budget and thinking_level cannot be set at the same time.",
-                ));
             }
-            if let Some(budget) = budget {
-                match budget.as_i64() {
-                    Some(b) if (-1..=MAX_THINKING_BUDGET).contains(&b) => {
-                        u.reasoning = Some(format!("budget:{b}"));
-                    }
-                    _ => {
-                        return Err(invalid(format!(
-                            "The thinking budget {budget} is invalid. Please choose a value between 0 and {MAX_THINKING_BUDGET}, or -1 for dynamic thinking."
-                        )));
-                    }
-                }
-            }
-            if let Some(level) = level {
-                match level.as_str().map(str::to_ascii_lowercase) {
-                    Some(l) if THINKING_LEVELS.contains(&l.as_str()) => u.reasoning = Some(l),
-                    _ => {
-                        return Err(invalid(format!(
-                            "Invalid value at '{path}.thinking_level' \
-                             (type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig.ThinkingLevel), {level}"
-                        )));
-                    }
-                }
+            None => {
+                return Err(invalid(format!(
+                    "Invalid value at 'generation_config.temperature' (TYPE_FLOAT), {t}"
+                )));
             }
         }
     }
-
-    match field(body, "tools") {
-        None => {}
-        Some(Value::Array(tools)) => {
-            for (i, tool) in tools.iter().enumerate() {
-                let path = format!("tools[{i}]");
-                let Some(tool) = tool.as_object() else {
-                    return Err(invalid(format!(
-                        "Invalid JSON payload received. Invalid value at '{path}'."
-                    )));
-                };
-                check_fields(tool, TOOL_FIELDS, &path)?;
-                if field(tool, "googleSearch").is_some() {
-                    u.web_search = true;
-                }
+    if let Some(max) = field(config, "maxOutputTokens") {
+        match max.as_u64() {
+            Some(max) if max >= 1 => u.max_output_tokens = Some(max),
+            _ => {
+                return Err(invalid(format!(
+                    "* GenerateContentRequest.generation_config.max_output_tokens: max_output_tokens must be positive, got {max}\n"
+                )));
             }
         }
+    }
+    match field(config, "thinkingConfig") {
+        Some(thinking) => understand_thinking_config(u, thinking),
+        None => Ok(false),
+    }
+}
+
+/// `thinkingConfig`: a budget or a level (not both). Returns whether thoughts were asked for.
+fn understand_thinking_config(u: &mut Understood, thinking: &Value) -> Result<bool, Reply> {
+    let path = "generation_config.thinking_config";
+    let Some(thinking) = thinking.as_object() else {
+        return Err(invalid(format!(
+            "Invalid JSON payload received. Invalid value at '{path}'."
+        )));
+    };
+    check_fields(
+        thinking,
+        &["thinkingBudget", "thinkingLevel", "includeThoughts"],
+        path,
+    )?;
+    let include_thoughts =
+        field(thinking, "includeThoughts").and_then(Value::as_bool) == Some(true);
+    let budget = field(thinking, "thinkingBudget");
+    let level = field(thinking, "thinkingLevel");
+    if budget.is_some() && level.is_some() {
+        return Err(invalid(
+            "thinking_budget and thinking_level cannot be set at the same time.",
+        ));
+    }
+    if let Some(budget) = budget {
+        match budget.as_i64() {
+            Some(b) if (-1..=MAX_THINKING_BUDGET).contains(&b) => {
+                u.reasoning = Some(format!("budget:{b}"));
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "The thinking budget {budget} is invalid. Please choose a value between 0 and {MAX_THINKING_BUDGET}, or -1 for dynamic thinking."
+                )));
+            }
+        }
+    }
+    if let Some(level) = level {
+        match level.as_str().map(str::to_ascii_lowercase) {
+            Some(l) if THINKING_LEVELS.contains(&l.as_str()) => u.reasoning = Some(l),
+            _ => {
+                return Err(invalid(format!(
+                    "Invalid value at '{path}.thinking_level' \
+                     (type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig.ThinkingLevel), {level}"
+                )));
+            }
+        }
+    }
+    Ok(include_thoughts)
+}
+
+/// `tools`: a list of tool objects; only `googleSearch` changes the answer.
+fn understand_tools(u: &mut Understood, tools: Option<&Value>) -> Result<(), Reply> {
+    let tools = match tools {
+        None => return Ok(()),
+        Some(Value::Array(tools)) => tools,
         Some(_) => {
             return Err(invalid(
                 "Invalid JSON payload received. Invalid value at 'tools'.",
             ));
         }
+    };
+    for (i, tool) in tools.iter().enumerate() {
+        let path = format!("tools[{i}]");
+        let Some(tool) = tool.as_object() else {
+            return Err(invalid(format!(
+                "Invalid JSON payload received. Invalid value at '{path}'."
+            )));
+        };
+        check_fields(tool, TOOL_FIELDS, &path)?;
+        if field(tool, "googleSearch").is_some() {
+            u.web_search = true;
+        }
     }
-    Ok((u, include_thoughts))
+    Ok(())
 }
 
 /// Checks a `parts` list, counts images and returns the texts.
@@ -467,66 +510,76 @@ fn understand_parts<'a>(
             )));
         };
         check_fields(part, PART_FIELDS, &part_path)?;
-        // An empty string is an unset field in protobuf JSON.
-        let set: Vec<&str> = DATA_FIELDS
-            .iter()
-            .copied()
-            .filter(|name| match field(part, name) {
-                None | Some(Value::Null) => false,
-                Some(Value::String(s)) => !s.is_empty(),
-                Some(_) => true,
-            })
-            .collect();
-        match set.as_slice() {
-            [] => {
-                return Err(invalid(format!(
-                    "* GenerateContentRequest.{part_path}.data: required oneof field 'data' must have one initialized field\n"
-                )));
-            }
-            [_] => {}
-            [_, second, ..] => {
-                return Err(invalid(format!(
-                    "Invalid JSON payload received. Oneof field 'data' is already set. Cannot set '{second}'"
-                )));
-            }
-        }
+        check_one_data_field(part, &part_path)?;
         if let Some(text) = field(part, "text") {
             let Some(text) = text.as_str() else {
                 return Err(invalid(format!(
                     "Invalid value at '{part_path}.text' (TYPE_STRING), {text}"
                 )));
             };
-            u.add_text(text);
             texts.push(text);
         }
         if let Some(inline) = field(part, "inlineData") {
-            let inline_path = format!("{part_path}.inline_data");
-            let Some(inline) = inline.as_object() else {
-                return Err(invalid(format!(
-                    "Invalid JSON payload received. Invalid value at '{inline_path}'."
-                )));
-            };
-            check_fields(inline, &["mimeType", "data", "displayName"], &inline_path)?;
-            let Some(mime) = field(inline, "mimeType").and_then(Value::as_str) else {
-                return Err(invalid(format!(
-                    "* GenerateContentRequest.{inline_path}.mime_type: mime_type is not specified\n"
-                )));
-            };
-            let Some(data) = field(inline, "data").and_then(Value::as_str) else {
-                return Err(invalid(format!(
-                    "* GenerateContentRequest.{inline_path}.data: data is not specified\n"
-                )));
-            };
-            if mime.starts_with("image/") {
-                check_image(mime, data).map_err(|problem| {
-                    invalid(format!(
-                        "Unable to process input image. Please retry or report in \
-                         https://developers.generativeai.google/guide/troubleshooting ({problem})"
-                    ))
-                })?;
-                u.images += 1;
-            }
+            understand_inline_data(u, inline, &format!("{part_path}.inline_data"))?;
         }
     }
     Ok(texts)
+}
+
+/// A part sets exactly one member of its `data` oneof.
+fn check_one_data_field(part: &Map<String, Value>, part_path: &str) -> Result<(), Reply> {
+    // An empty string is an unset field in protobuf JSON.
+    let set: Vec<&str> = DATA_FIELDS
+        .iter()
+        .copied()
+        .filter(|name| match field(part, name) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(_) => true,
+        })
+        .collect();
+    match set.as_slice() {
+        [] => Err(invalid(format!(
+            "* GenerateContentRequest.{part_path}.data: required oneof field 'data' must have one initialized field\n"
+        ))),
+        [_] => Ok(()),
+        [_, second, ..] => Err(invalid(format!(
+            "Invalid JSON payload received. Oneof field 'data' is already set. Cannot set '{second}'"
+        ))),
+    }
+}
+
+/// `inlineData`: a MIME type and base64 data; images are checked and counted, other types (PDF,
+/// audio, …) are taken as they are.
+fn understand_inline_data(
+    u: &mut Understood,
+    inline: &Value,
+    inline_path: &str,
+) -> Result<(), Reply> {
+    let Some(inline) = inline.as_object() else {
+        return Err(invalid(format!(
+            "Invalid JSON payload received. Invalid value at '{inline_path}'."
+        )));
+    };
+    check_fields(inline, &["mimeType", "data", "displayName"], inline_path)?;
+    let Some(mime) = field(inline, "mimeType").and_then(Value::as_str) else {
+        return Err(invalid(format!(
+            "* GenerateContentRequest.{inline_path}.mime_type: mime_type is not specified\n"
+        )));
+    };
+    let Some(data) = field(inline, "data").and_then(Value::as_str) else {
+        return Err(invalid(format!(
+            "* GenerateContentRequest.{inline_path}.data: data is not specified\n"
+        )));
+    };
+    if mime.starts_with("image/") {
+        check_image(mime, data).map_err(|problem| {
+            invalid(format!(
+                "Unable to process input image. Please retry or report in \
+                 https://developers.generativeai.google/guide/troubleshooting ({problem})"
+            ))
+        })?;
+        u.images += 1;
+    }
+    Ok(())
 }

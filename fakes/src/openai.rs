@@ -140,6 +140,14 @@ impl Dialect {
         )
     }
 
+    fn unknown_parameter(self, param: &str) -> Reply {
+        self.invalid(
+            format!("Unknown parameter: '{param}'."),
+            Some(param),
+            Some("unknown_parameter"),
+        )
+    }
+
     fn invalid_type(self, param: &str, expected: &str, got: &Value) -> Reply {
         self.invalid(
             format!(
@@ -283,6 +291,42 @@ fn opt_str<'a>(
     }
 }
 
+/// A required string field.
+fn required_str<'a>(
+    d: Dialect,
+    map: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a str, Reply> {
+    opt_str(d, map, key, path)?.ok_or_else(|| d.missing(path))
+}
+
+/// A required string field whose value must be one of `allowed` (a role, a part type).
+fn required_one_of<'a>(
+    d: Dialect,
+    map: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+    allowed: &[&str],
+) -> Result<&'a str, Reply> {
+    match opt_str(d, map, key, path)? {
+        None => Err(d.missing(path)),
+        Some(value) if allowed.contains(&value) => Ok(value),
+        Some(value) => Err(d.invalid_value(path, value, allowed)),
+    }
+}
+
+/// An image's optional `detail`.
+fn check_detail(d: Dialect, image: &Map<String, Value>, path: &str) -> Result<(), Reply> {
+    const DETAILS: &[&str] = &["low", "high", "auto"];
+    if let Some(detail) = opt_str(d, image, "detail", path)?
+        && !DETAILS.contains(&detail)
+    {
+        return Err(d.invalid_value(path, detail, DETAILS));
+    }
+    Ok(())
+}
+
 fn opt_number(
     d: Dialect,
     map: &Map<String, Value>,
@@ -411,11 +455,7 @@ pub(crate) async fn responses(shared: &Shared, incoming: &Incoming) -> Reply {
 fn understand_responses(body: &Map<String, Value>) -> Result<Understood, Reply> {
     let d = Dialect::OpenAi;
     if let Some(key) = unknown_key(body, RESPONSES_FIELDS) {
-        return Err(d.invalid(
-            format!("Unknown parameter: '{key}'."),
-            Some(key),
-            Some("unknown_parameter"),
-        ));
+        return Err(d.unknown_parameter(key));
     }
     let mut u = Understood {
         model: required_model(d, body, false)?,
@@ -428,69 +468,79 @@ fn understand_responses(body: &Map<String, Value>) -> Result<Understood, Reply> 
     u.temperature = opt_number(d, body, "temperature", (0.0, 2.0))?;
     opt_number(d, body, "top_p", (0.0, 1.0))?;
     u.max_output_tokens = opt_integer(d, body, "max_output_tokens", MIN_OUTPUT_TOKENS)?;
-
-    match body.get("reasoning") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(reasoning)) => {
-            if let Some(key) = unknown_key(reasoning, &["effort", "summary", "generate_summary"]) {
-                return Err(d.invalid(
-                    format!("Unknown parameter: 'reasoning.{key}'."),
-                    Some(&format!("reasoning.{key}")),
-                    Some("unknown_parameter"),
-                ));
-            }
-            if let Some(effort) = opt_str(d, reasoning, "effort", "reasoning.effort")? {
-                if !EFFORTS.contains(&effort) {
-                    return Err(d.invalid_value("reasoning.effort", effort, EFFORTS));
-                }
-                u.reasoning = Some(effort.to_owned());
-            }
-        }
-        Some(other) => return Err(d.invalid_type("reasoning", "an object", other)),
-    }
-
-    match body.get("tools") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(tools)) => {
-            for (i, tool) in tools.iter().enumerate() {
-                let path = format!("tools[{i}]");
-                let Some(tool) = tool.as_object() else {
-                    return Err(d.invalid_type(&path, "an object", tool));
-                };
-                match opt_str(d, tool, "type", &format!("{path}.type"))? {
-                    None => return Err(d.missing(&format!("{path}.type"))),
-                    Some(kind) if WEB_SEARCH_TOOLS.contains(&kind) => u.web_search = true,
-                    Some(_) => {}
-                }
-            }
-        }
-        Some(other) => return Err(d.invalid_type("tools", "an array", other)),
-    }
-
-    match body.get("input") {
-        None | Some(Value::Null) => return Err(d.missing("input")),
-        Some(Value::String(text)) => {
-            u.messages = 1;
-            u.last_user_text = text.clone();
-            u.add_text(text);
-        }
-        Some(Value::Array(items)) if items.is_empty() => {
-            return Err(d.invalid(
-                "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty array instead.",
-                Some("input"),
-                Some("empty_array"),
-            ));
-        }
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                understand_input_item(&mut u, i, item)?;
-            }
-        }
-        Some(other) => return Err(d.invalid_type("input", "a string or an array", other)),
-    }
+    u.reasoning = responses_effort(body.get("reasoning"))?;
+    u.web_search = responses_web_search(body.get("tools"))?;
+    understand_input(&mut u, body.get("input"))?;
     Ok(u)
 }
 
+/// `reasoning`: `{effort?, summary?}`; returns the effort.
+fn responses_effort(reasoning: Option<&Value>) -> Result<Option<String>, Reply> {
+    let d = Dialect::OpenAi;
+    let reasoning = match reasoning {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(reasoning)) => reasoning,
+        Some(other) => return Err(d.invalid_type("reasoning", "an object", other)),
+    };
+    if let Some(key) = unknown_key(reasoning, &["effort", "summary", "generate_summary"]) {
+        return Err(d.unknown_parameter(&format!("reasoning.{key}")));
+    }
+    match opt_str(d, reasoning, "effort", "reasoning.effort")? {
+        Some(effort) if !EFFORTS.contains(&effort) => {
+            Err(d.invalid_value("reasoning.effort", effort, EFFORTS))
+        }
+        effort => Ok(effort.map(str::to_owned)),
+    }
+}
+
+/// `tools`: every tool needs a `type`; returns whether one of them is web search.
+fn responses_web_search(tools: Option<&Value>) -> Result<bool, Reply> {
+    let d = Dialect::OpenAi;
+    let tools = match tools {
+        None | Some(Value::Null) => return Ok(false),
+        Some(Value::Array(tools)) => tools,
+        Some(other) => return Err(d.invalid_type("tools", "an array", other)),
+    };
+    let mut web_search = false;
+    for (i, tool) in tools.iter().enumerate() {
+        let path = format!("tools[{i}]");
+        let Some(tool) = tool.as_object() else {
+            return Err(d.invalid_type(&path, "an object", tool));
+        };
+        match opt_str(d, tool, "type", &format!("{path}.type"))? {
+            None => return Err(d.missing(&format!("{path}.type"))),
+            Some(kind) if WEB_SEARCH_TOOLS.contains(&kind) => web_search = true,
+            Some(_) => {}
+        }
+    }
+    Ok(web_search)
+}
+
+/// `input`: a user message as a plain string, or a non-empty list of input items.
+fn understand_input(u: &mut Understood, input: Option<&Value>) -> Result<(), Reply> {
+    let d = Dialect::OpenAi;
+    match input {
+        None | Some(Value::Null) => Err(d.missing("input")),
+        Some(Value::String(text)) => {
+            u.add_turn("user", &[text]);
+            Ok(())
+        }
+        Some(Value::Array(items)) if items.is_empty() => Err(d.invalid(
+            "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            Some("input"),
+            Some("empty_array"),
+        )),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                understand_input_item(u, i, item)?;
+            }
+            Ok(())
+        }
+        Some(other) => Err(d.invalid_type("input", "a string or an array", other)),
+    }
+}
+
+/// One input item; the fake understands `message` items only.
 fn understand_input_item(u: &mut Understood, i: usize, item: &Value) -> Result<(), Reply> {
     let d = Dialect::OpenAi;
     let path = format!("input[{i}]");
@@ -508,101 +558,77 @@ fn understand_input_item(u: &mut Understood, i: usize, item: &Value) -> Result<(
         ));
     }
     if let Some(key) = unknown_key(item, &["type", "role", "content", "id", "status"]) {
-        return Err(d.invalid(
-            format!("Unknown parameter: '{path}.{key}'."),
-            Some(&format!("{path}.{key}")),
-            Some("unknown_parameter"),
-        ));
+        return Err(d.unknown_parameter(&format!("{path}.{key}")));
     }
     const ROLES: &[&str] = &["assistant", "system", "developer", "user"];
-    let role = match opt_str(d, item, "role", &format!("{path}.role"))? {
-        None => return Err(d.missing(&format!("{path}.role"))),
-        Some(role) if ROLES.contains(&role) => role,
-        Some(role) => return Err(d.invalid_value(&format!("{path}.role"), role, ROLES)),
-    };
-
-    let mut texts: Vec<&str> = Vec::new();
-    match item.get("content") {
+    let role = required_one_of(d, item, "role", &format!("{path}.role"), ROLES)?;
+    let texts = match item.get("content") {
         None | Some(Value::Null) => return Err(d.missing(&format!("{path}.content"))),
-        Some(Value::String(text)) => texts.push(text),
+        Some(Value::String(text)) => vec![text.as_str()],
         Some(Value::Array(parts)) => {
+            let mut texts = Vec::new();
             for (j, part) in parts.iter().enumerate() {
                 let part_path = format!("{path}.content[{j}]");
-                let Some(part) = part.as_object() else {
-                    return Err(d.invalid_type(&part_path, "an object", part));
-                };
-                let allowed: &[&str] = if role == "assistant" {
-                    &["output_text", "refusal"]
-                } else {
-                    &["input_text", "input_image", "input_file"]
-                };
-                let type_path = format!("{part_path}.type");
-                let part_type = match opt_str(d, part, "type", &type_path)? {
-                    None => return Err(d.missing(&type_path)),
-                    Some(t) if allowed.contains(&t) => t,
-                    Some(t) => return Err(d.invalid_value(&type_path, t, allowed)),
-                };
-                let keys: &[&str] = match part_type {
-                    "input_text" => &["type", "text"],
-                    "output_text" => &["type", "text", "annotations", "logprobs"],
-                    "refusal" => &["type", "refusal"],
-                    "input_image" => &["type", "image_url", "file_id", "detail"],
-                    _ => &["type", "file_id", "file_data", "file_url", "filename"],
-                };
-                if let Some(key) = unknown_key(part, keys) {
-                    return Err(d.invalid(
-                        format!("Unknown parameter: '{part_path}.{key}'."),
-                        Some(&format!("{part_path}.{key}")),
-                        Some("unknown_parameter"),
-                    ));
-                }
-                match part_type {
-                    "input_text" | "output_text" => {
-                        let text_path = format!("{part_path}.text");
-                        match opt_str(d, part, "text", &text_path)? {
-                            Some(text) => texts.push(text),
-                            None => return Err(d.missing(&text_path)),
-                        }
-                    }
-                    "input_image" => {
-                        if let Some(detail) =
-                            opt_str(d, part, "detail", &format!("{part_path}.detail"))?
-                            && !["low", "high", "auto"].contains(&detail)
-                        {
-                            return Err(d.invalid_value(
-                                &format!("{part_path}.detail"),
-                                detail,
-                                &["low", "high", "auto"],
-                            ));
-                        }
-                        let url_path = format!("{part_path}.image_url");
-                        match opt_str(d, part, "image_url", &url_path)? {
-                            Some(url) => check_image_url(d, url, &url_path)?,
-                            None if part.contains_key("file_id") => {}
-                            None => return Err(d.missing(&url_path)),
-                        }
-                        u.images += 1;
-                    }
-                    _ => {}
+                if let Some(text) = understand_input_part(u, role, part, &part_path)? {
+                    texts.push(text);
                 }
             }
+            texts
         }
         Some(other) => {
             return Err(d.invalid_type(&format!("{path}.content"), "a string or an array", other));
         }
-    }
-    for text in &texts {
-        u.add_text(text);
-    }
-    if role == "system" || role == "developer" {
-        u.system = true;
-    } else {
-        u.messages += 1;
-        if role == "user" {
-            u.last_user_text = texts.join(" ");
-        }
-    }
+    };
+    u.add_turn(role, &texts);
     Ok(())
+}
+
+/// One part of an input message's content: output parts in assistant messages, input parts in
+/// the others. Returns the part's text, if it has one.
+fn understand_input_part<'a>(
+    u: &mut Understood,
+    role: &str,
+    part: &'a Value,
+    part_path: &str,
+) -> Result<Option<&'a str>, Reply> {
+    let d = Dialect::OpenAi;
+    let Some(part) = part.as_object() else {
+        return Err(d.invalid_type(part_path, "an object", part));
+    };
+    let allowed: &[&str] = if role == "assistant" {
+        &["output_text", "refusal"]
+    } else {
+        &["input_text", "input_image", "input_file"]
+    };
+    let part_type = required_one_of(d, part, "type", &format!("{part_path}.type"), allowed)?;
+    let keys: &[&str] = match part_type {
+        "input_text" => &["type", "text"],
+        "output_text" => &["type", "text", "annotations", "logprobs"],
+        "refusal" => &["type", "refusal"],
+        "input_image" => &["type", "image_url", "file_id", "detail"],
+        _ => &["type", "file_id", "file_data", "file_url", "filename"],
+    };
+    if let Some(key) = unknown_key(part, keys) {
+        return Err(d.unknown_parameter(&format!("{part_path}.{key}")));
+    }
+    match part_type {
+        "input_text" | "output_text" => {
+            required_str(d, part, "text", &format!("{part_path}.text")).map(Some)
+        }
+        "input_image" => {
+            check_detail(d, part, &format!("{part_path}.detail"))?;
+            let url_path = format!("{part_path}.image_url");
+            match opt_str(d, part, "image_url", &url_path)? {
+                Some(url) => check_image_url(d, url, &url_path)?,
+                // An uploaded file instead of a URL.
+                None if part.contains_key("file_id") => {}
+                None => return Err(d.missing(&url_path)),
+            }
+            u.images += 1;
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
 }
 
 fn responses_answer(
@@ -813,88 +839,73 @@ fn understand_chat_message(
         "tool",
         "developer",
     ];
-    let role_path = format!("{path}.role");
-    let role = match opt_str(d, message, "role", &role_path)? {
-        None => return Err(d.missing(&role_path)),
-        Some(role) if ROLES.contains(&role) => role,
-        Some(role) => return Err(d.invalid_value(&role_path, role, ROLES)),
-    };
+    let role = required_one_of(d, message, "role", &format!("{path}.role"), ROLES)?;
     let content_path = format!("{path}.content");
-    let mut texts: Vec<&str> = Vec::new();
-    match message.get("content") {
-        None | Some(Value::Null) if role == "assistant" => {}
+    let texts = match message.get("content") {
+        // An assistant message may hold tool calls only.
+        None | Some(Value::Null) if role == "assistant" => Vec::new(),
         None | Some(Value::Null) => return Err(d.missing(&content_path)),
-        Some(Value::String(text)) => texts.push(text),
+        Some(Value::String(text)) => vec![text.as_str()],
         Some(Value::Array(parts)) => {
-            let allowed: &[&str] = match role {
-                "user" => &["text", "image_url", "input_audio", "file"],
-                "assistant" => &["text", "refusal"],
-                _ => &["text"],
-            };
+            let mut texts = Vec::new();
             for (j, part) in parts.iter().enumerate() {
                 let part_path = format!("{content_path}[{j}]");
-                let Some(part) = part.as_object() else {
-                    return Err(d.invalid_type(&part_path, "an object", part));
-                };
-                let type_path = format!("{part_path}.type");
-                let part_type = match opt_str(d, part, "type", &type_path)? {
-                    None => return Err(d.missing(&type_path)),
-                    Some(t) if allowed.contains(&t) => t,
-                    Some(t) => return Err(d.invalid_value(&type_path, t, allowed)),
-                };
-                match part_type {
-                    "text" => {
-                        let text_path = format!("{part_path}.text");
-                        match opt_str(d, part, "text", &text_path)? {
-                            Some(text) => texts.push(text),
-                            None => return Err(d.missing(&text_path)),
-                        }
-                    }
-                    "image_url" => {
-                        let url_path = format!("{part_path}.image_url");
-                        let url = match part.get("image_url") {
-                            Some(Value::Object(image)) => {
-                                if let Some(detail) =
-                                    opt_str(d, image, "detail", &format!("{url_path}.detail"))?
-                                    && !["low", "high", "auto"].contains(&detail)
-                                {
-                                    return Err(d.invalid_value(
-                                        &format!("{url_path}.detail"),
-                                        detail,
-                                        &["low", "high", "auto"],
-                                    ));
-                                }
-                                match opt_str(d, image, "url", &format!("{url_path}.url"))? {
-                                    Some(url) => url,
-                                    None => return Err(d.missing(&format!("{url_path}.url"))),
-                                }
-                            }
-                            // Mistral and OpenRouter also take the URL as a plain string.
-                            Some(Value::String(url)) if d == Dialect::OpenRouter => url,
-                            None | Some(Value::Null) => return Err(d.missing(&url_path)),
-                            Some(other) => {
-                                return Err(d.invalid_type(&url_path, "an object", other));
-                            }
-                        };
-                        check_image_url(d, url, &format!("{url_path}.url"))?;
-                        u.images += 1;
-                    }
-                    _ => {}
+                if let Some(text) = understand_chat_part(d, u, role, part, &part_path)? {
+                    texts.push(text);
                 }
             }
+            texts
         }
         Some(other) => return Err(d.invalid_type(&content_path, "a string or an array", other)),
-    }
-    for text in &texts {
-        u.add_text(text);
-    }
-    if role == "system" || role == "developer" {
-        u.system = true;
-    } else {
-        u.messages += 1;
-        if role == "user" {
-            u.last_user_text = texts.join(" ");
-        }
-    }
+    };
+    u.add_turn(role, &texts);
     Ok(())
+}
+
+/// One part of a message's content; which part types a message may hold depends on its role.
+/// Returns the part's text, if it has one.
+fn understand_chat_part<'a>(
+    d: Dialect,
+    u: &mut Understood,
+    role: &str,
+    part: &'a Value,
+    part_path: &str,
+) -> Result<Option<&'a str>, Reply> {
+    let Some(part) = part.as_object() else {
+        return Err(d.invalid_type(part_path, "an object", part));
+    };
+    let allowed: &[&str] = match role {
+        "user" => &["text", "image_url", "input_audio", "file"],
+        "assistant" => &["text", "refusal"],
+        _ => &["text"],
+    };
+    match required_one_of(d, part, "type", &format!("{part_path}.type"), allowed)? {
+        "text" => required_str(d, part, "text", &format!("{part_path}.text")).map(Some),
+        "image_url" => {
+            let url_path = format!("{part_path}.image_url");
+            let url = chat_image_url(d, part, &url_path)?;
+            check_image_url(d, url, &format!("{url_path}.url"))?;
+            u.images += 1;
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The URL of an `image_url` part: `{"url", "detail"?}`.
+fn chat_image_url<'a>(
+    d: Dialect,
+    part: &'a Map<String, Value>,
+    url_path: &str,
+) -> Result<&'a str, Reply> {
+    match part.get("image_url") {
+        Some(Value::Object(image)) => {
+            check_detail(d, image, &format!("{url_path}.detail"))?;
+            required_str(d, image, "url", &format!("{url_path}.url"))
+        }
+        // Mistral and OpenRouter also take the URL as a plain string.
+        Some(Value::String(url)) if d == Dialect::OpenRouter => Ok(url),
+        None | Some(Value::Null) => Err(d.missing(url_path)),
+        Some(other) => Err(d.invalid_type(url_path, "an object", other)),
+    }
 }

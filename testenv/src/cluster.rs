@@ -200,58 +200,95 @@ async fn start_all(layout: &Layout, node: bool) -> Result<PathBuf> {
         layout.state_dir.display()
     );
 
-    // Fixed loopback ports of the node components: fail before changing anything.
     if node {
-        for (port, who) in [
-            (10250, "kubelet"),
-            (10248, "kubelet healthz"),
-            (10249, "kube-proxy metrics"),
-            (10256, "kube-proxy healthz"),
-        ] {
-            if port_in_use("127.0.0.1", port) {
-                return Err(Error::Invalid(format!(
-                    "127.0.0.1:{port} ({who}) is already in use by another process"
-                )));
-            }
-        }
+        check_node_ports_free()?;
+        // Host changes first: the API server binds to the bridge address.
+        prepare_host(&mut s, t0)?;
     }
-
-    // Host changes first: the API server binds to the bridge address.
-    if node {
-        s.state.sysctls = network::read_sysctls();
-        // Also outside the state dir: `down` restores from it if the state file is lost, and
-        // `verify-clean` compares against it.
-        std::fs::create_dir_all(&layout.cache_root)
-            .ctx(|| format!("creating {}", layout.cache_root.display()))?;
-        std::fs::write(
-            sysctl_baseline(layout),
-            serde_json::to_vec_pretty(&s.state.sysctls)?,
-        )
-        .ctx(|| "writing the sysctl baseline".to_string())?;
-        for d in HOST_DIRS {
-            if !Path::new(d).exists() {
-                s.state.created_dirs.push(PathBuf::from(d));
-            }
-        }
-        s.record_change("bridge")?;
-        network::create_bridge()?;
-        step("pod bridge cni-node0 10.244.0.1/24", t0);
-    }
-
     let pki = certs::generate(&layout.pki())?;
-    let (api_ip, api_port) = if node {
+    let api = api_address(node)?;
+    s.state.api_server = format!("https://{}:{}", api.0, api.1);
+    write_kubeconfigs(layout, &pki, &s.state.api_server, t0)?;
+    let etcd_url = start_etcd(&mut s, t0).await?;
+    let admin = start_apiserver(&mut s, &pki, &etcd_url, api, node, t0).await?;
+    start_controller_manager(&mut s, &pki, &admin, t0).await?;
+    if node {
+        start_node(&mut s, &pki, &admin, t0).await?;
+    }
+
+    s.save()?;
+    eprintln!(
+        "testenv up: done in {:.1} s; API server {}",
+        t0.elapsed().as_secs_f64(),
+        s.state.api_server
+    );
+    Ok(layout.kubeconfig())
+}
+
+/// The fixed loopback ports of the node components must be free: fail before changing anything.
+fn check_node_ports_free() -> Result<()> {
+    for (port, who) in [
+        (10250, "kubelet"),
+        (10248, "kubelet healthz"),
+        (10249, "kube-proxy metrics"),
+        (10256, "kube-proxy healthz"),
+    ] {
+        if port_in_use("127.0.0.1", port) {
+            return Err(Error::Invalid(format!(
+                "127.0.0.1:{port} ({who}) is already in use by another process"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Records the host's state before `up` (sysctls, which host directories exist), then creates
+/// the pod bridge.
+fn prepare_host(s: &mut Starter<'_>, t0: Instant) -> Result<()> {
+    let layout = s.layout;
+    s.state.sysctls = network::read_sysctls();
+    // Also outside the state dir: `down` restores from it if the state file is lost, and
+    // `verify-clean` compares against it.
+    std::fs::create_dir_all(&layout.cache_root)
+        .ctx(|| format!("creating {}", layout.cache_root.display()))?;
+    std::fs::write(
+        sysctl_baseline(layout),
+        serde_json::to_vec_pretty(&s.state.sysctls)?,
+    )
+    .ctx(|| "writing the sysctl baseline".to_string())?;
+    for d in HOST_DIRS {
+        if !Path::new(d).exists() {
+            s.state.created_dirs.push(PathBuf::from(d));
+        }
+    }
+    s.record_change("bridge")?;
+    network::create_bridge()?;
+    step("pod bridge cni-node0 10.244.0.1/24", t0);
+    Ok(())
+}
+
+/// The kubeconfig of one component, in the state dir.
+fn component_kubeconfig(layout: &Layout, id: certs::Identity) -> PathBuf {
+    layout.in_state(&format!("{}.kubeconfig", id.file))
+}
+
+/// Where the API server listens: the bridge address with a node (checked free), else a free
+/// loopback port.
+fn api_address(node: bool) -> Result<(&'static str, u16)> {
+    if node {
         if port_in_use(BRIDGE_IP, API_PORT) {
             return Err(Error::Invalid(format!(
                 "{BRIDGE_IP}:{API_PORT} is in use: is another cluster running?"
             )));
         }
-        (BRIDGE_IP, API_PORT)
+        Ok((BRIDGE_IP, API_PORT))
     } else {
-        ("127.0.0.1", free_port("127.0.0.1")?)
-    };
-    let server = format!("https://{api_ip}:{api_port}");
-    s.state.api_server = server.clone();
-    let kc = |id: certs::Identity| layout.in_state(&format!("{}.kubeconfig", id.file));
+        Ok(("127.0.0.1", free_port("127.0.0.1")?))
+    }
+}
+
+/// Every component's kubeconfig in the state dir, and the admin one `up` hands out.
+fn write_kubeconfigs(layout: &Layout, pki: &Pki, server: &str, t0: Instant) -> Result<()> {
     for id in [
         certs::ADMIN,
         certs::CONTROLLER_MANAGER,
@@ -260,12 +297,16 @@ async fn start_all(layout: &Layout, node: bool) -> Result<PathBuf> {
         certs::KUBE_PROXY,
         certs::COREDNS,
     ] {
-        certs::write_kubeconfig(&pki, id, &server, &kc(id))?;
+        certs::write_kubeconfig(pki, id, server, &component_kubeconfig(layout, id))?;
     }
-    certs::write_kubeconfig(&pki, certs::ADMIN, &server, &layout.kubeconfig())?;
+    certs::write_kubeconfig(pki, certs::ADMIN, server, &layout.kubeconfig())?;
     step("certificates and kubeconfigs (openssl)", t0);
+    Ok(())
+}
 
-    // etcd
+/// Starts etcd on free loopback ports and waits until it is healthy. Returns its client URL.
+async fn start_etcd(s: &mut Starter<'_>, t0: Instant) -> Result<String> {
+    let layout = s.layout;
     let etcd_port = free_port("127.0.0.1")?;
     let peer_port = free_port("127.0.0.1")?;
     s.state.etcd_client_port = etcd_port;
@@ -294,10 +335,21 @@ async fn start_all(layout: &Layout, node: bool) -> Result<PathBuf> {
     })
     .await?;
     step("etcd healthy", t0);
+    Ok(client_url)
+}
 
-    // kube-apiserver
+/// Starts kube-apiserver on `(ip, port)` and waits until it is ready. Returns the admin client.
+async fn start_apiserver(
+    s: &mut Starter<'_>,
+    pki: &Pki,
+    etcd_url: &str,
+    (api_ip, api_port): (&str, u16),
+    node: bool,
+    t0: Instant,
+) -> Result<kube::Client> {
+    let layout = s.layout;
     let mut api_args = strings(&[
-        &format!("--etcd-servers={client_url}"),
+        &format!("--etcd-servers={etcd_url}"),
         &format!("--bind-address={api_ip}"),
         &format!("--secure-port={api_port}"),
         &format!("--tls-cert-file={}", pki.cert("apiserver").display()),
@@ -339,10 +391,25 @@ async fn start_all(layout: &Layout, node: bool) -> Result<PathBuf> {
         async move { readyz(&c).await }
     })
     .await?;
-    step(&format!("kube-apiserver ready on {server}"), t0);
+    step(
+        &format!("kube-apiserver ready on {}", s.state.api_server),
+        t0,
+    );
+    Ok(admin)
+}
 
-    // kube-controller-manager
-    let kcm_kc = kc(certs::CONTROLLER_MANAGER).display().to_string();
+/// Starts kube-controller-manager; it is ready when it has created the default ServiceAccount
+/// and published the root CA.
+async fn start_controller_manager(
+    s: &mut Starter<'_>,
+    pki: &Pki,
+    admin: &kube::Client,
+    t0: Instant,
+) -> Result<()> {
+    let layout = s.layout;
+    let kcm_kc = component_kubeconfig(layout, certs::CONTROLLER_MANAGER)
+        .display()
+        .to_string();
     let kcm_port = free_port("127.0.0.1")?;
     let kcm = s.spawn(
         "kube-controller-manager",
@@ -370,7 +437,6 @@ async fn start_all(layout: &Layout, node: bool) -> Result<PathBuf> {
         ]),
         &[],
     )?;
-    // It is ready when it has created the default ServiceAccount and published the root CA.
     wait_until(
         &kcm,
         "default ServiceAccount and kube-root-ca.crt",
@@ -387,17 +453,7 @@ async fn start_all(layout: &Layout, node: bool) -> Result<PathBuf> {
     )
     .await?;
     step("kube-controller-manager running", t0);
-
-    if node {
-        start_node(&mut s, &pki, &admin, t0).await?;
-    }
-
-    s.save()?;
-    eprintln!(
-        "testenv up: done in {:.1} s; API server {server}",
-        t0.elapsed().as_secs_f64()
-    );
-    Ok(layout.kubeconfig())
+    Ok(())
 }
 
 async fn readyz(client: &kube::Client) -> bool {
@@ -408,23 +464,33 @@ async fn readyz(client: &kube::Client) -> bool {
     }
 }
 
+/// The node: scheduler (and the FORWARD guard), containerd, kubelet, kube-proxy and CoreDNS, in
+/// that order.
 async fn start_node(
     s: &mut Starter<'_>,
     pki: &Pki,
     admin: &kube::Client,
     t0: Instant,
 ) -> Result<()> {
-    let layout = s.layout;
-    let kc = |id: certs::Identity| {
-        layout
-            .in_state(&format!("{}.kubeconfig", id.file))
-            .display()
-            .to_string()
-    };
+    start_scheduler(s, t0)?;
+    start_containerd(s, t0).await?;
+    start_kubelet(s, pki, admin, t0).await?;
+    start_kube_proxy(s, t0).await?;
+    start_coredns(s, admin, t0).await?;
+    let _ = KUBERNETES_SERVICE_IP;
+    Ok(())
+}
 
-    // kube-scheduler
+/// A component's kubeconfig path as a command-line value.
+fn kubeconfig_arg(layout: &Layout, id: certs::Identity) -> String {
+    component_kubeconfig(layout, id).display().to_string()
+}
+
+/// Starts kube-scheduler and puts the FORWARD guard in place.
+fn start_scheduler(s: &mut Starter<'_>, t0: Instant) -> Result<()> {
+    let layout = s.layout;
     let sched_port = free_port("127.0.0.1")?;
-    let sched_kc = kc(certs::SCHEDULER);
+    let sched_kc = kubeconfig_arg(layout, certs::SCHEDULER);
     let sched = s.spawn(
         "kube-scheduler",
         strings(&[
@@ -450,8 +516,12 @@ async fn start_node(
         return Err(process::start_error(&sched, "exited"));
     }
     step("kube-scheduler started; FORWARD guard in place", t0);
+    Ok(())
+}
 
-    // containerd
+/// Starts containerd, waits for its socket and imports the pause image.
+async fn start_containerd(s: &mut Starter<'_>, t0: Instant) -> Result<()> {
+    let layout = s.layout;
     let config = containerd::write_config(layout)?;
     containerd::write_cni_config(layout)?;
     let ctrd = s.spawn(
@@ -472,14 +542,23 @@ async fn start_node(
     containerd::import_image(layout, &layout.pause_archive())
         .map_err(|e| process::start_error(&ctrd, format!("importing the pause image: {e}")))?;
     step("containerd running, pause image imported", t0);
+    Ok(())
+}
 
-    // kubelet
+/// Starts the kubelet and waits until the Node is Ready and untainted.
+async fn start_kubelet(
+    s: &mut Starter<'_>,
+    pki: &Pki,
+    admin: &kube::Client,
+    t0: Instant,
+) -> Result<()> {
+    let layout = s.layout;
     let kubelet_config = kubelet::write_config(layout, &pki.ca_cert())?;
     let kubelet = s.spawn(
         "kubelet",
         strings(&[
             &format!("--config={}", kubelet_config.display()),
-            &format!("--kubeconfig={}", kc(certs::KUBELET)),
+            &format!("--kubeconfig={}", kubeconfig_arg(layout, certs::KUBELET)),
             &format!("--hostname-override={NODE_NAME}"),
             &format!("--node-ip={BRIDGE_IP}"),
             &format!("--root-dir={}", layout.kubelet_root().display()),
@@ -500,13 +579,17 @@ async fn start_node(
     )
     .await?;
     step("kubelet: Node localhost Ready", t0);
+    Ok(())
+}
 
-    // kube-proxy: Services (including `kubernetes` → the API server) for pods. It must change no
-    // sysctl: conntrack sizing off, no localhost NodePorts, ports on the bridge address only.
+/// kube-proxy: Services (including `kubernetes` → the API server) for pods. It must change no
+/// sysctl: conntrack sizing off, no localhost NodePorts, ports on the bridge address only.
+async fn start_kube_proxy(s: &mut Starter<'_>, t0: Instant) -> Result<()> {
+    let layout = s.layout;
     let proxy = s.spawn(
         "kube-proxy",
         strings(&[
-            &format!("--kubeconfig={}", kc(certs::KUBE_PROXY)),
+            &format!("--kubeconfig={}", kubeconfig_arg(layout, certs::KUBE_PROXY)),
             &format!("--hostname-override={NODE_NAME}"),
             "--proxy-mode=iptables",
             &format!("--cluster-cidr={POD_CIDR}"),
@@ -529,11 +612,15 @@ async fn start_node(
     })
     .await?;
     step("kube-proxy healthy", t0);
+    Ok(())
+}
 
-    // CoreDNS on the bridge address, reading Services with an identity of its own.
+/// CoreDNS on the bridge address, reading Services with an identity of its own.
+async fn start_coredns(s: &mut Starter<'_>, admin: &kube::Client, t0: Instant) -> Result<()> {
+    let layout = s.layout;
     crate::client::apply_yaml(admin, COREDNS_RBAC, None, "testenv").await?;
     let ready_port = free_port("127.0.0.1")?;
-    let corefile = kubelet::corefile(Path::new(&kc(certs::COREDNS))).replace(
+    let corefile = kubelet::corefile(&component_kubeconfig(layout, certs::COREDNS)).replace(
         "    cache 5\n",
         &format!("    cache 5\n    ready 127.0.0.1:{ready_port}\n"),
     );
@@ -552,7 +639,6 @@ async fn start_node(
     })
     .await?;
     step(&format!("CoreDNS ready on {BRIDGE_IP}:53"), t0);
-    let _ = KUBERNETES_SERVICE_IP;
     Ok(())
 }
 
@@ -621,31 +707,47 @@ pub fn down(layout: &Layout) -> DownReport {
     let root = is_root();
 
     if let Some(state) = &state {
-        // Newest first, waiting for each: the API server hangs for 35 s+ if etcd goes first.
-        for rec in state.processes.iter().rev() {
-            if rec.name == "containerd" && process::is_alive(rec) {
-                // Pod sandboxes (shims, netns, mounts) are removed through the runtime while
-                // it still runs.
-                match containerd::remove_all_pods(layout) {
-                    Ok(()) => report.lines.push("removed all pod sandboxes".into()),
-                    Err(e) => report.lines.push(format!("crictl rmp -fa failed: {e}")),
-                }
-            }
-            if process::is_alive(rec) {
-                let t = Instant::now();
-                process::stop(rec, Duration::from_secs(20));
-                report.lines.push(format!(
-                    "stopped {} (pid {}) in {:.1} s",
-                    rec.name,
-                    rec.pid,
-                    t.elapsed().as_secs_f64()
-                ));
+        stop_recorded_processes(layout, state, &mut report);
+    }
+    kill_leftover_processes(layout, &mut report);
+    if root {
+        undo_host_changes(layout, state.as_ref(), &mut report);
+    }
+    if let Some(state) = &state {
+        wait_until_reaped(state);
+    }
+    remove_state_dirs(layout, &mut report);
+    report
+}
+
+/// Stops the processes of the state file, newest first, waiting for each: the API server hangs
+/// for 35 s+ if etcd goes first.
+fn stop_recorded_processes(layout: &Layout, state: &State, report: &mut DownReport) {
+    for rec in state.processes.iter().rev() {
+        if rec.name == "containerd" && process::is_alive(rec) {
+            // Pod sandboxes (shims, netns, mounts) are removed through the runtime while
+            // it still runs.
+            match containerd::remove_all_pods(layout) {
+                Ok(()) => report.lines.push("removed all pod sandboxes".into()),
+                Err(e) => report.lines.push(format!("crictl rmp -fa failed: {e}")),
             }
         }
+        if process::is_alive(rec) {
+            let t = Instant::now();
+            process::stop(rec, Duration::from_secs(20));
+            report.lines.push(format!(
+                "stopped {} (pid {}) in {:.1} s",
+                rec.name,
+                rec.pid,
+                t.elapsed().as_secs_f64()
+            ));
+        }
     }
+}
 
-    // Leftovers the state file does not name: shims, or processes of a run whose state is lost.
-    // Newest (highest pid) first, as for recorded processes.
+/// Leftovers the state file does not name: shims, or processes of a run whose state is lost.
+/// Newest (highest pid) first, as for recorded processes.
+fn kill_leftover_processes(layout: &Layout, report: &mut DownReport) {
     let mut leftovers = process::find_processes(&layout.owned_prefixes());
     leftovers.sort_by_key(|(pid, _)| std::cmp::Reverse(*pid));
     for (pid, cmdline) in leftovers {
@@ -654,65 +756,74 @@ pub fn down(layout: &Layout) -> DownReport {
             .lines
             .push(format!("killed leftover {pid}: {cmdline}"));
     }
-    if root {
-        // Container processes whose shim is gone live on in the kubepods cgroups.
-        for pid in kubepods_pids() {
-            process::kill_pid(pid, Duration::from_secs(2));
-            report.lines.push(format!("killed container process {pid}"));
+}
+
+/// Undoes the host changes (as root): container processes, mounts, network namespaces, iptables
+/// chains, the bridge, sysctls, cgroups, the CNI cache and the host directories `up` created.
+fn undo_host_changes(layout: &Layout, state: Option<&State>, report: &mut DownReport) {
+    // Container processes whose shim is gone live on in the kubepods cgroups.
+    for pid in kubepods_pids() {
+        process::kill_pid(pid, Duration::from_secs(2));
+        report.lines.push(format!("killed container process {pid}"));
+    }
+    for m in host::unmount_all(&layout.owned_prefixes()) {
+        report.lines.push(format!("unmounted {m}"));
+    }
+    for ns in network::cni_netns() {
+        if std::fs::remove_file(&ns).is_ok() {
+            report.lines.push(format!("removed {}", ns.display()));
         }
-        for m in host::unmount_all(&layout.owned_prefixes()) {
-            report.lines.push(format!("unmounted {m}"));
+    }
+    for chain in network::sweep_chains() {
+        report.lines.push(format!("removed {chain}"));
+    }
+    if network::bridge_exists() {
+        network::delete_bridge();
+        report.lines.push("deleted bridge cni-node0".into());
+    }
+    // The state file's copy of the sysctls, else the baseline kept outside the state dir.
+    let before = match state {
+        Some(state) if !state.sysctls.is_empty() => Some(state.sysctls.clone()),
+        _ => load_sysctl_baseline(layout),
+    };
+    if let Some(before) = before {
+        for s in network::restore_sysctls(&before) {
+            report.lines.push(format!("restored sysctl {s}"));
         }
-        for ns in network::cni_netns() {
-            if std::fs::remove_file(&ns).is_ok() {
-                report.lines.push(format!("removed {}", ns.display()));
-            }
+    }
+    for cg in host::kubepods_cgroups() {
+        if host::remove_cgroup_tree(&cg) {
+            report
+                .lines
+                .push(format!("removed cgroup {}", cg.display()));
         }
-        for chain in network::sweep_chains() {
-            report.lines.push(format!("removed {chain}"));
-        }
-        if network::bridge_exists() {
-            network::delete_bridge();
-            report.lines.push("deleted bridge cni-node0".into());
-        }
-        let before = match &state {
-            Some(state) if !state.sysctls.is_empty() => Some(state.sysctls.clone()),
-            _ => load_sysctl_baseline(layout),
-        };
-        if let Some(before) = before {
-            for s in network::restore_sysctls(&before) {
-                report.lines.push(format!("restored sysctl {s}"));
-            }
-        }
-        for cg in host::kubepods_cgroups() {
-            if host::remove_cgroup_tree(&cg) {
-                report
-                    .lines
-                    .push(format!("removed cgroup {}", cg.display()));
-            }
-        }
-        remove_cni_cache(&mut report);
-        if let Some(state) = &state {
-            for d in &state.created_dirs {
-                if d.exists() && std::fs::remove_dir_all(d).is_ok() {
-                    report.lines.push(format!("removed {}", d.display()));
-                }
+    }
+    remove_cni_cache(report);
+    if let Some(state) = state {
+        for d in &state.created_dirs {
+            if d.exists() && std::fs::remove_dir_all(d).is_ok() {
+                report.lines.push(format!("removed {}", d.display()));
             }
         }
     }
-    // Stopped processes whose parent (the `up` CLI) is gone are reaped by init; give it a
-    // moment so `pgrep` right after `down` shows no <defunct> entries.
-    if let Some(state) = &state {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline
-            && state
-                .processes
-                .iter()
-                .any(|p| process::start_ticks(p.pid) == Some(p.start_ticks))
-        {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+}
+
+/// Stopped processes whose parent (the `up` CLI) is gone are reaped by init; give it a moment
+/// so `pgrep` right after `down` shows no <defunct> entries.
+fn wait_until_reaped(state: &State) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && state
+            .processes
+            .iter()
+            .any(|p| process::start_ticks(p.pid) == Some(p.start_ticks))
+    {
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Removes the run and state directories (unmounting anything still mounted below them).
+fn remove_state_dirs(layout: &Layout, report: &mut DownReport) {
     for d in [&layout.run_dir, &layout.state_dir] {
         if d.exists() {
             let _ = host::unmount_all(std::slice::from_ref(d));
@@ -724,7 +835,6 @@ pub fn down(layout: &Layout) -> DownReport {
             }
         }
     }
-    report
 }
 
 /// libcni caches each attachment's result under /var/lib/cni/results even when IPAM is told to
