@@ -21,7 +21,7 @@ pub mod builtin_providers;
 pub mod conversations;
 pub mod env;
 mod error;
-pub mod http;
+pub mod http_server;
 pub mod parse;
 pub mod providers;
 mod reader;
@@ -41,7 +41,7 @@ pub use auth::{
 pub use builtin_providers::{BUILTIN_PROVIDERS, BuiltinProvider, ChatDialect, WireFormat};
 pub use conversations::{ConversationConfig, ConversationStoreKind};
 pub use error::{ConfigError, ConfigErrors};
-pub use http::{CorsConfig, HttpConfig, RateLimitConfig};
+pub use http_server::{CorsConfig, HttpConfig, RateLimitConfig};
 pub use parse::ParseError;
 pub use providers::{CustomProviderConfig, ProviderConfig, ProvidersConfig};
 pub use runtime::{LogConfig, LogFormat, LogLevel, TelemetryConfig, Transport};
@@ -209,7 +209,7 @@ fn build(
     });
     let files_root = r.parse_opt(CONVERSE_FILES_ROOT, parse::absolute_path);
     let models_file = r.get(CONVERSE_MODELS_FILE).map(PathBuf::from);
-    let http = http::parse(&mut r);
+    let http = http_server::parse(&mut r);
     let auth = auth::parse(&mut r);
     let providers = providers::parse(&mut r);
     let conversations = conversations::parse(&mut r);
