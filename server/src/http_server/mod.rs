@@ -164,6 +164,56 @@ pub fn router(
         manager,
         mcp_config(config, shutdown.clone()),
     );
+    let mcp = behind_the_gate(mcp, config, &engine, &authn, &limiter, &sessions);
+
+    let state = AppState {
+        engine,
+        authn: authn.clone(),
+        sessions: sessions.clone(),
+        started: Instant::now(),
+    };
+    let mut app = metadata_routes(&authn.auth)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/info", get(info))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .nest_service("/mcp", mcp);
+    if config.auth.strategy == AuthStrategy::OAuth2 {
+        let flow = Arc::new(OAuthFlow::new(&config.auth)?);
+        app = app.merge(
+            Router::new()
+                .route("/oauth/authorize", get(crate::auth::oauth2::authorize))
+                .route("/oauth/callback", get(crate::auth::oauth2::callback))
+                .with_state(flow),
+        );
+    }
+    if let Some(cors) = cors(config) {
+        app = app.layer(cors);
+    }
+    let housekeeping = housekeeping(http.session_cleanup_interval, limiter, sessions, shutdown);
+    Ok((app, housekeeping))
+}
+
+/// `/mcp` behind the gate's layers. Their order is written here and only here.
+fn behind_the_gate<M>(
+    mcp: M,
+    config: &ServerConfig,
+    engine: &Engine,
+    authn: &Arc<Authentication>,
+    limiter: &Option<Arc<Limiter>>,
+    sessions: &Arc<Sessions>,
+) -> Router
+where
+    M: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    M::Response: IntoResponse,
+    M::Future: Send + 'static,
+{
+    let http = &config.http;
     // The gate, outermost first (see gate's module docs for what each refuses).
     let gate = tower::ServiceBuilder::new()
         .layer(from_fn_with_state(
@@ -202,35 +252,7 @@ pub fn router(
             }),
             gate::session_admission::admit,
         ));
-    let mcp = Router::new().fallback_service(mcp).layer(gate);
-
-    let state = AppState {
-        engine,
-        authn: authn.clone(),
-        sessions: sessions.clone(),
-        started: Instant::now(),
-    };
-    let mut app = metadata_routes(&authn.auth)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/info", get(info))
-        .route("/metrics", get(metrics))
-        .with_state(state)
-        .nest_service("/mcp", mcp);
-    if config.auth.strategy == AuthStrategy::OAuth2 {
-        let flow = Arc::new(OAuthFlow::new(&config.auth)?);
-        app = app.merge(
-            Router::new()
-                .route("/oauth/authorize", get(crate::auth::oauth2::authorize))
-                .route("/oauth/callback", get(crate::auth::oauth2::callback))
-                .with_state(flow),
-        );
-    }
-    if let Some(cors) = cors(config) {
-        app = app.layer(cors);
-    }
-    let housekeeping = housekeeping(http.session_cleanup_interval, limiter, sessions, shutdown);
-    Ok((app, housekeeping))
+    Router::new().fallback_service(mcp).layer(gate)
 }
 
 /// The authentication layer's settings from the configuration.
