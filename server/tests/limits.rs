@@ -53,6 +53,46 @@ async fn session_cap_answers_503_with_retry_after_and_anonymous_sessions_have_a_
     );
 }
 
+/// 2 × 32 authenticated clients (rmcp, the official Rust SDK) initialize at the same moment
+/// against a cap of exactly 64 under 1.3.2's session-auth defaults: none is refused or counted
+/// as anonymous, and `/info`, the metric and the cap agree on the count.
+#[tokio::test]
+async fn a_burst_of_authenticated_clients_up_to_the_cap_is_admitted() {
+    let server = start_http(&api_key_env(&[("HTTP_MAX_CONCURRENT_SESSIONS", "64")])).await;
+    let url = &server.url;
+    let connects = (0..64).map(|i| async move {
+        let key = if i % 2 == 0 { "key-a" } else { "key-b" };
+        connect_with_headers(url, &[("x-api-key", key)]).await
+    });
+    let clients = futures::future::join_all(connects).await;
+    let refused: Vec<&String> = clients.iter().filter_map(|c| c.as_ref().err()).collect();
+    assert!(
+        refused.is_empty(),
+        "{} refused: {:?}",
+        refused.len(),
+        refused.first()
+    );
+
+    let info: Value = reqwest::get(format!("{}/info", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["sessions"]["active"], 64);
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "converse_sessions_active 64"),
+        "{metrics}"
+    );
+    assert_eq!(open_session(&server.url, "key-a").await.status(), 503);
+}
+
 #[tokio::test]
 async fn sessions_are_bound_to_their_principal_and_expire_when_idle() {
     let server = start_http(&api_key_env(&[

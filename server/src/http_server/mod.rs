@@ -326,7 +326,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let metrics = &state.engine.metrics;
     metrics
         .sessions
-        .set(i64::try_from(state.sessions.live().await).unwrap_or(i64::MAX));
+        .set(i64::try_from(state.sessions.live()).unwrap_or(i64::MAX));
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -346,7 +346,7 @@ async fn protected_resource(State(state): State<AppState>) -> impl IntoResponse 
 
 async fn info(State(state): State<AppState>) -> impl IntoResponse {
     let providers = state.engine.router.available();
-    let sessions = state.sessions.live().await;
+    let sessions = state.sessions.live();
     Json(json!({
         "name": "converse-server",
         "version": env!("CARGO_PKG_VERSION"),

@@ -69,7 +69,7 @@ impl SessionAdmission {
     /// existing session (or none), `Err` for the 404 or 503 to send.
     async fn admit(&self, incoming: &Incoming) -> Result<Option<Reservation>, Response> {
         if let Some(id) = &incoming.session_id {
-            return match self.sessions.access(id, incoming.owner.as_deref()).await {
+            return match self.sessions.access(id, incoming.owner.as_deref()) {
                 Access::NotFound => {
                     Err(refusal(StatusCode::NOT_FOUND, -32001, "session not found"))
                 }
@@ -94,8 +94,9 @@ impl SessionAdmission {
     }
 
     /// Records what rmcp's answer did to the session registry: a session closed by DELETE, or
-    /// the session an admitted `initialize` opened (`opened`: the answer's session id).
-    async fn settle(
+    /// the session an admitted `initialize` opened (`opened`: the answer's session id). A
+    /// reservation whose `initialize` opened nothing is dropped, which gives its place back.
+    fn settle(
         &self,
         incoming: Incoming,
         reservation: Option<Reservation>,
@@ -107,16 +108,12 @@ impl SessionAdmission {
             .as_deref()
             .filter(|_| incoming.is_delete && succeeded)
         {
-            self.sessions.forget(id).await;
+            self.sessions.forget(id);
         }
-        if reservation.is_some()
-            && let Some(id) = opened
-        {
+        if let (Some(reservation), Some(id)) = (reservation, opened) {
             let owner = incoming.owner.map_or(Owner::Unclaimed, Owner::Principal);
-            self.sessions.record(&id, owner).await;
+            self.sessions.record(reservation, &id, owner);
         }
-        // The reservation ends only now, after the session it held a place for is recorded.
-        drop(reservation);
     }
 }
 
@@ -151,14 +148,13 @@ pub async fn admit(
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     let response = json_not_found(response);
-    // Taken out of the response: it is not Sync, so no reference to it may cross an await.
     let opened = response
         .headers()
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let succeeded = response.status().is_success();
-    state.settle(incoming, reservation, succeeded, opened).await;
+    state.settle(incoming, reservation, succeeded, opened);
     response
 }
 
