@@ -73,7 +73,8 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorsConfig {
     pub enabled: bool,
-    /// `["*"]` (any origin) or normalised origins like `https://app.example.com`.
+    /// Empty (no other origin: the default), `["*"]` (any origin; refused without an auth
+    /// strategy) or normalised origins like `https://app.example.com`.
     pub origins: Vec<String>,
     /// Upper-cased method names, or `["*"]`.
     pub methods: Vec<String>,
@@ -95,7 +96,10 @@ impl Default for CorsConfig {
     fn default() -> Self {
         CorsConfig {
             enabled: true,
-            origins: vec!["*".to_owned()],
+            // No page of another origin may call the server unless listed (MCP transport spec:
+            // servers must validate Origin); a local server would otherwise be reachable from
+            // any site the user visits.
+            origins: Vec::new(),
             methods: strings(DEFAULT_CORS_METHODS),
             headers: strings(DEFAULT_CORS_HEADERS),
             credentials: false,
@@ -365,11 +369,11 @@ mod tests {
         assert_eq!(c.host, "127.0.0.1");
         assert_eq!(c.port, 3157);
         assert_eq!(c.max_request_size, 10 << 20);
-        assert_eq!(c.cors.origins, vec!["*"]);
+        assert!(c.cors.origins.is_empty());
         assert!(c.cors.headers.contains(&"Mcp-Protocol-Version".to_owned()));
         assert!(c.dns_rebinding_protection);
         assert_eq!(c.allowed_hosts, vec!["localhost", "127.0.0.1", "::1"]);
-        assert!(c.cors.any_origin());
+        assert!(!c.cors.any_origin());
     }
 
     #[test]
@@ -471,7 +475,10 @@ mod tests {
 
     #[test]
     fn cors_credentials_with_wildcard_is_rejected() {
-        let (_, e, _) = http(&[("HTTP_CORS_CREDENTIALS", "true")]);
+        let (_, e, _) = http(&[
+            ("HTTP_CORS_CREDENTIALS", "true"),
+            ("HTTP_CORS_ORIGINS", "*"),
+        ]);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].var, "HTTP_CORS_CREDENTIALS");
         let (_, e, _) = http(&[("HTTP_CORS_ORIGINS", "*,https://a.com")]);

@@ -214,6 +214,16 @@ fn build(
     let providers = providers::parse(&mut r);
     let conversations = conversations::parse(&mut r);
     let telemetry = runtime::parse_telemetry(&mut r);
+    if http.cors.any_origin() && auth.strategy == AuthStrategy::None {
+        r.error(
+            HTTP_CORS_ORIGINS,
+            format!(
+                "* lets any web page the user visits call this server with its provider keys; \
+                 it needs {MCP_AUTH_STRATEGY} other than none. List the allowed origins instead \
+                 (https://app.example.com)"
+            ),
+        );
+    }
     suggest::check_names(&mut r);
 
     let (errors, env_warnings) = r.finish();

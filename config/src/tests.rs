@@ -430,3 +430,19 @@ fn from_env_does_not_panic() {
     // The test process environment is whatever the runner has; only the call must be safe.
     let _ = ServerConfig::from_env(Some(Transport::Stdio));
 }
+
+/// `*` lets every web page the user visits drive the server: only behind authentication.
+#[test]
+fn any_cors_origin_needs_an_auth_strategy() {
+    let e = parse(&[("HTTP_CORS_ORIGINS", "*")]).unwrap_err();
+    assert_eq!(e.vars(), ["HTTP_CORS_ORIGINS"]);
+    assert!(e.to_string().contains("MCP_AUTH_STRATEGY"), "{e}");
+    let c = ok(&[
+        ("HTTP_CORS_ORIGINS", "*"),
+        ("MCP_AUTH_STRATEGY", "api_key"),
+        ("MCP_API_KEYS", "k"),
+    ]);
+    assert!(c.http.cors.any_origin());
+    let c = ok(&[("HTTP_CORS_ORIGINS", "https://app.example.com")]);
+    assert_eq!(c.http.cors.origins, ["https://app.example.com"]);
+}

@@ -330,9 +330,9 @@ static LISTED: &[VarSpec] = &[
     ),
     var(
         HTTP_CORS_ORIGINS,
-        Some("*"),
+        None,
         HTTP,
-        "CORS allowed origins: `*` or a comma list of origins such as `https://app.example.com`.",
+        "Origins whose web pages may call the server (CORS, and the `Origin` check): a comma list such as `https://app.example.com`, or `*` (any page; needs an auth strategy other than `none`). Default: none — requests carrying an `Origin` header are refused (403) unless it is listed here or in `HTTP_ALLOWED_ORIGINS` or is the server's own origin; requests without `Origin` (CLIs, SDKs) are unaffected.",
     ),
     var(
         HTTP_CORS_METHODS,

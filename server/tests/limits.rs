@@ -281,6 +281,86 @@ async fn cors_preflights_are_answered_before_auth() {
     );
 }
 
+/// A page on another site must not drive a server on the user's machine: with the defaults
+/// (no auth), a browser-like preflight gets no CORS grant and the POST that follows gets 403,
+/// while clients that send no `Origin` (CLIs, SDKs) and the server's own origin work. Probes
+/// and `/info` carry no CORS headers.
+#[tokio::test]
+async fn web_pages_of_other_origins_cannot_call_a_default_server() {
+    let fake = fake().await;
+    let server = start_http(&env_for(&fake)).await;
+    let client = reqwest::Client::new();
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, &server.url)
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "no CORS grant for another origin"
+    );
+    let evil = post(
+        &server.url,
+        INITIALIZE,
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(evil.status(), 403);
+    assert!(
+        jsonrpc_error(evil).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP_CORS_ORIGINS")
+    );
+    assert_eq!(post(&server.url, INITIALIZE, &[]).await.status(), 200);
+    let own = server.base.clone();
+    assert_eq!(
+        post(&server.url, INITIALIZE, &[("origin", &own)])
+            .await
+            .status(),
+        200,
+        "the server's own origin"
+    );
+    for path in ["/info", "/healthz", "/readyz", "/metrics"] {
+        let response = client
+            .get(format!("{}{path}", server.base))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response
+                .headers()
+                .keys()
+                .all(|h| !h.as_str().starts_with("access-control-")),
+            "{path}"
+        );
+    }
+}
+
+/// `HTTP_CORS_ORIGINS=*` with no auth strategy is refused at startup.
+#[tokio::test]
+async fn any_origin_without_authentication_does_not_start() {
+    let output = tokio::process::Command::new(BIN)
+        .env_clear()
+        .env("HTTP_CORS_ORIGINS", "*")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("HTTP_CORS_ORIGINS") && stderr.contains("MCP_AUTH_STRATEGY"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn bad_host_and_origin_are_refused_with_403() {
     let server = start_http(&api_key_env(&[(

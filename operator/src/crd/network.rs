@@ -19,8 +19,10 @@ pub struct Cors {
     /// Answer CORS requests (`HTTP_ENABLE_CORS`). Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// Allowed origins such as https://app.example.com, or '*' (`HTTP_CORS_ORIGINS`).
-    /// Default '*'.
+    /// Origins whose web pages may call the server, such as https://app.example.com
+    /// (`HTTP_CORS_ORIGINS`); '*' only with an auth strategy other than none. When unset, a
+    /// request carrying another site's Origin is refused (403); clients that send no Origin are
+    /// unaffected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64), inner(length(min = 1, max = 512)))]
     pub origins: Option<Vec<String>>,

@@ -195,7 +195,7 @@ pub fn cors_credentials_without_wildcard() -> Rule {
     )
     .message(
         "cors.credentials true needs an explicit cors.origins list and no '*' in origins, \
-         methods or headers (the default origins are '*')",
+         methods or headers",
     )
 }
 

@@ -68,8 +68,9 @@ pub struct AppState {
     pub started: Instant,
 }
 
-/// rmcp's Streamable HTTP settings from our configuration. Host and Origin are
-/// checked by the gate already; rmcp checks them again (defence in depth).
+/// rmcp's Streamable HTTP settings from our configuration. Host is checked by the gate
+/// already; rmcp checks it again (defence in depth). Origin is the gate's alone: its rule
+/// (listed, or the server's own origin) is one rmcp's list cannot express.
 pub fn mcp_config(
     config: &ServerConfig,
     shutdown: CancellationToken,
@@ -84,9 +85,6 @@ pub fn mcp_config(
     } else {
         mcp.disable_allowed_hosts()
     };
-    if !http.allowed_origins.is_empty() {
-        mcp = mcp.with_allowed_origins(http.allowed_origins.clone());
-    }
     mcp
 }
 
@@ -172,13 +170,20 @@ pub fn router(
         sessions: sessions.clone(),
         started: Instant::now(),
     };
-    let mut app = metadata_routes(&authn.auth)
+    // What browser clients call gets CORS; probes, /info and /metrics never do.
+    let mut browser_facing = metadata_routes(&authn.auth)
+        .with_state(state.clone())
+        .nest_service("/mcp", mcp);
+    if let Some(cors) = cors(config) {
+        browser_facing = browser_facing.layer(cors);
+    }
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/info", get(info))
         .route("/metrics", get(metrics))
         .with_state(state)
-        .nest_service("/mcp", mcp);
+        .merge(browser_facing);
     if config.auth.strategy == AuthStrategy::OAuth2 {
         let flow = Arc::new(OAuthFlow::new(&config.auth)?);
         app = app.merge(
@@ -187,9 +192,6 @@ pub fn router(
                 .route("/oauth/callback", get(crate::auth::oauth2::callback))
                 .with_state(flow),
         );
-    }
-    if let Some(cors) = cors(config) {
-        app = app.layer(cors);
     }
     let housekeeping = housekeeping(http.session_cleanup_interval, limiter, sessions, shutdown);
     Ok((app, housekeeping))
@@ -229,7 +231,8 @@ where
                 allowed_hosts: http
                     .dns_rebinding_protection
                     .then(|| http.allowed_hosts.clone()),
-                allowed_origins: http.allowed_origins.clone(),
+                allowed_origins: [&http.allowed_origins[..], &http.cors.origins[..]].concat(),
+                any_origin: http.cors.any_origin(),
             }),
             gate::origin::check,
         ))
@@ -315,10 +318,15 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.engine.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "reason": e.to_string() })),
-        ),
+        Err(e) => {
+            // The reason goes to the log: probes are unauthenticated, and a store error may
+            // name internal addresses.
+            tracing::warn!(error = %e, "not ready: the conversation store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not ready", "reason": "conversation store unavailable" })),
+            )
+        }
     }
 }
 
