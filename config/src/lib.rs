@@ -27,8 +27,6 @@ pub mod providers;
 mod reader;
 mod runtime;
 mod suggest;
-#[cfg(feature = "otel")]
-pub mod telemetry;
 pub mod vars;
 
 use std::net::IpAddr;

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use converse_config::TelemetryConfig;
-use converse_config::telemetry::{self, Tracing};
 use converse_operator::controller::{self, Context, Settings};
 use converse_operator::leader::Elector;
 use converse_operator::metrics::{self, Metrics};
+use converse_telemetry::{self as telemetry, Tracing};
 use tokio::sync::watch;
 use tracing::{error, info};
 use tracing_subscriber::Layer;

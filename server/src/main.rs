@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use clap::Parser;
-use converse_config::telemetry::{self, Tracing};
 use converse_config::{LogFormat, ServerConfig, Transport};
+use converse_telemetry::{self as telemetry, Tracing};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;

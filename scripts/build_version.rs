@@ -1,5 +1,8 @@
 //! Stamps the git commit into `--version` when the build sets CONVERSE_GIT_COMMIT (`make images` does);
 //! without it the version is just the package version, as before.
+//!
+//! The build script of both converse-server and converse-operator (`build = ...` in their
+//! Cargo.toml): one copy, so the two binaries cannot drift apart in how they stamp their version.
 
 fn main() {
     println!("cargo:rerun-if-env-changed=CONVERSE_GIT_COMMIT");

@@ -1,6 +1,10 @@
-//! OpenTelemetry trace export, shared by converse-server and converse-operator (feature `otel`):
-//! a `tracing` layer that sends spans over OTLP/HTTP (protobuf) to `OTEL_EXPORTER_OTLP_ENDPOINT`.
-//! Without an endpoint there is no layer and nothing is exported.
+//! OpenTelemetry trace export, shared by converse-server and converse-operator: a `tracing` layer
+//! that sends spans over OTLP/HTTP (protobuf) to `OTEL_EXPORTER_OTLP_ENDPOINT`. Without an endpoint
+//! there is no layer and nothing is exported.
+//!
+//! A crate of its own rather than part of converse-config: the `OTEL_*` settings
+//! ([`TelemetryConfig`]) are the environment contract, this exporter is not, and users of the
+//! contract alone should not pull in the OpenTelemetry stack.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
@@ -10,7 +14,7 @@ use tracing::Subscriber;
 use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::TelemetryConfig;
+use converse_config::TelemetryConfig;
 
 /// Why the exporter could not be built.
 #[derive(Debug, thiserror::Error)]
