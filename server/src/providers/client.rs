@@ -200,8 +200,9 @@ impl HttpClient {
                     (error, retry_after)
                 }
                 Err(e) => {
-                    let error = self.map_transport_error(&e);
-                    if !(retries_left && e.is_connect()) {
+                    let connect = e.is_connect();
+                    let error = self.map_transport_error(e);
+                    if !(retries_left && connect) {
                         return Err(error);
                     }
                     (error, None)
@@ -220,7 +221,10 @@ impl HttpClient {
         }
     }
 
-    fn map_transport_error(&self, e: &reqwest::Error) -> ProviderError {
+    fn map_transport_error(&self, e: reqwest::Error) -> ProviderError {
+        // The URL never goes into a message: a base URL may carry credentials of a gateway
+        // (user info, a query key) and internal host names.
+        let e = &e.without_url();
         if e.is_timeout() {
             ProviderError::Timeout(self.settings.timeout)
         } else if e.is_decode() || e.is_body() {
@@ -406,7 +410,7 @@ enum ReadError {
 impl HttpClient {
     fn map_read_error(&self, e: ReadError) -> ProviderError {
         match e {
-            ReadError::Http(e) => self.map_transport_error(&e),
+            ReadError::Http(e) => self.map_transport_error(e),
             ReadError::TooLarge(limit) => ProviderError::InvalidResponse(format!(
                 "the answer is larger than {} MiB",
                 limit / (1024 * 1024)

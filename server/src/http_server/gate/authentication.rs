@@ -111,11 +111,11 @@ impl Authentication {
     }
 
     /// The refusal of a failed attempt, or 429 when its client IP is over its budget.
-    fn failed(&self, ip: &str, error: &AuthError) -> Response {
+    fn failed(&self, client: Option<ClientIp>, error: &AuthError) -> Response {
         let over_budget = self
             .limiter
             .as_ref()
-            .and_then(|l| l.check(&format!("ip:{ip}")).err());
+            .and_then(|l| l.check(&ClientIp::bucket_of(client)).err());
         match over_budget {
             Some(wait) => with_retry_after(
                 refusal(StatusCode::TOO_MANY_REQUESTS, -32000, "rate limit exceeded"),
@@ -152,16 +152,15 @@ pub async fn authenticate(
     // Copied out: a reference into the request held across the await below would make the
     // future !Send (the body is not Sync).
     let client = request.extensions().get::<ClientIp>().copied();
-    let ip = || client.map_or_else(|| "unknown".to_string(), |ClientIp(ip)| ip.to_string());
     if credentials_in_query(request.uri().query()) {
-        return authn.failed(&ip(), &AuthError::InQuery);
+        return authn.failed(client, &AuthError::InQuery);
     }
     match authn.auth.authenticate(request.headers()).await {
         Err(e) => {
             // The reason and the client, never the credential.
-            let ip = ip();
+            let ip = client.map_or_else(|| "unknown".into(), |ClientIp(ip)| ip.to_string());
             tracing::info!(client = %ip, strategy = authn.auth.strategy(), reason = %e, "authentication failed");
-            return authn.failed(&ip, &e);
+            return authn.failed(client, &e);
         }
         Ok(Some(principal)) => {
             tracing::debug!(principal = %principal.id, strategy = principal.strategy, "authenticated");
@@ -169,7 +168,7 @@ pub async fn authenticate(
         }
         Ok(None) => match authn.anonymous(&request) {
             Anonymous::Allowed => {}
-            Anonymous::Refused => return authn.failed(&ip(), &AuthError::Missing),
+            Anonymous::Refused => return authn.failed(client, &AuthError::Missing),
             Anonymous::Deferred(deferred) => {
                 request.extensions_mut().insert(deferred);
             }

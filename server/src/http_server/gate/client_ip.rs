@@ -17,11 +17,23 @@ use ipnet::IpNet;
 pub struct ClientIp(pub IpAddr);
 
 impl ClientIp {
-    /// The address recorded by [`resolve`], as text (`unknown` if that layer did not run).
-    pub fn of(extensions: &Extensions) -> String {
-        extensions
-            .get::<ClientIp>()
-            .map_or_else(|| "unknown".to_string(), |ClientIp(ip)| ip.to_string())
+    /// The rate-limit bucket of an unauthenticated caller: `ip:<IPv4>`, or `ip:<prefix>/64` for
+    /// IPv6, where one subscriber usually holds a whole /64 and could otherwise take a fresh
+    /// bucket per address (`ip:unknown` if [`resolve`] did not run).
+    pub fn bucket(extensions: &Extensions) -> String {
+        Self::bucket_of(extensions.get::<ClientIp>().copied())
+    }
+
+    /// [`ClientIp::bucket`] of an address taken out of the extensions.
+    pub fn bucket_of(ip: Option<ClientIp>) -> String {
+        match ip {
+            None => "ip:unknown".to_string(),
+            Some(ClientIp(IpAddr::V4(ip))) => format!("ip:{ip}"),
+            Some(ClientIp(IpAddr::V6(ip))) => {
+                let prefix = u128::from(ip) & (u128::MAX << 64);
+                format!("ip:{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        }
     }
 }
 
@@ -47,21 +59,23 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     if !is_trusted(&peer_ip) {
         return peer_ip;
     }
-    let forwarded: Vec<IpAddr> = headers
+    let forwarded: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.to_str().unwrap_or(""))
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .map(|ip| ip.to_canonical())
         .collect();
-    // Walk from the proxy nearest to us outward; the first hop we do not trust
-    // is the client as far as we can tell.
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer_ip)
+    // Walk from the proxy nearest to us outward; the first hop we do not trust is the client as
+    // far as we can tell. An entry we cannot read ends the walk: what lies beyond it was not
+    // written by a proxy we trust, so the address we know (the peer) is used.
+    for entry in forwarded.iter().rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip.to_canonical()) => continue,
+            Ok(ip) => return ip.to_canonical(),
+            Err(_) => return peer_ip,
+        }
+    }
+    peer_ip
 }
 
 #[cfg(test)]
@@ -100,6 +114,31 @@ mod tests {
             client_ip(peer, &h("garbage"), &trusted),
             "10.0.0.2".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn an_unreadable_entry_ends_the_walk() {
+        let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // Skipping the garbage would let the client choose 6.6.6.6 as its bucket.
+        assert_eq!(
+            client_ip(peer, &h("6.6.6.6, garbage, 10.1.1.1"), &trusted),
+            "10.0.0.2".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64_bucket() {
+        let bucket = |ip: &str| {
+            let mut e = Extensions::new();
+            e.insert(ClientIp(ip.parse().unwrap()));
+            ClientIp::bucket(&e)
+        };
+        assert_eq!(bucket("2001:db8:1:2::1"), bucket("2001:db8:1:2:ffff::9"));
+        assert_eq!(bucket("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_ne!(bucket("2001:db8:1:2::1"), bucket("2001:db8:1:3::1"));
+        assert_eq!(bucket("192.0.2.7"), "ip:192.0.2.7");
+        assert_eq!(ClientIp::bucket(&Extensions::new()), "ip:unknown");
     }
 
     proptest::proptest! {

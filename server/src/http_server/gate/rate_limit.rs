@@ -27,7 +27,7 @@ pub async fn check(
     if let Some(limiter) = &limiter {
         let key = match request.extensions().get::<Principal>() {
             Some(principal) => owner_key(principal),
-            None => format!("ip:{}", ClientIp::of(request.extensions())),
+            None => ClientIp::bucket(request.extensions()),
         };
         if let Err(wait) = limiter.check(&key) {
             return with_retry_after(
