@@ -23,6 +23,40 @@ async fn open_session(url: &str, key: &str) -> reqwest::Response {
     post(url, INITIALIZE, &[("x-api-key", key)]).await
 }
 
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+/// Completes the handshake of the session `opened` answered with (key-a's) and opens its
+/// server-to-client stream (GET), as a client waiting for notifications does; the session is
+/// busy while the returned stream is held.
+async fn busy_session(url: &str, opened: reqwest::Response) -> reqwest::Response {
+    let id = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let headers = [("mcp-session-id", id.as_str()), ("x-api-key", "key-a")];
+    assert!(post(url, INITIALIZED, &headers).await.status().is_success());
+    let stream = reqwest::Client::new()
+        .get(url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &id)
+        .header("x-api-key", "key-a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200, "the stream opens");
+    stream
+}
+
+async fn active_sessions(server: &Server) -> u64 {
+    let info: Value = reqwest::get(format!("{}/info", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    info["sessions"]["active"].as_u64().unwrap()
+}
+
 const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
 
 #[tokio::test]
@@ -33,13 +67,18 @@ async fn session_cap_answers_503_with_retry_after_and_anonymous_sessions_have_a_
     let anon = post(&server.url, INITIALIZE, &[]).await;
     assert_eq!(anon.status(), 200);
     let anon2 = post(&server.url, INITIALIZE, &[]).await;
+    assert_eq!(anon2.status(), 200, "the idle anonymous session made room");
     assert_eq!(
-        anon2.status(),
-        503,
-        "anonymous clients cannot fill the server"
+        active_sessions(&server).await,
+        1,
+        "anonymous clients cannot fill the server: they only replace each other"
     );
+    // Busy sessions (each with its stream open) cannot make room for new ones.
+    let mut streams = Vec::new();
     for _ in 0..3 {
-        assert_eq!(open_session(&server.url, "key-a").await.status(), 200);
+        let opened = open_session(&server.url, "key-a").await;
+        assert_eq!(opened.status(), 200);
+        streams.push(busy_session(&server.url, opened).await);
     }
     let full = open_session(&server.url, "key-b").await;
     assert_eq!(full.status(), 503);
@@ -91,6 +130,39 @@ async fn a_burst_of_authenticated_clients_up_to_the_cap_is_admitted() {
         "{metrics}"
     );
     assert_eq!(open_session(&server.url, "key-a").await.status(), 503);
+}
+
+/// Clients that vanish without `DELETE` do not hold the cap until HTTP_SESSION_TIMEOUT: at the
+/// cap their idle sessions make room, least recently used first, and such a client gets 404
+/// (then initializes again).
+#[tokio::test]
+async fn vanished_clients_make_room_for_new_ones() {
+    let server = start_http(&api_key_env(&[("HTTP_MAX_CONCURRENT_SESSIONS", "8")])).await;
+    let mut vanished = Vec::new();
+    for _ in 0..8 {
+        let opened = open_session(&server.url, "key-a").await;
+        assert_eq!(opened.status(), 200);
+        vanished.push(
+            opened.headers()["mcp-session-id"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for i in 0..8 {
+        let key = if i % 2 == 0 { "key-a" } else { "key-b" };
+        let opened = open_session(&server.url, key).await;
+        assert_eq!(opened.status(), 200, "new client {i} is admitted");
+    }
+    assert_eq!(active_sessions(&server).await, 8);
+    let oldest = post(
+        &server.url,
+        LIST,
+        &[("mcp-session-id", &vanished[0]), ("x-api-key", "key-a")],
+    )
+    .await;
+    assert_eq!(oldest.status(), 404, "its session was closed to make room");
+    jsonrpc_error(oldest).await;
 }
 
 #[tokio::test]

@@ -11,40 +11,82 @@
 //! the cap, and turns into the session's entry under that lock when rmcp has opened it, so a
 //! burst of `initialize`s can neither overshoot the cap nor be counted twice (once reserved,
 //! once opened). Sessions rmcp closes by itself (idle expiry) leave at the next [`Sessions::sweep`].
+//!
+//! At the cap, clients that vanished without `DELETE` (a crashed IDE, a laptop gone to sleep)
+//! must not lock others out until `HTTP_SESSION_TIMEOUT`: the least recently used *idle* session
+//! (no request in flight, no open stream) is closed to make room — its client gets 404 and
+//! initializes again, as the MCP transport spec intends. Fairly: a principal holding its share
+//! of the cap (the cap divided by the principals holding sessions) gives up its own idle
+//! sessions first, and may not push out a principal below its share. 503 only when no session
+//! may be taken.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 
 /// Who may use a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Owner {
     /// Opened without credentials; the first principal to use it claims it.
     Unclaimed,
     Principal(String),
 }
 
+/// One open session.
+#[derive(Debug)]
+struct Entry {
+    owner: Owner,
+    /// Requests and streams of the session still running ([`InUse`] guards).
+    in_flight: usize,
+    last_used: Instant,
+}
+
 /// The counted state, changed only under its lock (never held across an await).
 #[derive(Debug, Default)]
 struct Registry {
-    owners: HashMap<String, Owner>,
+    sessions: HashMap<String, Entry>,
     /// Admitted `initialize` requests not answered yet, and how many of them are anonymous.
     reserved: usize,
     reserved_anonymous: usize,
 }
 
 impl Registry {
-    fn unclaimed(&self) -> usize {
-        self.owners
-            .values()
-            .filter(|o| **o == Owner::Unclaimed)
-            .count()
+    fn held_by(&self, owner: &Owner) -> usize {
+        self.sessions.values().filter(|e| e.owner == *owner).count()
     }
 
     fn has_room(&self, max: usize, anonymous: bool, max_anonymous: usize) -> bool {
-        self.owners.len() + self.reserved < max
-            && (!anonymous || self.unclaimed() + self.reserved_anonymous < max_anonymous)
+        self.sessions.len() + self.reserved < max
+            && (!anonymous
+                || self.held_by(&Owner::Unclaimed) + self.reserved_anonymous < max_anonymous)
+    }
+
+    /// The session to close so that `requester` may open one, if any may be taken (see the
+    /// module docs). Anonymous requesters at their share take from the unclaimed sessions.
+    fn victim(&self, requester: &Owner, max: usize) -> Option<String> {
+        let mut held: HashMap<&Owner, usize> = HashMap::new();
+        for entry in self.sessions.values() {
+            *held.entry(&entry.owner).or_default() += 1;
+        }
+        let owners = held.len() + usize::from(!held.contains_key(requester));
+        let share = max.div_ceil(owners.max(1));
+        let own = held.get(requester).copied().unwrap_or(0);
+        let may_take = |owner: &Owner| {
+            // Anonymous clients only ever make room among themselves.
+            if own >= share || *requester == Owner::Unclaimed {
+                owner == requester
+            } else {
+                owner != requester && held.get(owner).copied().unwrap_or(0) > share
+            }
+        };
+        self.sessions
+            .iter()
+            .filter(|(_, e)| e.in_flight == 0 && may_take(&e.owner))
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(id, _)| id.clone())
     }
 }
 
@@ -86,9 +128,26 @@ fn release(registry: &mut Registry, anonymous: bool) {
     }
 }
 
+/// Marks a session busy while it lives: keep it until the request's response (or stream) ends.
+pub struct InUse {
+    sessions: Arc<Sessions>,
+    id: String,
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        let mut registry = self.sessions.registry();
+        if let Some(entry) = registry.sessions.get_mut(&self.id) {
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+            entry.last_used = Instant::now();
+        }
+    }
+}
+
 pub enum Access {
-    Allowed,
-    /// The session is not this caller's (or not known to rmcp either): 404.
+    /// Ours, or unknown to us (rmcp answers 404 for an unknown session). `Some` while ours.
+    Allowed(Option<InUse>),
+    /// The session is not this caller's: 404.
     NotFound,
 }
 
@@ -110,7 +169,7 @@ impl Sessions {
 
     /// Open sessions (the one count the cap, `/info` and the metric use).
     pub fn live(&self) -> usize {
-        self.registry().owners.len()
+        self.registry().sessions.len()
     }
 
     /// Drops the entries of sessions rmcp has closed (idle expiry).
@@ -123,18 +182,30 @@ impl Sessions {
             .keys()
             .map(|k| k.to_string())
             .collect();
-        self.registry().owners.retain(|id, _| open.contains(id));
+        self.registry().sessions.retain(|id, _| open.contains(id));
     }
 
-    /// May a new session be opened? `anonymous`: opened without credentials while an auth
-    /// strategy is set, held to the smaller share. At the cap, closed sessions are swept once
-    /// before refusing.
-    pub async fn admit(self: &Arc<Self>, anonymous: bool) -> Admission {
+    /// May a new session be opened for `requester`? `anonymous`: opened without credentials
+    /// while an auth strategy is set, held to the smaller share. At the cap, closed sessions are
+    /// swept, then an idle session may be closed to make room (see the module docs).
+    pub async fn admit(self: &Arc<Self>, requester: &Owner, anonymous: bool) -> Admission {
         if let Some(admitted) = self.try_reserve(anonymous) {
             return admitted;
         }
         self.sweep().await;
-        self.try_reserve(anonymous).unwrap_or(Admission::Full)
+        if let Some(admitted) = self.try_reserve(anonymous) {
+            return admitted;
+        }
+        match self.reserve_by_evicting(requester, anonymous) {
+            Some((admitted, victim)) => {
+                tracing::info!(session = %victim, "session cap reached: closing the least recently used idle session");
+                if let Err(e) = self.manager.close_session(&victim.as_str().into()).await {
+                    tracing::debug!(session = %victim, error = %e, "closing an evicted session");
+                }
+                admitted
+            }
+            None => Admission::Full,
+        }
     }
 
     fn try_reserve(self: &Arc<Self>, anonymous: bool) -> Option<Admission> {
@@ -142,45 +213,76 @@ impl Sessions {
         if !registry.has_room(self.max, anonymous, self.max_anonymous) {
             return None;
         }
+        Some(self.reserve(&mut registry, anonymous))
+    }
+
+    fn reserve(self: &Arc<Self>, registry: &mut Registry, anonymous: bool) -> Admission {
         registry.reserved += 1;
         if anonymous {
             registry.reserved_anonymous += 1;
         }
-        Some(Admission::Admitted(Reservation {
+        Admission::Admitted(Reservation {
             sessions: self.clone(),
             anonymous,
             used: false,
-        }))
+        })
+    }
+
+    /// Takes an idle session's place, under one lock: the victim leaves the count and the
+    /// reservation takes its place atomically. Returns the victim to close in rmcp.
+    fn reserve_by_evicting(
+        self: &Arc<Self>,
+        requester: &Owner,
+        anonymous: bool,
+    ) -> Option<(Admission, String)> {
+        let mut registry = self.registry();
+        let victim = registry.victim(requester, self.max)?;
+        registry.sessions.remove(&victim);
+        if !registry.has_room(self.max, anonymous, self.max_anonymous) {
+            // Cannot happen (the victim freed a place of the requester's kind); stay correct.
+            return None;
+        }
+        Some((self.reserve(&mut registry, anonymous), victim))
     }
 
     /// The session rmcp opened for `reservation`: its place becomes the session's entry.
     pub fn record(&self, mut reservation: Reservation, id: &str, owner: Owner) {
         let mut registry = self.registry();
         release(&mut registry, reservation.anonymous);
-        registry.owners.insert(id.to_string(), owner);
+        registry.sessions.insert(
+            id.to_string(),
+            Entry {
+                owner,
+                in_flight: 0,
+                last_used: Instant::now(),
+            },
+        );
         reservation.used = true;
     }
 
     pub fn forget(&self, id: &str) {
-        self.registry().owners.remove(id);
+        self.registry().sessions.remove(id);
     }
 
-    /// Checks (and for unclaimed sessions, claims) access for `principal`.
-    pub fn access(&self, id: &str, principal: Option<&str>) -> Access {
+    /// Checks (and for unclaimed sessions, claims) access for `principal`; while allowed, the
+    /// session is in use until the returned guard drops.
+    pub fn access(self: &Arc<Self>, id: &str, principal: Option<&str>) -> Access {
         let mut registry = self.registry();
-        match (registry.owners.get(id), principal) {
-            // Unknown to us: let rmcp answer (404 for an unknown session).
-            (None, _) => Access::Allowed,
-            (Some(Owner::Principal(owner)), Some(p)) if owner == p => Access::Allowed,
-            (Some(Owner::Principal(_)), _) => Access::NotFound,
-            (Some(Owner::Unclaimed), None) => Access::Allowed,
-            (Some(Owner::Unclaimed), Some(p)) => {
-                registry
-                    .owners
-                    .insert(id.to_string(), Owner::Principal(p.to_string()));
-                Access::Allowed
-            }
+        let Some(entry) = registry.sessions.get_mut(id) else {
+            return Access::Allowed(None);
+        };
+        match (&entry.owner, principal) {
+            (Owner::Principal(owner), Some(p)) if owner == p => {}
+            (Owner::Principal(_), _) => return Access::NotFound,
+            (Owner::Unclaimed, None) => {}
+            (Owner::Unclaimed, Some(p)) => entry.owner = Owner::Principal(p.to_string()),
         }
+        entry.in_flight += 1;
+        entry.last_used = Instant::now();
+        Access::Allowed(Some(InUse {
+            sessions: self.clone(),
+            id: id.to_string(),
+        }))
     }
 }
 
@@ -230,6 +332,70 @@ mod tests {
         assert_eq!(s.live(), 0);
     }
 
+    fn open(s: &Arc<Sessions>, id: &str, owner: &str) {
+        let r = reserve(s, false).expect("room");
+        s.record(r, id, Owner::Principal(owner.into()));
+    }
+
+    fn victim(s: &Arc<Sessions>, requester: &str) -> Option<String> {
+        s.registry()
+            .victim(&Owner::Principal(requester.into()), s.max)
+    }
+
+    /// Vanished clients' sessions make room at the cap, least recently used first; busy ones
+    /// never do.
+    #[test]
+    fn at_the_cap_the_least_recently_used_idle_session_makes_room() {
+        let s = sessions(3);
+        open(&s, "a1", "a");
+        open(&s, "a2", "a");
+        open(&s, "a3", "a");
+        let busy = match s.access("a1", Some("a")) {
+            Access::Allowed(Some(guard)) => guard,
+            _ => panic!("a1 is a's"),
+        };
+        // a1 is in use, a2 is the least recently used idle one.
+        assert_eq!(victim(&s, "a").as_deref(), Some("a2"));
+        drop(s.access("a2", Some("a")));
+        assert_eq!(victim(&s, "a").as_deref(), Some("a3"));
+        drop(s.access("a3", Some("a")));
+        drop(busy);
+        assert_eq!(victim(&s, "a").as_deref(), Some("a2"), "a1 used last");
+
+        let (admitted, evicted) = s
+            .reserve_by_evicting(&Owner::Principal("b".into()), false)
+            .expect("room made");
+        assert!(matches!(admitted, Admission::Admitted(_)));
+        assert_eq!(evicted, "a2");
+        assert_eq!(s.live(), 2);
+        assert!(reserve(&s, false).is_none(), "the freed place is taken");
+    }
+
+    /// A noisy principal cannot push a quiet one out; at its share it gives up its own.
+    #[test]
+    fn each_principal_keeps_its_fair_share() {
+        let s = sessions(4);
+        open(&s, "q1", "quiet");
+        open(&s, "n1", "noisy");
+        open(&s, "n2", "noisy");
+        open(&s, "n3", "noisy");
+        // Two principals: a share of 2 each. noisy holds 3: it evicts its own.
+        assert_eq!(victim(&s, "noisy").map(|v| v.starts_with('n')), Some(true));
+        // quiet is under its share: it takes one of noisy's, never its own.
+        assert_eq!(victim(&s, "quiet").map(|v| v.starts_with('n')), Some(true));
+        // A third principal (share 2 of 4, rounded up) may take only from noisy (3 > 2).
+        assert_eq!(
+            victim(&s, "newcomer").map(|v| v.starts_with('n')),
+            Some(true)
+        );
+        s.forget("n1");
+        s.forget("n2");
+        open(&s, "q2", "quiet");
+        open(&s, "q3", "quiet");
+        // quiet 3, noisy 1: noisy is below its share and quiet above it.
+        assert_eq!(victim(&s, "noisy").map(|v| v.starts_with('q')), Some(true));
+    }
+
     #[test]
     fn anonymous_sessions_share_a_quarter_and_never_crowd_out_the_authenticated() {
         let s = sessions(8);
@@ -242,7 +408,10 @@ mod tests {
             s.record(r, &format!("anon{i}"), Owner::Unclaimed);
         }
         assert!(reserve(&s, true).is_none());
-        assert!(matches!(s.access("anon0", Some("sub:y")), Access::Allowed));
+        assert!(matches!(
+            s.access("anon0", Some("sub:y")),
+            Access::Allowed(Some(_))
+        ));
         assert!(matches!(s.access("anon0", Some("sub:z")), Access::NotFound));
         // Claimed, anon0 no longer counts against the anonymous share.
         assert!(reserve(&s, true).is_some());

@@ -13,11 +13,12 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::Response;
+use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use super::authentication::AnonymousUnlessInitialize;
 use super::{SESSION_HEADER, body_limit, owner_key, refusal, with_retry_after};
-use crate::http_server::sessions::{Access, Admission, Owner, Reservation, Sessions};
+use crate::http_server::sessions::{Access, Admission, InUse, Owner, Reservation, Sessions};
 use crate::principal::Principal;
 
 /// The session layer's state.
@@ -64,29 +65,47 @@ impl Incoming {
     }
 }
 
+/// What admission hands on to the response: the place of an admitted `initialize`, or the
+/// in-use mark of the session the request belongs to.
+#[derive(Default)]
+struct Held {
+    reservation: Option<Reservation>,
+    in_use: Option<InUse>,
+}
+
 impl SessionAdmission {
-    /// `Ok(Some(reservation))` for an admitted `initialize`, `Ok(None)` for a request of an
-    /// existing session (or none), `Err` for the 404 or 503 to send.
-    async fn admit(&self, incoming: &Incoming) -> Result<Option<Reservation>, Response> {
+    /// What the request holds while it runs, or `Err` with the 404 or 503 to send.
+    async fn admit(&self, incoming: &Incoming) -> Result<Held, Response> {
         if let Some(id) = &incoming.session_id {
             return match self.sessions.access(id, incoming.owner.as_deref()) {
                 Access::NotFound => {
                     Err(refusal(StatusCode::NOT_FOUND, -32001, "session not found"))
                 }
-                Access::Allowed => Ok(None),
+                Access::Allowed(in_use) => Ok(Held {
+                    in_use,
+                    ..Held::default()
+                }),
             };
         }
         if !incoming.is_initialize {
-            return Ok(None);
+            return Ok(Held::default());
         }
         let anonymous = incoming.owner.is_none() && self.anonymous_share;
-        match self.sessions.admit(anonymous).await {
-            Admission::Admitted(reservation) => Ok(Some(reservation)),
+        let requester = incoming
+            .owner
+            .clone()
+            .map_or(Owner::Unclaimed, Owner::Principal);
+        match self.sessions.admit(&requester, anonymous).await {
+            Admission::Admitted(reservation) => Ok(Held {
+                reservation: Some(reservation),
+                ..Held::default()
+            }),
             Admission::Full => Err(with_retry_after(
                 refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     -32000,
-                    "maximum concurrent sessions reached (HTTP_MAX_CONCURRENT_SESSIONS); retry later",
+                    "maximum concurrent sessions reached (HTTP_MAX_CONCURRENT_SESSIONS) and every \
+                     session is busy; retry later",
                 ),
                 Duration::from_secs(30),
             )),
@@ -140,8 +159,8 @@ pub async fn admit(
     {
         return refused;
     }
-    let reservation = match state.admit(&incoming).await {
-        Ok(reservation) => reservation,
+    let held = match state.admit(&incoming).await {
+        Ok(held) => held,
         Err(refused) => return refused,
     };
     let response = next
@@ -154,8 +173,17 @@ pub async fn admit(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let succeeded = response.status().is_success();
-    state.settle(incoming, reservation, succeeded, opened);
-    response
+    state.settle(incoming, held.reservation, succeeded, opened);
+    match held.in_use {
+        // The session stays busy until the answer (an SSE stream, maybe) has been sent.
+        Some(in_use) => response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _busy = &in_use;
+                frame
+            }))
+        }),
+        None => response,
+    }
 }
 
 /// rmcp answers an unknown or expired session with a plain-text 404; clients get the same
