@@ -240,6 +240,25 @@ async fn oversized_bodies_get_413_with_a_jsonrpc_error() {
     );
 }
 
+/// Without credentials (here an anonymous `initialize`, allowed by 1.3.2's defaults), a body is
+/// capped at 64 KiB however large HTTP_MAX_REQUEST_SIZE is; with credentials it is not.
+#[tokio::test]
+async fn anonymous_requests_get_a_small_body_cap() {
+    let server = start_http(&api_key_env(&[])).await;
+    let padded = |size: usize| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"{}","version":"1"}}}}}}"#,
+            "x".repeat(size)
+        )
+    };
+    let anonymous = post(&server.url, &padded(100 * 1024), &[]).await;
+    assert_eq!(anonymous.status(), 413);
+    jsonrpc_error(anonymous).await;
+    assert_eq!(post(&server.url, &padded(1024), &[]).await.status(), 200);
+    let authenticated = post(&server.url, &padded(100 * 1024), &[("x-api-key", "key-a")]).await;
+    assert_eq!(authenticated.status(), 200);
+}
+
 #[tokio::test]
 async fn rate_limits_count_per_principal_and_answer_429_with_retry_after() {
     let server = start_http(&api_key_env(&[

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::body_limit::BodyLimit;
 use super::client_ip::ClientIp;
 use super::rate_limit::Limiter;
 use super::{SESSION_HEADER, refusal, with_retry_after};
@@ -166,13 +167,19 @@ pub async fn authenticate(
             tracing::debug!(principal = %principal.id, strategy = principal.strategy, "authenticated");
             request.extensions_mut().insert(principal);
         }
-        Ok(None) => match authn.anonymous(&request) {
-            Anonymous::Allowed => {}
-            Anonymous::Refused => return authn.failed(client, &AuthError::Missing),
-            Anonymous::Deferred(deferred) => {
-                request.extensions_mut().insert(deferred);
+        Ok(None) => {
+            match authn.anonymous(&request) {
+                Anonymous::Allowed => {}
+                Anonymous::Refused => return authn.failed(client, &AuthError::Missing),
+                Anonymous::Deferred(deferred) => {
+                    request.extensions_mut().insert(deferred);
+                }
             }
-        },
+            // Without credentials while a strategy is set: the small anonymous body cap.
+            if !matches!(authn.auth, Authenticator::None) {
+                BodyLimit::restrict_to_anonymous(request.extensions_mut());
+            }
+        }
     }
     next.run(request).await
 }

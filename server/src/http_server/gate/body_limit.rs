@@ -17,6 +17,11 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::refusal;
 
+/// The body cap of requests let in without credentials while an auth strategy is set (an
+/// anonymous `initialize` is a few hundred bytes): a client without credentials cannot make the
+/// server buffer `HTTP_MAX_REQUEST_SIZE` per request.
+pub const ANONYMOUS_MAX: u64 = 64 * 1024;
+
 /// The limits, also put into the request's extensions for [`collect`].
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit {
@@ -27,6 +32,14 @@ pub struct BodyLimit {
 }
 
 impl BodyLimit {
+    /// Lowers the cap of this request to [`ANONYMOUS_MAX`] (the authentication layer calls it
+    /// for a request it lets in without credentials).
+    pub fn restrict_to_anonymous(extensions: &mut axum::http::Extensions) {
+        if let Some(limit) = extensions.get_mut::<BodyLimit>() {
+            limit.max = limit.max.min(ANONYMOUS_MAX);
+        }
+    }
+
     fn too_large(&self) -> Response {
         refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -63,7 +76,9 @@ pub async fn limit(State(limit): State<Arc<BodyLimit>>, request: Request, next: 
 /// the layer did not run, as in unit tests of later layers).
 pub async fn collect(parts: &Parts, body: Body) -> Result<Bytes, Response> {
     let limit = parts.extensions.get::<BodyLimit>().copied();
-    let read = body.collect();
+    // Capped again here: a later layer may have lowered the cap the stream was wrapped with.
+    let cap = limit.map_or(usize::MAX, |l| usize::try_from(l.max).unwrap_or(usize::MAX));
+    let read = Limited::new(body, cap).collect();
     let collected = match limit {
         Some(l) => match tokio::time::timeout(l.read_timeout, read).await {
             Ok(result) => result,
@@ -79,7 +94,7 @@ pub async fn collect(parts: &Parts, body: Body) -> Result<Bytes, Response> {
     };
     match collected {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if is_over_limit(&e) => Err(limit.map_or_else(
+        Err(e) if is_over_limit(&*e) => Err(limit.map_or_else(
             || {
                 refusal(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -99,8 +114,15 @@ pub async fn collect(parts: &Parts, body: Body) -> Result<Bytes, Response> {
 
 /// Whether a body error is the [`Limited`] cap (the stream was longer than declared, or had no
 /// declared length).
-fn is_over_limit(error: &axum::Error) -> bool {
-    std::error::Error::source(error).is_some_and(|e| e.is::<LengthLimitError>())
+fn is_over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 #[cfg(test)]
