@@ -3,6 +3,10 @@
 //! optional kinds that are no longer desired. A child is only deleted when it carries this
 //! ConverseServer's owner reference, so an unrelated object of the same name is never touched.
 //!
+//! An existing object with a child's name that this ConverseServer does not own (by uid) is
+//! never modified: someone else's Service `web` must not be rewired to our pods, nor garbage
+//! collected with our CR. The apply stops with [`ApplyError::NameConflict`] instead.
+//!
 //! At steady state nothing is sent at all: [`LastApplied`] remembers, per child, a hash of what
 //! was applied and the resourceVersion the API server returned. When the desired object hashes
 //! the same and the live object still has that resourceVersion (one GET, no write), the apply is
@@ -19,6 +23,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
@@ -30,6 +35,18 @@ use crate::metrics::Metrics;
 
 /// The one field manager of everything the operator writes (children and status).
 pub const FIELD_MANAGER: &str = "converse-operator";
+
+/// Why the apply phase stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(
+        "{kind} {name} already exists and is not owned by this ConverseServer; the operator \
+         leaves it untouched. Delete or rename that object, or give the ConverseServer another name"
+    )]
+    NameConflict { kind: String, name: String },
+}
 
 /// What the apply phase reports back.
 #[derive(Debug, Clone)]
@@ -95,7 +112,7 @@ pub async fn apply_children(
     name: &str,
     owner_uid: &str,
     desired: &DesiredObjects,
-) -> Result<Applied, kube::Error> {
+) -> Result<Applied, ApplyError> {
     let c = Children {
         applier,
         namespace,
@@ -140,6 +157,14 @@ struct Children<'a> {
 }
 
 impl Children<'_> {
+    /// Whether this ConverseServer (by uid, not by name) owns an object.
+    fn owns(&self, meta: &ObjectMeta) -> bool {
+        meta.owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == self.owner_uid)
+    }
+
     fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
@@ -154,7 +179,7 @@ impl Children<'_> {
         (K::kind(&()).into_owned(), name.to_owned())
     }
 
-    async fn apply<K>(&self, obj: &K) -> Result<K, kube::Error>
+    async fn apply<K>(&self, obj: &K) -> Result<K, ApplyError>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
             + Serialize
@@ -173,6 +198,14 @@ impl Children<'_> {
             && live.meta().deletion_timestamp.is_none()
         {
             return Ok(live);
+        }
+        if let Some(existing) = api.get_metadata_opt(&name).await?
+            && !self.owns(&existing.metadata)
+        {
+            return Err(ApplyError::NameConflict {
+                kind: K::kind(&()).into_owned(),
+                name,
+            });
         }
         self.applier.metrics.write(K::kind(&()).as_ref(), "apply");
         let applied = api
@@ -197,7 +230,7 @@ impl Children<'_> {
         desired: Option<&K>,
         name: &str,
         deleted: &mut Vec<String>,
-    ) -> Result<(), kube::Error>
+    ) -> Result<(), ApplyError>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
             + Serialize
@@ -208,7 +241,11 @@ impl Children<'_> {
         match desired {
             Some(obj) => self.apply(obj).await.map(drop),
             None => {
-                if self.delete_if_owned::<K>(name).await? {
+                if self
+                    .delete_if_owned::<K>(name)
+                    .await
+                    .map_err(ApplyError::Kube)?
+                {
                     deleted.push(format!("{}/{name}", K::kind(&())));
                 }
                 Ok(())
@@ -231,13 +268,7 @@ impl Children<'_> {
         let Some(existing) = api.get_metadata_opt(name).await? else {
             return Ok(false);
         };
-        let owned = existing
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.uid == self.owner_uid);
-        if !owned || existing.metadata.deletion_timestamp.is_some() {
+        if !self.owns(&existing.metadata) || existing.metadata.deletion_timestamp.is_some() {
             return Ok(false);
         }
         self.applier.metrics.write(K::kind(&()).as_ref(), "delete");

@@ -28,7 +28,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, debug, info, warn};
 
-use crate::apply::{ChildApplier, FIELD_MANAGER, LastApplied, apply_children};
+use crate::apply::{ApplyError, ChildApplier, FIELD_MANAGER, LastApplied, apply_children};
 use crate::crd::{ConverseServer, ConverseServerStatus};
 use crate::dereference::dereference;
 use crate::desired::{BuildContext, BuildError, build, generated_secret_name, labels};
@@ -133,6 +133,9 @@ impl Error {
         }
     }
 }
+
+/// How often a ConverseServer stalled on a name conflict looks again.
+const NAME_CONFLICT_RECHECK: Duration = Duration::from_secs(10);
 
 /// One reconcile of `server` (what the controller calls; tests may call it to force one).
 pub async fn reconcile(server: Arc<ConverseServer>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -259,7 +262,24 @@ async fn build_and_apply(
     let (namespace, name) = (&target.namespace, &target.name);
     let applied = match apply_children(&applier, namespace, name, &target.uid, &desired).await {
         Ok(applied) => applied,
-        Err(error) => {
+        Err(conflict @ ApplyError::NameConflict { .. }) => {
+            let message = conflict.to_string();
+            warn!(%namespace, %name, "name conflict: {message}");
+            let conflict = Outcome::NameConflict {
+                validated: &validated,
+                message: &message,
+            };
+            return Ok(Reconciled {
+                status: desired_status(generation, previous, &conflict, now),
+                // The other object is not watched (it is not ours): look again periodically,
+                // so the ConverseServer recovers once it is gone.
+                action: Action::requeue(NAME_CONFLICT_RECHECK),
+                failure: Some("NameConflict"),
+                deleted: Vec::new(),
+                warnings: Vec::new(),
+            });
+        }
+        Err(ApplyError::Kube(error)) => {
             let error = truncate(&error.to_string(), 900);
             let failed = Outcome::ApplyFailed {
                 validated: &validated,

@@ -28,6 +28,12 @@ pub enum Outcome<'a> {
         validated: &'a ValidatedServer,
         error: &'a str,
     },
+    /// An object with a child's name exists and is not this ConverseServer's: nothing more is
+    /// applied until it is gone (re-checked periodically).
+    NameConflict {
+        validated: &'a ValidatedServer,
+        message: &'a str,
+    },
     /// The children were applied.
     Applied {
         validated: &'a ValidatedServer,
@@ -94,6 +100,10 @@ pub fn desired_status(
         Outcome::ApplyFailed { validated, error } => {
             apply_failed_status(&mut status, &mut conditions, validated, error)
         }
+        Outcome::NameConflict { validated, message } => {
+            status.auth_strategy = Some(validated.auth_strategy);
+            name_conflict_conditions(&mut conditions, message);
+        }
         Outcome::Applied {
             validated,
             desired,
@@ -150,6 +160,16 @@ fn apply_failed_status(
     conditions.set(condition::STALLED, "False", "ApplyFailed", "");
     conditions.set(condition::RECONCILING, "True", "ApplyFailed", &message);
     conditions.set(condition::READY, "False", "ApplyFailed", &message);
+}
+
+/// A child's name is taken by someone else's object: stalled until that is resolved by a person.
+fn name_conflict_conditions(conditions: &mut Conditions<'_>, message: &str) {
+    const REASON: &str = "NameConflict";
+    accepted_and_resolved_conditions(conditions);
+    conditions.set(condition::AVAILABLE, "Unknown", REASON, message);
+    conditions.set(condition::RECONCILING, "False", REASON, message);
+    conditions.set(condition::STALLED, "True", REASON, message);
+    conditions.set(condition::READY, "False", REASON, message);
 }
 
 /// The children were applied: the observed state comes from them, readiness from the rollout.

@@ -679,3 +679,105 @@ async fn leader_election_lets_one_replica_lead_at_a_time() {
 
     ns.cleanup().await.expect("cleanup");
 }
+
+const CONFLICT_SERVER: &str = r#"
+apiVersion: converse.dev/v1alpha1
+kind: ConverseServer
+metadata: {name: web}
+spec:
+  providers:
+    openai: {apiKeySecretRef: {name: llm-keys, key: openai}}
+"#;
+
+/// An existing Service the user made, named like a child, is never taken over: the CR stalls
+/// with NameConflict naming it, the Service keeps its selector and outlives the CR, and a CR of
+/// that name recovers once the Service is gone.
+#[tokio::test]
+async fn an_unowned_object_with_a_childs_name_is_left_alone() {
+    let test = "an_unowned_object_with_a_childs_name_is_left_alone";
+    let Some(client) = cluster(test).await else {
+        return;
+    };
+    install_crd(&client, TEST_MANAGER).await;
+    let ns = TestNamespace::create(&client, "op-conflict")
+        .await
+        .expect("namespace");
+    let running = Running::start(&client, &ns.name);
+    apply_secret(&client, &ns.name, "llm-keys", &[("openai", "sk-test")]).await;
+    let services: Api<Service> = ns.api();
+    let theirs: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "their-web"}, "ports": [{"port": 8080}]}
+    }))
+    .expect("Service");
+    services
+        .create(&Default::default(), &theirs)
+        .await
+        .expect("their Service");
+
+    apply_server(&client, &ns.name, CONFLICT_SERVER).await;
+    let servers: Api<ConverseServer> = ns.api();
+    let stalled = wait_for(
+        &servers,
+        "web",
+        |s: &ConverseServer| {
+            condition(s, "Stalled")
+                .is_some_and(|c| c.status == "True" && c.reason == "NameConflict")
+        },
+        WAIT,
+    )
+    .await
+    .expect("Stalled NameConflict");
+    let message = &condition(&stalled, "Stalled").expect("Stalled").message;
+    assert!(message.contains("Service web"), "{message}");
+    let untouched = services.get("web").await.expect("their Service");
+    let selector = untouched.spec.as_ref().and_then(|s| s.selector.clone());
+    assert_eq!(
+        selector
+            .as_ref()
+            .and_then(|s| s.get("app"))
+            .map(String::as_str),
+        Some("their-web")
+    );
+    assert!(
+        untouched.metadata.owner_references.is_none(),
+        "no owner added"
+    );
+
+    servers
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete CR");
+    wait_gone(&servers, "web", WAIT).await.expect("CR gone");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        services.get_opt("web").await.expect("get").is_some(),
+        "their Service outlives the CR"
+    );
+
+    // Recovery: the conflict removed, a ConverseServer of that name gets its own Service.
+    apply_server(&client, &ns.name, CONFLICT_SERVER).await;
+    wait_for(
+        &servers,
+        "web",
+        |s: &ConverseServer| condition(s, "Stalled").is_some_and(|c| c.reason == "NameConflict"),
+        WAIT,
+    )
+    .await
+    .expect("stalled again");
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete their Service");
+    let recovered = wait_for(
+        &servers,
+        "web",
+        |s: &ConverseServer| has_condition(s, "Stalled", "False"),
+        WAIT,
+    )
+    .await
+    .expect("recovers once the conflict is gone");
+    let ours = services.get("web").await.expect("our Service");
+    assert!(owned_by(&ours, &recovered));
+    drop(running);
+}
