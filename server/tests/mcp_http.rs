@@ -322,7 +322,8 @@ async fn files_are_read_only_under_the_root() {
 async fn probes_and_info_answer_without_mcp() {
     let fake = fake().await;
     let server = start_http(&env_for(&fake)).await;
-    for path in ["/healthz", "/readyz"] {
+    // `/health` is converse 1.3.2's path: compose health checks and monitors written for it work.
+    for path in ["/healthz", "/health", "/readyz"] {
         let r = reqwest::get(format!("{}{path}", server.base))
             .await
             .unwrap();
