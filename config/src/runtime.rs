@@ -21,7 +21,9 @@ string_enum! {
 string_enum! {
     /// Log verbosity. Unlike converse 1.3.2, `trace` is accepted.
     #[derive(Default, PartialOrd, Ord)]
-    pub enum LogLevel: "error, warn, info, debug, trace" {
+    pub enum LogLevel: "silent, error, warn, info, debug, trace" {
+        /// No log output at all (converse 1.3.2's name).
+        Silent = "silent",
         Error = "error",
         Warn = "warn",
         #[default]
@@ -38,6 +40,16 @@ string_enum! {
         #[default]
         Text = "text",
         Json = "json",
+    }
+}
+
+impl LogLevel {
+    /// The `tracing` filter directive of this level (`silent` is `off`).
+    pub fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Silent => "off",
+            other => other.as_str(),
+        }
     }
 }
 

@@ -241,7 +241,7 @@ static LISTED: &[VarSpec] = &[
         LOG_LEVEL,
         Some("info"),
         RUNTIME,
-        "Log verbosity: `error`, `warn`, `info`, `debug` or `trace`.",
+        "Log verbosity: `silent` (no output), `error`, `warn`, `info`, `debug` or `trace`.",
     ),
     var(
         LOG_FORMAT,

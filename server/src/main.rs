@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use clap::Parser;
-use converse_config::{LogFormat, ServerConfig, Transport};
+use converse_config::{LogFormat, LogLevel, ServerConfig, Transport};
 use converse_telemetry::{self as telemetry, Tracing};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
@@ -33,8 +33,12 @@ struct Cli {
 /// Logs to stderr, and spans to the OTLP endpoint when one is configured (its provider is
 /// returned to be flushed at exit).
 fn init_logging(config: &ServerConfig) -> Result<Option<Tracing>, telemetry::TelemetryError> {
-    let filter = EnvFilter::try_new(format!("{},rmcp=warn", config.log.level.as_str()))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let level = config.log.level;
+    let directives = match level {
+        LogLevel::Silent => level.directive().to_string(),
+        _ => format!("{},rmcp=warn", level.directive()),
+    };
+    let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr: in stdio mode stdout carries the protocol.
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = match config.log.format {

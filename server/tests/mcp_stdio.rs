@@ -48,3 +48,37 @@ async fn stdio_serves_tools_and_reads_local_files() {
     client.cancel().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `LOG_LEVEL=silent` (converse 1.3.2's setting) is accepted and the server writes nothing to
+/// stderr while it serves.
+#[tokio::test]
+async fn silent_log_level_writes_nothing() {
+    let fake = fake().await;
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--transport")
+        .arg("stdio")
+        .env_clear()
+        .envs(env_for(&fake))
+        .env("LOG_LEVEL", "silent");
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = ClientConfig::default()
+        .serve(transport)
+        .await
+        .expect("stdio client connects");
+    let result = call(&client, "chat", json!({"prompt": "hi", "model": "gpt-5"})).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    client.cancel().await.unwrap();
+    let mut logged = String::new();
+    if let Some(mut stderr) = stderr {
+        use tokio::io::AsyncReadExt;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stderr.read_to_string(&mut logged),
+        )
+        .await;
+    }
+    assert!(logged.is_empty(), "{logged}");
+}
