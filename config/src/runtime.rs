@@ -108,9 +108,11 @@ mod tests {
         }
         assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));
         assert!(LogLevel::Trace > LogLevel::Info);
+        assert_eq!("silent".parse::<LogLevel>(), Ok(LogLevel::Silent));
+        assert_eq!(LogLevel::Silent.directive(), "off");
         assert_eq!(
-            "silent".parse::<LogLevel>().map_err(|e| e.to_string()),
-            Err("expected one of: error, warn, info, debug, trace".to_owned())
+            "quiet".parse::<LogLevel>().map_err(|e| e.to_string()),
+            Err("expected one of: silent, error, warn, info, debug, trace".to_owned())
         );
     }
 }

@@ -137,7 +137,7 @@ fn three_bad_variables_give_three_errors() {
     );
     assert!(
         text.contains(
-            "LOG_LEVEL: invalid value \"loud\": expected one of: error, warn, info, debug, trace"
+            "LOG_LEVEL: invalid value \"loud\": expected one of: silent, error, warn, info, debug, trace"
         ),
         "{text}"
     );
