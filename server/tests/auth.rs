@@ -109,12 +109,7 @@ async fn api_key_accepts_plain_and_hashed_keys_and_refuses_the_rest() {
             .contains("URL")
     );
 
-    let info: Value = reqwest::get(format!("{}/info", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = info(&server).await;
     assert_eq!(info["authentication"]["strategy"], "api_key");
     assert!(!info.to_string().contains("team-a-key"));
 }
@@ -134,12 +129,7 @@ async fn a_refused_request_never_creates_a_session() {
         assert_eq!(r.status(), 401);
         assert!(r.headers().get("mcp-session-id").is_none());
     }
-    let info: Value = reqwest::get(format!("{}/info", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = info(&server).await;
     assert_eq!(info["sessions"]["active"], 0);
 }
 

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
 fn api_key_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
@@ -48,13 +47,7 @@ async fn busy_session(url: &str, opened: reqwest::Response) -> reqwest::Response
 }
 
 async fn active_sessions(server: &Server) -> u64 {
-    let info: Value = reqwest::get(format!("{}/info", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    info["sessions"]["active"].as_u64().unwrap()
+    info(server).await["sessions"]["active"].as_u64().unwrap()
 }
 
 const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
@@ -112,12 +105,7 @@ async fn a_burst_of_authenticated_clients_up_to_the_cap_is_admitted() {
         refused.first()
     );
 
-    let info: Value = reqwest::get(format!("{}/info", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = info(&server).await;
     assert_eq!(info["sessions"]["active"], 64);
     let metrics = reqwest::get(format!("{}/metrics", server.base))
         .await
@@ -214,12 +202,7 @@ async fn sessions_are_bound_to_their_principal_and_expire_when_idle() {
     .await;
     assert_eq!(expired.status(), 404, "idle sessions expire");
     jsonrpc_error(expired).await;
-    let info: Value = reqwest::get(format!("{}/info", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = info(&server).await;
     assert_eq!(info["sessions"]["active"], 0, "no leaked session");
 }
 
@@ -548,12 +531,7 @@ async fn many_principals_under_rate_limits_leave_nothing_behind() {
     );
     // Sessions deleted by their clients are gone and limited initializes never
     // created one: exactly the sessions whose DELETE was rate-limited remain.
-    let info: Value = reqwest::get(format!("{}/info", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = info(&server).await;
     assert_eq!(
         info["sessions"]["active"].as_u64().unwrap(),
         u64::from(total[3]),

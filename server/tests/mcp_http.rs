@@ -246,12 +246,7 @@ async fn no_provider_key_still_serves_and_tools_name_the_variables() {
         text.contains("OPENAI_API_KEY") && text.contains("ANTHROPIC_API_KEY"),
         "{text}"
     );
-    let info: serde_json::Value = reqwest::get(format!("{}/info", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = info(&server).await;
     assert_eq!(info["providers"], json!([]));
     assert!(
         info["warnings"][0]
@@ -329,12 +324,7 @@ async fn probes_and_info_answer_without_mcp() {
             .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let info: serde_json::Value = reqwest::get(format!("{}/info", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = info(&server).await;
     assert_eq!(info["name"], "converse-server");
     assert_eq!(info["authentication"]["strategy"], "none");
     assert_eq!(info["providers"][0], "openai");

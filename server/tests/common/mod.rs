@@ -210,6 +210,16 @@ pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> reqwest::R
     request.send().await.expect("request reaches the server")
 }
 
+/// The server's `/info` document.
+pub async fn info(server: &Server) -> Value {
+    reqwest::get(format!("{}/info", server.base))
+        .await
+        .expect("/info answers")
+        .json()
+        .await
+        .expect("/info is JSON")
+}
+
 /// The JSON-RPC error body of a refused request.
 pub async fn jsonrpc_error(response: reqwest::Response) -> Value {
     let body: Value = response.json().await.expect("a JSON body");
