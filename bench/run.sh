@@ -14,7 +14,9 @@
 #    <target dir>/bench/load-report.md).
 # Settings: BENCH_STAGES (startup,load,wrk: which stages run),
 # BENCH_CONCURRENCY, BENCH_WRK_CONNECTIONS (keep-alive connections per wrk
-# level, default 1,16), BENCH_WARMUP_SECS, BENCH_DURATION_SECS,
+# level, default 1,16), BENCH_WRK_LATENCY_MS (the wrk stage's own fake
+# provider latency, default 0: a slower provider hides the delayed-ACK stall
+# the stage looks for), BENCH_WARMUP_SECS, BENCH_DURATION_SECS,
 # BENCH_LATENCY_MS, BENCH_MODES, BENCH_SERVERS, BENCH_STARTUP_RUNS (see
 # server/benches/load.rs). Everything runs on 127.0.0.1 and stops by itself.
 # Example, only the keep-alive stage on converse-server, short:
