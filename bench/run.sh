@@ -6,13 +6,21 @@
 # 1. installs bench/node/node_modules with `npm ci` when it is missing or was
 #    made from another package-lock.json (converse-mcp-server 3.6.0 and the
 #    Node.js 24 it needs, both pinned; the npm registry only);
-# 2. builds converse-server (release; CARGO_TARGET_DIR is honoured);
-# 3. runs `cargo bench -p converse-server --bench load`, which prints the
+# 2. installs wrk (Debian package) when it is missing and the wrk stage runs:
+#    it drives the keep-alive HTTP/1.1 stage; needs root, as `make deps`;
+# 3. builds converse-server (release; CARGO_TARGET_DIR is honoured);
+# 4. runs `cargo bench -p converse-server --bench load`, which prints the
 #    tables and writes them to $BENCH_REPORT (default
 #    <target dir>/bench/load-report.md).
-# Settings: BENCH_CONCURRENCY, BENCH_WARMUP_SECS, BENCH_DURATION_SECS,
+# Settings: BENCH_STAGES (startup,load,wrk: which stages run),
+# BENCH_CONCURRENCY, BENCH_WRK_CONNECTIONS (keep-alive connections per wrk
+# level, default 1,16), BENCH_WRK_LATENCY_MS (the wrk stage's own fake
+# provider latency, default 0: a slower provider hides the delayed-ACK stall
+# the stage looks for), BENCH_WARMUP_SECS, BENCH_DURATION_SECS,
 # BENCH_LATENCY_MS, BENCH_MODES, BENCH_SERVERS, BENCH_STARTUP_RUNS (see
 # server/benches/load.rs). Everything runs on 127.0.0.1 and stops by itself.
+# Example, only the keep-alive stage on converse-server, short:
+#   BENCH_SERVERS=rust BENCH_STAGES=wrk BENCH_WARMUP_SECS=1 BENCH_DURATION_SECS=3 ./bench/run.sh
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "$0")" && pwd)"
@@ -47,11 +55,21 @@ if [[ "${BENCH_SERVERS:-rust,node}" == *node* ]]; then
   echo "bench: node $("$NODE" --version), converse-mcp-server $("$NODE" -p 'require(process.argv[1]).version' "$NODE_DIR/node_modules/converse-mcp-server/package.json" 2>/dev/null || echo '?') ($install_status)" >&2
 fi
 
-# --- 2. the release build --------------------------------------------------------
+# --- 2. wrk, only when needed ----------------------------------------------------
+if [[ "${BENCH_STAGES:-startup,load,wrk}" == *wrk* ]] && ! command -v wrk >/dev/null 2>&1; then
+  if [[ "$(id -u)" != 0 ]]; then
+    echo "bench: wrk is not installed: apt-get install wrk (as root), or run without it: BENCH_STAGES=startup,load" >&2
+    exit 1
+  fi
+  say "apt-get install wrk"
+  (apt-get install -y --no-install-recommends wrk || (apt-get update && apt-get install -y --no-install-recommends wrk)) >/dev/null
+fi
+
+# --- 3. the release build --------------------------------------------------------
 say "cargo build --release -p converse-server"
 (cd "$ROOT" && "$CARGO" build --release -p converse-server)
 
-# --- 3. the benchmark ------------------------------------------------------------
+# --- 4. the benchmark ------------------------------------------------------------
 target_dir="${CARGO_TARGET_DIR:-target}"
 [[ "$target_dir" = /* ]] || target_dir="$ROOT/$target_dir"
 mkdir -p "$target_dir/bench"

@@ -9,19 +9,31 @@
 //! answers an MCP `initialize`) as the median of several starts. The numbers are
 //! printed as Markdown tables with the ratios converse-server / Node.
 //!
+//! A third stage drives the same `tools/call chat` with `wrk` (Debian package
+//! `wrk`): keep-alive HTTP/1.1 connections, as real MCP clients use, which
+//! rmcp's client does not. It shows stalls that only such connections hit (a
+//! response written in several pieces, held back by Nagle's algorithm until the
+//! client's delayed ACK: 40 ms per call). For each server and each connection
+//! count it opens one MCP session with plain HTTP (2025-11-25) and has every
+//! connection call in it; for converse-server also without a session
+//! (2026-07-28, every request carrying its version, `Mcp-Method` and `Mcp-Name`).
+//!
 //! Run it with `make bench` (installs `bench/node`, builds, runs) or
 //! `cargo bench -p converse-server --bench load`. Settings, all optional:
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
+//! | `BENCH_STAGES` | `startup,load,wrk` | which stages to run |
 //! | `BENCH_SERVERS` | `rust,node` | which servers to measure |
 //! | `BENCH_MODES` | `sessions,shared` | `sessions`: N clients, one MCP session each; `shared`: one session, N calls in flight |
 //! | `BENCH_CONCURRENCY` | `1,8,32` | concurrency levels |
+//! | `BENCH_WRK_CONNECTIONS` | `1,16` | keep-alive connections per wrk level |
 //! | `BENCH_WARMUP_SECS` | `3` | warm-up per level (not measured) |
 //! | `BENCH_DURATION_SECS` | `10` | measured time per level |
 //! | `BENCH_LATENCY_MS` | `50` | the fake provider's fixed latency per call |
+//! | `BENCH_WRK_LATENCY_MS` | `0` | the same for the wrk stage (its own fake; see there why 0) |
 //! | `BENCH_STARTUP_RUNS` | `5` | starts per server for the startup median |
-//! | `BENCH_CALL_TIMEOUT_SECS` | `30` | a call slower than this counts as an error |
+//! | `BENCH_CALL_TIMEOUT_SECS` | `30` | a call slower than this counts as an error (also wrk's `--timeout`) |
 //! | `BENCH_REPORT` | — | also write the Markdown report to this file |
 //! | `CONVERSE_SERVER_BIN` | the bench build | converse-server binary |
 //! | `BENCH_NODE_DIR` | `bench/node` | where `npm ci` installed the Node server |
@@ -105,20 +117,33 @@ impl Mode {
     }
 }
 
+/// The parts of the benchmark, each of which can be run alone (`BENCH_STAGES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Startup,
+    Load,
+    Wrk,
+}
+
 #[derive(Debug, Clone)]
 struct Settings {
+    stages: Vec<Stage>,
     servers: Vec<Flavor>,
     modes: Vec<Mode>,
     concurrency: Vec<usize>,
+    wrk_connections: Vec<usize>,
     warmup: Duration,
     duration: Duration,
     latency: Duration,
+    wrk_latency: Duration,
     startup_runs: usize,
     call_timeout: Duration,
     report: Option<PathBuf>,
     rust_bin: PathBuf,
     node_bin: PathBuf,
     node_entry: PathBuf,
+    /// `None` when wrk is not on the PATH (an error only if the stage runs).
+    wrk_bin: Option<PathBuf>,
     scratch: PathBuf,
 }
 
@@ -144,12 +169,34 @@ fn list(name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
+/// A list of counts in 1..=1000.
+fn counts(name: &str, default: &str) -> Result<Vec<usize>> {
+    list(name, default)
+        .iter()
+        .map(|s| match s.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(anyhow!("{name}: {s:?} is not a number in 1..=1000")),
+        })
+        .collect()
+}
+
 impl Settings {
     fn from_env() -> Result<Self> {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .context("server/ has a parent")?
             .to_path_buf();
+        let stages = list("BENCH_STAGES", "startup,load,wrk")
+            .iter()
+            .map(|s| match s.as_str() {
+                "startup" => Ok(Stage::Startup),
+                "load" => Ok(Stage::Load),
+                "wrk" => Ok(Stage::Wrk),
+                other => Err(anyhow!(
+                    "BENCH_STAGES: unknown stage {other:?} (startup, load, wrk)"
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?;
         let servers = list("BENCH_SERVERS", "rust,node")
             .iter()
             .map(|s| match s.as_str() {
@@ -170,17 +217,20 @@ impl Settings {
                 )),
             })
             .collect::<Result<Vec<_>>>()?;
-        let concurrency = list("BENCH_CONCURRENCY", "1,8,32")
-            .iter()
-            .map(|s| match s.parse::<usize>() {
-                Ok(n) if (1..=1000).contains(&n) => Ok(n),
-                _ => Err(anyhow!(
-                    "BENCH_CONCURRENCY: {s:?} is not a number in 1..=1000"
-                )),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if servers.is_empty() || modes.is_empty() || concurrency.is_empty() {
-            bail!("BENCH_SERVERS, BENCH_MODES and BENCH_CONCURRENCY must not be empty");
+        let concurrency = counts("BENCH_CONCURRENCY", "1,8,32")?;
+        let wrk_connections = counts("BENCH_WRK_CONNECTIONS", "1,16")?;
+        if [
+            stages.len(),
+            servers.len(),
+            modes.len(),
+            concurrency.len(),
+            wrk_connections.len(),
+        ]
+        .contains(&0)
+        {
+            bail!(
+                "BENCH_STAGES, BENCH_SERVERS, BENCH_MODES, BENCH_CONCURRENCY and BENCH_WRK_CONNECTIONS must not be empty"
+            );
         }
         let node_dir = std::env::var_os("BENCH_NODE_DIR")
             .map(PathBuf::from)
@@ -194,23 +244,33 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_converse-server")));
         let scratch = std::env::temp_dir().join(format!("converse-bench-{}", std::process::id()));
         Ok(Self {
+            stages,
             servers,
             modes,
             concurrency,
+            wrk_connections,
             warmup: Duration::from_secs(env_number("BENCH_WARMUP_SECS", 3)?),
             duration: Duration::from_secs(env_number("BENCH_DURATION_SECS", 10)?.max(1)),
             latency: Duration::from_millis(env_number("BENCH_LATENCY_MS", 50)?),
+            wrk_latency: Duration::from_millis(env_number("BENCH_WRK_LATENCY_MS", 0)?),
             startup_runs: usize::try_from(env_number("BENCH_STARTUP_RUNS", 5)?.max(1))?,
             call_timeout: Duration::from_secs(env_number("BENCH_CALL_TIMEOUT_SECS", 30)?.max(1)),
             report: std::env::var_os("BENCH_REPORT").map(PathBuf::from),
             rust_bin,
             node_bin,
             node_entry,
+            wrk_bin: find_wrk(),
             scratch,
         })
     }
 
     fn check(&self) -> Result<()> {
+        if self.stages.contains(&Stage::Wrk) && self.wrk_bin.is_none() {
+            bail!(
+                "wrk not found on the PATH: install it with `apt-get install wrk` (bench/run.sh does when run as root), \
+                 or leave the keep-alive stage out with BENCH_STAGES=startup,load"
+            );
+        }
         if self.servers.contains(&Flavor::Rust) && !self.rust_bin.is_file() {
             bail!(
                 "converse-server not found at {}: build it with `cargo build --release -p converse-server` or set CONVERSE_SERVER_BIN",
@@ -766,6 +826,391 @@ async fn run_load(
     })
 }
 
+// ---------------------------------------------------- keep-alive clients (wrk)
+
+// Real MCP clients keep one HTTP/1.1 connection alive and send call after call
+// on it. A 40 ms stall per call on such connections (Nagle's algorithm holding
+// back the second piece of a response until the client's delayed ACK) went
+// unseen because rmcp's client above does not behave like that on the wire.
+// `wrk` does, so this stage drives the same `tools/call chat` with it.
+//
+// It has its own fake provider, with no latency by default: while the server
+// waits on a slower provider, the client's delayed ACK of the response's first
+// piece (the SSE priming event) fires on its own, and the stall hides. Measured
+// on a build without TCP_NODELAY: p50 53 ms with or without it at 50 ms, but
+// 44 ms against 0.5 ms at 0 ms.
+
+/// The two eras a client may speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Era {
+    /// `initialize` → `Mcp-Session-Id`, then calls in that session.
+    Sessions,
+    /// 2026-07-28: no handshake, no session; every request carries its version.
+    Stateless,
+}
+
+const SESSION_VERSION: &str = "2025-11-25";
+const STATELESS_VERSION: &str = "2026-07-28";
+const MCP_ACCEPT: &str = "application/json, text/event-stream";
+
+impl Era {
+    /// The Node server predates the stateless era.
+    fn applies_to(self, flavor: Flavor) -> bool {
+        self == Self::Sessions || flavor == Flavor::Rust
+    }
+}
+
+#[derive(Debug, Clone)]
+struct WrkResult {
+    flavor: Flavor,
+    /// The era with the protocol version actually used (a server may negotiate
+    /// an older one than we asked for).
+    era: String,
+    connections: usize,
+    numbers: WrkNumbers,
+}
+
+/// What one measured `wrk` run reported.
+#[derive(Debug, Clone, Default)]
+struct WrkNumbers {
+    /// Answers that were 200 with a result, per second.
+    calls_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Non-200 answers, bodies without a result or with `isError`, and socket
+    /// errors (connect, read, write, timeout).
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// POSTs one JSON-RPC message the way an MCP client does.
+async fn post_mcp(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    body: &Value,
+) -> Result<reqwest::Response> {
+    let mut request = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", MCP_ACCEPT)
+        .json(body)
+        .timeout(Duration::from_secs(10));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.send().await.context("POST to the server")
+}
+
+/// The JSON-RPC message of an answer, which may be plain JSON or one SSE event
+/// (the Node server answers every POST with a stream).
+fn jsonrpc_message(body: &str) -> Result<Value> {
+    if let Ok(value) = serde_json::from_str(body) {
+        return Ok(value);
+    }
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .find_map(|data| serde_json::from_str(data.trim()).ok())
+        .with_context(|| format!("no JSON-RPC message in the answer: {body}"))
+}
+
+/// Opens one MCP session with plain HTTP (`initialize`, then
+/// `notifications/initialized`) and returns the headers every call in it must
+/// carry, and the version the server chose.
+async fn open_session(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(Vec<(String, String)>, String)> {
+    let init = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": SESSION_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "converse-bench-wrk", "version": "0"}
+        }
+    });
+    let response = post_mcp(http, url, &[], &init).await?;
+    let status = response.status();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("initialize answered {status}: {text}");
+    }
+    let session = session.context("initialize answered without an Mcp-Session-Id")?;
+    let version = jsonrpc_message(&text)?
+        .pointer("/result/protocolVersion")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("initialize answered without a protocolVersion: {text}"))?;
+    let headers = vec![
+        ("Mcp-Session-Id".to_owned(), session),
+        ("Mcp-Protocol-Version".to_owned(), version.clone()),
+    ];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = post_mcp(http, url, &headers, &initialized).await?;
+    if !response.status().is_success() {
+        bail!(
+            "notifications/initialized answered {}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    Ok((headers, version))
+}
+
+/// The `tools/call` body with `"__ID__"` where each request's own id goes: calls
+/// in flight at once in one session must not share an id.
+fn wrk_call_body(flavor: Flavor, era: Era) -> Value {
+    let mut params = json!({"name": "chat", "arguments": flavor.chat_args()});
+    if era == Era::Stateless {
+        // Without a handshake the request itself says who is calling (rmcp
+        // refuses a 2026-07-28 request whose _meta lacks these).
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "converse-bench-wrk", "version": "0"}
+        });
+    }
+    json!({"jsonrpc": "2.0", "id": "__ID__", "method": "tools/call", "params": params})
+}
+
+/// A Lua string literal: printable ASCII as is, every other byte as `\ddd`.
+fn lua_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for b in s.bytes() {
+        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "\\{b:03}");
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The wrk script: the call with its headers, a fresh id per request, and a
+/// `response` hook that counts what a client would not accept as a result;
+/// `done` prints the count over all threads for [`parse_wrk`].
+fn wrk_script(headers: &[(String, String)], body: &Value) -> Result<String> {
+    let body = serde_json::to_string(body)?;
+    let (head, tail) = body
+        .split_once("\"__ID__\"")
+        .context("the call body has no id placeholder")?;
+    let mut lua = String::from("wrk.method = \"POST\"\n");
+    let fixed = [
+        ("Content-Type".to_owned(), "application/json".to_owned()),
+        ("Accept".to_owned(), MCP_ACCEPT.to_owned()),
+    ];
+    for (name, value) in fixed.iter().chain(headers) {
+        let _ = writeln!(
+            lua,
+            "wrk.headers[{}] = {}",
+            lua_string(name),
+            lua_string(value)
+        );
+    }
+    let _ = writeln!(lua, "local head = {}", lua_string(head));
+    let _ = writeln!(lua, "local tail = {}", lua_string(tail));
+    lua.push_str(WRK_HOOKS);
+    Ok(lua)
+}
+
+/// The Lua hooks. Each wrk thread runs the script in its own Lua state, so the
+/// error counts live in per-thread globals that only `done` (in the main state)
+/// can add up, through the thread handles `setup` kept.
+const WRK_HOOKS: &str = r#"
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+local counter = 0
+errors = 0
+first_error = ""
+function request()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, head .. '"w' .. tid .. '-' .. counter .. '"' .. tail)
+end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"result"', 1, true)
+      or string.find(body, '"isError":true', 1, true) then
+    errors = errors + 1
+    if first_error == "" then
+      first_error = status .. " " .. string.sub(string.gsub(body, "%s+", " "), 1, 300)
+    end
+  end
+end
+function done(summary, latency, requests)
+  local bad, first = 0, ""
+  for _, thread in ipairs(threads) do
+    bad = bad + thread:get("errors")
+    if first == "" then first = thread:get("first_error") end
+  end
+  local e = summary.errors
+  io.write(string.format("converse-bench: responses %d bad %d socket %d\n",
+    summary.requests, bad, e.connect + e.read + e.write + e.timeout))
+  io.write("converse-bench-first-error: " .. first .. "\n")
+end
+"#;
+
+/// `wrk` on the PATH, if any.
+fn find_wrk() -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("wrk"))
+        .find(|path| path.is_file())
+}
+
+/// Runs wrk once for `duration`; its whole output on success.
+async fn run_wrk(
+    settings: &Settings,
+    script: &Path,
+    url: &str,
+    connections: usize,
+    duration: Duration,
+) -> Result<String> {
+    let secs = duration.as_secs().max(1);
+    let timeout = settings.call_timeout.as_secs().max(1);
+    let wrk = settings
+        .wrk_bin
+        .as_deref()
+        .context("wrk is not installed")?;
+    let mut cmd = Command::new(wrk);
+    cmd.args(["--latency", "-s"])
+        .arg(script)
+        .arg(format!("-t{}", connections.min(2)))
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{secs}s"))
+        .arg(format!("--timeout={timeout}s"))
+        .arg(url)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    // wrk stops by itself after -d; the margin covers calls still in flight.
+    let bound = Duration::from_secs(secs + timeout + 10);
+    let output = tokio::time::timeout(bound, cmd.output())
+        .await
+        .with_context(|| format!("wrk did not finish within {bound:?}"))?
+        .context("run wrk")?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "wrk failed ({}): {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
+/// A wrk duration (`812.00us`, `52.10ms`, `1.20s`, `2.00m`) in milliseconds.
+fn wrk_ms(value: &str) -> Option<f64> {
+    let split = value.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match unit {
+        "us" => 0.001,
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => return None,
+    };
+    Some(number * factor)
+}
+
+/// Reads the numbers out of `wrk --latency` output and the script's `done` lines.
+fn parse_wrk(output: &str) -> Result<WrkNumbers> {
+    let field = |prefix: &str| -> Option<&str> {
+        output
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix))
+            .map(str::trim)
+    };
+    let percentile = |p: &str| field(p).and_then(wrk_ms).unwrap_or(f64::NAN);
+    let counts: Vec<u64> = field("converse-bench: responses")
+        .context("no count from the script's done hook")?
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    let [responses, bad, socket] = counts[..] else {
+        bail!("unreadable counts from the script's done hook:\n{output}");
+    };
+    // "N requests in 3.00s, …": the time wrk really measured.
+    let elapsed = output
+        .lines()
+        .find_map(|line| line.split_once(" requests in "))
+        .and_then(|(_, rest)| rest.split(',').next())
+        .and_then(wrk_ms)
+        .with_context(|| format!("no \"requests in\" line in the wrk output:\n{output}"))?;
+    let first_error = field("converse-bench-first-error:")
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned);
+    Ok(WrkNumbers {
+        calls_per_s: responses.saturating_sub(bad) as f64 / (elapsed / 1000.0).max(0.001),
+        p50_ms: percentile("50%"),
+        p99_ms: percentile("99%"),
+        errors: bad + socket,
+        first_error,
+    })
+}
+
+/// One level: a fresh server, a session (or none), warm-up, the measured run.
+async fn run_wrk_level(
+    settings: &Settings,
+    flavor: Flavor,
+    era: Era,
+    connections: usize,
+    fake: &FakeLlm,
+) -> Result<WrkResult> {
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let mut server = spawn_server(settings, flavor, fake)?;
+    let outcome = async {
+        wait_ready(&http, &mut server, Instant::now()).await?;
+        let url = server.url();
+        let (headers, era_label) = match era {
+            Era::Sessions => {
+                let (headers, version) = open_session(&http, &url).await?;
+                (headers, format!("{version} session"))
+            }
+            Era::Stateless => (
+                vec![
+                    (
+                        "MCP-Protocol-Version".to_owned(),
+                        STATELESS_VERSION.to_owned(),
+                    ),
+                    ("Mcp-Method".to_owned(), "tools/call".to_owned()),
+                    ("Mcp-Name".to_owned(), "chat".to_owned()),
+                ],
+                format!("{STATELESS_VERSION} stateless"),
+            ),
+        };
+        let script = settings.scratch.join(format!("wrk-{flavor:?}-{era:?}.lua"));
+        let lua = wrk_script(&headers, &wrk_call_body(flavor, era))?;
+        std::fs::write(&script, lua).with_context(|| format!("write {}", script.display()))?;
+        if !settings.warmup.is_zero() {
+            run_wrk(settings, &script, &url, connections, settings.warmup).await?;
+        }
+        let output = run_wrk(settings, &script, &url, connections, settings.duration).await?;
+        let numbers = parse_wrk(&output)?;
+        Ok::<_, anyhow::Error>(WrkResult {
+            flavor,
+            era: era_label,
+            connections,
+            numbers,
+        })
+    }
+    .await;
+    let outcome = match outcome {
+        Ok(result) => Ok(result),
+        Err(e) => Err(anyhow!("{e:#}\nserver log:\n{}", server.recent_log().await)),
+    };
+    server.stop().await;
+    outcome
+}
+
 // -------------------------------------------------------------------- report
 
 fn fmt_ms(v: f64) -> String {
@@ -790,19 +1235,85 @@ fn report(
     settings: &Settings,
     startups: &BTreeMap<Flavor, Startup>,
     results: &[LoadResult],
+    wrk: &[WrkResult],
 ) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Fake provider latency {} ms, warm-up {} s, measured {} s per level, startup = median of {} starts.\n",
-        settings.latency.as_millis(),
+    let timing = format!(
+        "warm-up {} s, measured {} s per level",
         settings.warmup.as_secs(),
-        settings.duration.as_secs(),
-        settings.startup_runs
+        settings.duration.as_secs()
     );
+    // The wrk table names its own fake's latency.
+    if results.is_empty() && startups.is_empty() {
+        let _ = write!(out, "Keep-alive stage only: {timing}");
+    } else {
+        let _ = write!(
+            out,
+            "Fake provider latency {} ms, {timing}",
+            settings.latency.as_millis()
+        );
+    }
+    if !startups.is_empty() {
+        let _ = write!(
+            out,
+            ", startup = median of {} starts",
+            settings.startup_runs
+        );
+    }
+    let _ = writeln!(out, ".");
+    if !results.is_empty() {
+        load_table(&mut out, startups, results);
+    }
+    if !startups.is_empty() {
+        startup_table(&mut out, startups);
+    }
+    ratio_table(&mut out, settings, results);
+    if let (Some(rust), Some(node)) = (startups.get(&Flavor::Rust), startups.get(&Flavor::Node)) {
+        let _ = writeln!(
+            out,
+            "\nStartup: converse-server {} ms, Node {} ms ({}; aim < 50 ms); idle RSS {} of Node's.",
+            fmt_ms(rust.median_ms),
+            fmt_ms(node.median_ms),
+            ratio(rust.median_ms, node.median_ms),
+            ratio(rust.idle_rss_mb, node.idle_rss_mb),
+        );
+    }
+    if !wrk.is_empty() {
+        wrk_table(&mut out, settings, wrk);
+    }
+
+    let load_notes = results.iter().filter_map(|r| {
+        let e = r.first_error.as_ref()?;
+        let where_ = format!(
+            "{} {} × {}",
+            r.flavor.label(),
+            r.mode.label(),
+            r.concurrency
+        );
+        Some((where_, e))
+    });
+    let wrk_notes = wrk.iter().filter_map(|r| {
+        let e = r.numbers.first_error.as_ref()?;
+        let where_ = format!("{} wrk {} × {}", r.flavor.label(), r.era, r.connections);
+        Some((where_, e))
+    });
+    let notes: Vec<String> = load_notes
+        .chain(wrk_notes)
+        .map(|(where_, e)| format!("- {where_}: {}", e.lines().next().unwrap_or_default()))
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\nFirst error per level:\n");
+        for note in notes {
+            let _ = writeln!(out, "{note}");
+        }
+    }
+    out
+}
+
+fn load_table(out: &mut String, startups: &BTreeMap<Flavor, Startup>, results: &[LoadResult]) {
     let _ = writeln!(
         out,
-        "| server | mode | clients | sessions up | calls/s | p50 ms | p99 ms | errors | peak RSS MB | startup ms | fake max in flight |"
+        "\n| server | mode | clients | sessions up | calls/s | p50 ms | p99 ms | errors | peak RSS MB | startup ms | fake max in flight |"
     );
     let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in results {
@@ -826,7 +1337,9 @@ fn report(
             r.fake_max_in_flight
         );
     }
+}
 
+fn startup_table(out: &mut String, startups: &BTreeMap<Flavor, Startup>) {
     let _ = writeln!(out, "\nStartup (spawn → answers an MCP initialize):\n");
     let _ = writeln!(
         out,
@@ -844,7 +1357,9 @@ fn report(
             s.idle_rss_mb
         );
     }
+}
 
+fn ratio_table(out: &mut String, settings: &Settings, results: &[LoadResult]) {
     let find = |flavor, mode, n| {
         results
             .iter()
@@ -878,60 +1393,38 @@ fn report(
         let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|");
         out.push_str(&ratio_rows);
     }
-    if let (Some(rust), Some(node)) = (startups.get(&Flavor::Rust), startups.get(&Flavor::Node)) {
+}
+
+fn wrk_table(out: &mut String, settings: &Settings, wrk: &[WrkResult]) {
+    let _ = writeln!(
+        out,
+        "\nKeep-alive HTTP/1.1 clients (wrk; fake provider latency {} ms; one MCP session shared by all connections in the session era):\n",
+        settings.wrk_latency.as_millis()
+    );
+    let _ = writeln!(
+        out,
+        "| server | era | connections | calls/s | p50 ms | p99 ms | errors |"
+    );
+    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|");
+    for r in wrk {
+        let n = &r.numbers;
         let _ = writeln!(
             out,
-            "\nStartup: converse-server {} ms, Node {} ms ({}; aim < 50 ms); idle RSS {} of Node's.",
-            fmt_ms(rust.median_ms),
-            fmt_ms(node.median_ms),
-            ratio(rust.median_ms, node.median_ms),
-            ratio(rust.idle_rss_mb, node.idle_rss_mb),
+            "| {} | {} | {} | {:.1} | {} | {} | {} |",
+            r.flavor.label(),
+            r.era,
+            r.connections,
+            n.calls_per_s,
+            fmt_ms(n.p50_ms),
+            fmt_ms(n.p99_ms),
+            n.errors
         );
     }
-
-    let notes: Vec<String> = results
-        .iter()
-        .filter_map(|r| {
-            r.first_error.as_ref().map(|e| {
-                format!(
-                    "- {} {} × {}: {}",
-                    r.flavor.label(),
-                    r.mode.label(),
-                    r.concurrency,
-                    e.lines().next().unwrap_or_default()
-                )
-            })
-        })
-        .collect();
-    if !notes.is_empty() {
-        let _ = writeln!(out, "\nFirst error per level:\n");
-        for note in notes {
-            let _ = writeln!(out, "{note}");
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------- main
 
-async fn run(settings: &Settings) -> Result<String> {
-    settings.check()?;
-    std::fs::create_dir_all(&settings.scratch)
-        .with_context(|| format!("create {}", settings.scratch.display()))?;
-    let fake = FakeLlm::start(FakeLlmConfig {
-        api_key: FAKE_KEY.to_owned(),
-        latency: settings.latency,
-        max_recorded: 100,
-        ..FakeLlmConfig::default()
-    })
-    .await
-    .context("start the fake provider")?;
-    eprintln!(
-        "bench: fake provider on {} ({} ms per call)",
-        fake.base_url(),
-        settings.latency.as_millis()
-    );
-
+async fn run_startups(settings: &Settings, fake: &FakeLlm) -> Result<BTreeMap<Flavor, Startup>> {
     let mut startups = BTreeMap::new();
     for &flavor in &settings.servers {
         eprintln!(
@@ -939,7 +1432,7 @@ async fn run(settings: &Settings) -> Result<String> {
             settings.startup_runs,
             flavor.label()
         );
-        let startup = measure_startup(settings, flavor, &fake).await?;
+        let startup = measure_startup(settings, flavor, fake).await?;
         eprintln!(
             "bench:   median {} ms, idle RSS {:.1} MB",
             fmt_ms(startup.median_ms),
@@ -947,7 +1440,10 @@ async fn run(settings: &Settings) -> Result<String> {
         );
         startups.insert(flavor, startup);
     }
+    Ok(startups)
+}
 
+async fn run_loads(settings: &Settings, fake: &FakeLlm) -> Result<Vec<LoadResult>> {
     let mut results = Vec::new();
     for &flavor in &settings.servers {
         for &mode in &settings.modes {
@@ -957,7 +1453,7 @@ async fn run(settings: &Settings) -> Result<String> {
                     continue;
                 }
                 eprintln!("bench: {} — {} × {n}", flavor.label(), mode.label());
-                let result = run_load(settings, flavor, mode, n, &fake).await?;
+                let result = run_load(settings, flavor, mode, n, fake).await?;
                 eprintln!(
                     "bench:   {} calls, {:.1} calls/s, p50 {} ms, p99 {} ms, {} errors, sessions {}/{}, peak RSS {:.1} MB",
                     result.calls,
@@ -973,7 +1469,76 @@ async fn run(settings: &Settings) -> Result<String> {
             }
         }
     }
-    Ok(report(settings, &startups, &results))
+    Ok(results)
+}
+
+async fn run_wrk_stage(settings: &Settings, fake: &FakeLlm) -> Result<Vec<WrkResult>> {
+    let mut results = Vec::new();
+    for &flavor in &settings.servers {
+        for era in [Era::Sessions, Era::Stateless] {
+            if !era.applies_to(flavor) {
+                continue;
+            }
+            for &n in &settings.wrk_connections {
+                eprintln!("bench: {} — wrk {era:?} × {n} connections", flavor.label());
+                let result = run_wrk_level(settings, flavor, era, n, fake).await?;
+                let numbers = &result.numbers;
+                eprintln!(
+                    "bench:   {}: {:.1} calls/s, p50 {} ms, p99 {} ms, {} errors",
+                    result.era,
+                    numbers.calls_per_s,
+                    fmt_ms(numbers.p50_ms),
+                    fmt_ms(numbers.p99_ms),
+                    numbers.errors
+                );
+                results.push(result);
+            }
+        }
+    }
+    Ok(results)
+}
+
+async fn start_fake(latency: Duration) -> Result<FakeLlm> {
+    let fake = FakeLlm::start(FakeLlmConfig {
+        api_key: FAKE_KEY.to_owned(),
+        latency,
+        max_recorded: 100,
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .context("start the fake provider")?;
+    eprintln!(
+        "bench: fake provider on {} ({} ms per call)",
+        fake.base_url(),
+        latency.as_millis()
+    );
+    Ok(fake)
+}
+
+async fn run(settings: &Settings) -> Result<String> {
+    settings.check()?;
+    std::fs::create_dir_all(&settings.scratch)
+        .with_context(|| format!("create {}", settings.scratch.display()))?;
+    let fake = start_fake(settings.latency).await?;
+    let wants = |stage| settings.stages.contains(&stage);
+    let startups = if wants(Stage::Startup) {
+        run_startups(settings, &fake).await?
+    } else {
+        BTreeMap::new()
+    };
+    let results = if wants(Stage::Load) {
+        run_loads(settings, &fake).await?
+    } else {
+        Vec::new()
+    };
+    let wrk = if wants(Stage::Wrk) {
+        // Its own fake: the stall it looks for hides behind a slow provider.
+        let wrk_fake = start_fake(settings.wrk_latency).await?;
+        run_wrk_stage(settings, &wrk_fake).await?
+    } else {
+        Vec::new()
+    };
+    Ok(report(settings, &startups, &results, &wrk))
 }
 
 #[tokio::main]
