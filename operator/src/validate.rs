@@ -130,14 +130,15 @@ pub enum SecretProblem {
         key: String,
     },
     #[error(
-        "key {key:?} of Secret {secret:?} (spec.{field}) holds {len} bytes; at least {min} are \
+        "key {key:?} of Secret {secret:?} (spec.{field}) is too short: at least {min} bytes are \
          required (e.g. `openssl rand -base64 32`)"
     )]
+    /// Says the minimum, never the actual length: status is readable by more people than the
+    /// Secret, and a length narrows a guess.
     TooShort {
         field: String,
         secret: String,
         key: String,
-        len: usize,
         min: usize,
     },
 }
@@ -393,7 +394,6 @@ fn resolve_secrets(
                     field,
                     secret,
                     key,
-                    len: *len,
                     min: r.min_bytes,
                 })
             }

@@ -110,18 +110,12 @@ fn a_short_jwt_secret_is_refused_without_showing_it() {
     let problems = secret_problems(&server, &d);
     assert!(matches!(
         &problems[..],
-        [SecretProblem::TooShort {
-            len: 12,
-            min: 32,
-            ..
-        }]
+        [SecretProblem::TooShort { min: 32, .. }]
     ));
-    assert!(
-        !validate(&server, &d)
-            .unwrap_err()
-            .to_string()
-            .contains("short-secret")
-    );
+    let message = validate(&server, &d).unwrap_err().to_string();
+    assert!(!message.contains("short-secret"));
+    // Status never says how long a Secret's value is.
+    assert!(!message.contains("12"), "{message}");
 }
 
 #[test]
