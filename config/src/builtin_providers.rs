@@ -236,15 +236,15 @@ pub fn key_vars() -> Vec<&'static str> {
 /// prefixes in table order.
 pub fn family_of(model: &str) -> Option<&'static BuiltinProvider> {
     let lower = model.to_ascii_lowercase();
-    let slash = BUILTIN_PROVIDERS
-        .iter()
-        .find(|p| p.families.contains(&Family::VendorSlash));
-    if lower.contains('/') {
-        return slash;
+    let by = |family: &dyn Fn(&Family) -> bool| {
+        BUILTIN_PROVIDERS
+            .iter()
+            .find(|p| p.families.iter().any(family))
+    };
+    if Family::VendorSlash.matches(&lower) {
+        return by(&|f| *f == Family::VendorSlash);
     }
-    BUILTIN_PROVIDERS
-        .iter()
-        .find(|p| p.families.iter().any(|f| f.matches(&lower)))
+    by(&|f| f.matches(&lower))
 }
 
 #[cfg(test)]
