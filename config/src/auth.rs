@@ -17,6 +17,10 @@ use crate::vars::*;
 /// output (32 bytes for HS256).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// Minimum length of a plain API key: a guessable key is a password, not a key. Digest entries
+/// (`sha256:`) are exempt: their key's length cannot be checked.
+pub const MIN_API_KEY_CHARS: usize = 32;
+
 string_enum! {
     /// How requests are authenticated.
     #[derive(Default)]
@@ -145,7 +149,8 @@ impl fmt::Debug for ApiKey {
 
 impl ApiKey {
     /// Parse one `MCP_API_KEYS` entry. An entry starting with `sha256:` (any case) must be
-    /// followed by exactly 64 hex digits; anything else is a plain key.
+    /// followed by exactly 64 hex digits; anything else is a plain key of at least
+    /// [`MIN_API_KEY_CHARS`].
     pub fn parse(entry: &str) -> Result<ApiKey, ParseError> {
         let prefix = "sha256:";
         match entry.get(..prefix.len()) {
@@ -156,6 +161,11 @@ impl ApiKey {
                         "\"sha256:\" must be followed by exactly 64 hex digits".to_owned(),
                     )
                 }),
+            _ if entry.chars().count() < MIN_API_KEY_CHARS => Err(ParseError::Rule(format!(
+                "is too short (value not shown: secret): plain keys need at least \
+                 {MIN_API_KEY_CHARS} characters, e.g. from `openssl rand -hex 32`; or give the \
+                 key's digest as sha256:<64 hex>"
+            ))),
             _ => Ok(ApiKey::Plain(SecretString::from(entry.to_owned()))),
         }
     }
@@ -186,6 +196,45 @@ pub struct OAuthConfig {
     pub callback_url: Option<Url>,
     /// Space-separated scopes, as sent to the provider.
     pub scope: String,
+    /// Who may log in (`MCP_OAUTH_ALLOWED_USERS`); required with `oauth2`.
+    pub allowed_users: Vec<AllowedUser>,
+}
+
+/// One `MCP_OAUTH_ALLOWED_USERS` entry. Anyone can make an account at GitHub or Google, so an
+/// `oauth2` server names the accounts it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedUser {
+    /// `*`: every account of the identity provider (an explicit opt-in, warned about).
+    Anyone,
+    /// `@example.com`: every *verified* e-mail address of the domain; lower-case, no `@`.
+    Domain(String),
+    /// A subject id (exact), a login or a verified e-mail address (both case-insensitive).
+    Identity(String),
+}
+
+impl AllowedUser {
+    pub fn parse(entry: &str) -> Result<AllowedUser, ParseError> {
+        if entry == "*" {
+            return Ok(AllowedUser::Anyone);
+        }
+        match entry.strip_prefix('@') {
+            Some(domain) if is_domain(domain) => Ok(AllowedUser::Domain(domain.to_ascii_lowercase())),
+            Some(_) => Err(ParseError::Rule(format!(
+                "\"{entry}\" is not a domain entry: expected @ followed by a domain name like @example.com"
+            ))),
+            None => Ok(AllowedUser::Identity(entry.to_owned())),
+        }
+    }
+}
+
+fn is_domain(s: &str) -> bool {
+    s.contains('.')
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 impl Default for OAuthConfig {
@@ -198,6 +247,7 @@ impl Default for OAuthConfig {
             userinfo_url: None,
             callback_url: None,
             scope: "openid profile email".to_owned(),
+            allowed_users: Vec::new(),
         }
     }
 }
@@ -270,6 +320,9 @@ pub(crate) fn parse(r: &mut Reader) -> AuthConfig {
         userinfo_url: r.parse_opt(MCP_OAUTH_USERINFO_URL, parse::http_url),
         callback_url: r.parse_opt(MCP_OAUTH_CALLBACK_URL, parse::http_url),
         scope: r.string_or(MCP_OAUTH_SCOPE, &d.oauth.scope),
+        allowed_users: r
+            .parse_opt(MCP_OAUTH_ALLOWED_USERS, parse_allowed_users)
+            .unwrap_or_default(),
     };
 
     let session_auth = SessionAuthConfig {
@@ -365,6 +418,19 @@ fn parse_api_keys(r: &mut Reader) -> Vec<ApiKey> {
         }
     }
     keys
+}
+
+fn parse_allowed_users(s: &str) -> Result<Vec<AllowedUser>, ParseError> {
+    let users = parse::list(s)
+        .iter()
+        .map(|e| AllowedUser::parse(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    if users.contains(&AllowedUser::Anyone) && users.len() > 1 {
+        return Err(ParseError::Rule(
+            "\"*\" (every account) must be the only entry".to_owned(),
+        ));
+    }
+    Ok(users)
 }
 
 /// The cross-field rules. Each broken rule is one error naming the variable to set or fix.
@@ -467,6 +533,22 @@ fn check_oauth2(r: &mut Reader, c: &AuthConfig, when: &str, algorithm_valid: boo
             r.error(var, format!("is required when {when}"));
         }
     }
+    if c.oauth.allowed_users.is_empty() && !r.has_error(MCP_OAUTH_ALLOWED_USERS) {
+        r.error(
+            MCP_OAUTH_ALLOWED_USERS,
+            format!(
+                "is required when {when}: anyone can make an account at the identity provider, \
+                 so name who may log in (subject ids, logins, verified e-mails, @domain), or `*` \
+                 to let every account in"
+            ),
+        );
+    }
+    if c.oauth.allowed_users == [AllowedUser::Anyone] {
+        r.warn(format!(
+            "{MCP_OAUTH_ALLOWED_USERS}=*: every account at the identity provider may log in and \
+             use the provider keys"
+        ));
+    }
     if algorithm_valid && !c.jwt.algorithm.is_symmetric() {
         r.error(
             MCP_JWT_ALGORITHM,
@@ -549,6 +631,8 @@ mod tests {
     use secrecy::ExposeSecret;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    /// A plain key of the minimum length.
+    const KEY: &str = "k0123456789abcdef0123456789abcde";
     const API_KEY_HASH_UPPER: &str =
         "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
     const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n";
@@ -584,7 +668,7 @@ mod tests {
     #[test]
     fn strategy_aliases() {
         for s in ["api_key", "apikey", "api-key", "apiKey", "API_KEY"] {
-            let (c, _) = auth(&[("MCP_AUTH_STRATEGY", s), ("MCP_API_KEYS", "k")]).expect(s);
+            let (c, _) = auth(&[("MCP_AUTH_STRATEGY", s), ("MCP_API_KEYS", KEY)]).expect(s);
             assert_eq!(c.strategy, AuthStrategy::ApiKey, "{s}");
             assert!(c.required, "required defaults to true with a strategy");
         }
@@ -618,7 +702,7 @@ mod tests {
         assert!(auth(&[("MCP_AUTH_REQUIRE", "false")]).is_ok());
         let (c, _) = auth(&[
             ("MCP_AUTH_STRATEGY", "api_key"),
-            ("MCP_API_KEYS", "k"),
+            ("MCP_API_KEYS", KEY),
             ("MCP_AUTH_REQUIRE", "no"),
         ])
         .expect("valid");
@@ -715,12 +799,13 @@ mod tests {
     #[test]
     fn api_keys_plain_and_hashed() {
         let hash = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
-        let value = format!("key-one\nkey-two, sha256:{hash}\n");
+        let (one, two) = (format!("key-one-{KEY}"), format!("key-two-{KEY}"));
+        let value = format!("{one}\n{two}, sha256:{hash}\n");
         let (c, _) =
             auth(&[("MCP_AUTH_STRATEGY", "api_key"), ("MCP_API_KEYS", &value)]).expect("valid");
         assert_eq!(c.api_keys.len(), 3);
         match &c.api_keys[0] {
-            ApiKey::Plain(k) => assert_eq!(k.expose_secret(), "key-one"),
+            ApiKey::Plain(k) => assert_eq!(k.expose_secret(), one),
             other => panic!("{other:?}"),
         }
         match &c.api_keys[2] {
@@ -732,7 +817,7 @@ mod tests {
         }
         let bad = auth(&[
             ("MCP_AUTH_STRATEGY", "api_key"),
-            ("MCP_API_KEYS", "good,sha256:abcd"),
+            ("MCP_API_KEYS", &format!("{KEY},sha256:abcd")),
         ])
         .expect_err("bad hash");
         assert_eq!(bad.len(), 1);
@@ -740,6 +825,39 @@ mod tests {
         assert!(!bad[0].message.contains("abcd"));
         assert!(ApiKey::parse(&format!("SHA256:{}", "z".repeat(64))).is_err());
         assert!(ApiKey::parse(&format!("SHA256:{API_KEY_HASH_UPPER}")).is_ok());
+    }
+
+    #[test]
+    fn short_plain_api_keys_are_refused_without_showing_them() {
+        let short = &KEY[1..];
+        let errs = auth(&[
+            ("MCP_AUTH_STRATEGY", "api_key"),
+            ("MCP_API_KEYS", &format!("{KEY},{short}")),
+        ])
+        .expect_err("31 characters");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("entry 2"), "{}", errs[0].message);
+        assert!(errs[0].message.contains("at least 32"), "{}", errs[0].message);
+        assert!(!errs[0].message.contains(short));
+        assert!(ApiKey::parse(KEY).is_ok());
+    }
+
+    #[test]
+    fn oauth2_allowed_users() {
+        let users = parse_allowed_users("12345, octocat ,alice@example.com,@Example.ORG").unwrap();
+        assert_eq!(
+            users,
+            [
+                AllowedUser::Identity("12345".into()),
+                AllowedUser::Identity("octocat".into()),
+                AllowedUser::Identity("alice@example.com".into()),
+                AllowedUser::Domain("example.org".into()),
+            ]
+        );
+        assert_eq!(parse_allowed_users("*").unwrap(), [AllowedUser::Anyone]);
+        assert!(parse_allowed_users("*,octocat").is_err());
+        assert!(parse_allowed_users("@localhost").is_err());
+        assert!(parse_allowed_users("@exa mple.com").is_err());
     }
 
     #[test]
@@ -754,6 +872,7 @@ mod tests {
                 "MCP_OAUTH_TOKEN_URL",
                 "MCP_OAUTH_USERINFO_URL",
                 "MCP_OAUTH_CALLBACK_URL",
+                "MCP_OAUTH_ALLOWED_USERS",
                 "MCP_JWT_SECRET"
             ]
         );
@@ -775,8 +894,10 @@ mod tests {
             ),
             ("MCP_OAUTH_USERINFO_URL", "https://api.github.com/user"),
             ("MCP_JWT_SECRET", SECRET),
+            ("MCP_OAUTH_ALLOWED_USERS", "octocat"),
         ];
-        let (c, _) = auth(&full).expect("valid");
+        let (c, warnings) = auth(&full).expect("valid");
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(c.oauth.client_id.as_deref(), Some("abc"));
         assert_eq!(
             c.oauth.callback_url.as_ref().map(Url::as_str),
@@ -794,6 +915,14 @@ mod tests {
         let mut rs = full.to_vec();
         rs.push(("MCP_JWT_ALGORITHM", "RS256"));
         assert_eq!(error_vars(&rs), ["MCP_JWT_ALGORITHM"]);
+
+        let mut anyone = full.to_vec();
+        anyone[8] = ("MCP_OAUTH_ALLOWED_USERS", "*");
+        let (_, warnings) = auth(&anyone).expect("an explicit opt-in");
+        assert!(
+            warnings.iter().any(|w| w.contains("every account")),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -852,7 +981,7 @@ mod tests {
 
     #[test]
     fn unused_secrets_are_warnings_not_errors() {
-        let (_, w) = auth(&[("MCP_JWT_SECRET", "short"), ("MCP_API_KEYS", "k")]).expect("valid");
+        let (_, w) = auth(&[("MCP_JWT_SECRET", "short"), ("MCP_API_KEYS", KEY)]).expect("valid");
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w.iter().all(|w| !w.contains("short")));
     }

@@ -35,6 +35,8 @@ pub struct HttpConfig {
     pub session_timeout: Duration,
     pub session_cleanup_interval: Duration,
     pub max_concurrent_sessions: u32,
+    /// Requests to `/mcp` in flight at once (streams included); beyond it 503.
+    pub max_concurrent_requests: u32,
     pub cors: CorsConfig,
     /// Check the `Host` header against `allowed_hosts`. On by default (1.3.2 had it off), since
     /// DNS rebinding is how a web page reaches a server bound to localhost.
@@ -60,6 +62,7 @@ impl Default for HttpConfig {
             session_timeout: Duration::from_secs(30 * 60),
             session_cleanup_interval: Duration::from_secs(5 * 60),
             max_concurrent_sessions: 100,
+            max_concurrent_requests: 512,
             cors: CorsConfig::default(),
             dns_rebinding_protection: true,
             allowed_hosts: strings(DEFAULT_ALLOWED_HOSTS),
@@ -164,6 +167,11 @@ pub(crate) fn parse(r: &mut Reader) -> HttpConfig {
         d.max_concurrent_sessions,
         |s| parse::integer(s, 1, 10_000),
     );
+    let max_concurrent_requests = r.parse_or(
+        HTTP_MAX_CONCURRENT_REQUESTS,
+        d.max_concurrent_requests,
+        |s| parse::integer(s, 1, 100_000),
+    );
 
     let cors = parse_cors(r, d.cors.clone());
 
@@ -194,6 +202,7 @@ pub(crate) fn parse(r: &mut Reader) -> HttpConfig {
         session_timeout,
         session_cleanup_interval,
         max_concurrent_sessions,
+        max_concurrent_requests,
         cors,
         dns_rebinding_protection,
         allowed_hosts,

@@ -33,7 +33,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 pub use auth::{
-    ApiKey, AuthConfig, AuthStrategy, JwtAlgorithm, JwtConfig, OAuthConfig, OidcConfig,
+    AllowedUser, ApiKey, AuthConfig, AuthStrategy, JwtAlgorithm, JwtConfig, OAuthConfig, OidcConfig,
     SessionAuthConfig,
 };
 pub use builtin_providers::{BUILTIN_PROVIDERS, BuiltinProvider, ChatDialect, WireFormat};

@@ -34,6 +34,7 @@ fn defaults_from_an_empty_map() {
     assert_eq!(c.http.session_timeout, Duration::from_secs(1800));
     assert_eq!(c.http.session_cleanup_interval, Duration::from_secs(300));
     assert_eq!(c.http.max_concurrent_sessions, 100);
+    assert_eq!(c.http.max_concurrent_requests, 512);
     assert_eq!(
         c.http.rate_limit,
         RateLimitConfig {
@@ -246,7 +247,7 @@ fn later_duplicates_win() {
 
 const JWT_SECRET: &str = "jwt-secret-0123456789-0123456789-abc";
 const OAUTH_SECRET: &str = "oauth-client-secret-value";
-const API_KEY: &str = "api-key-plain-value";
+const API_KEY: &str = "api-key-plain-value-0123456789abcdef";
 const API_KEY_HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const REDIS_PASSWORD: &str = "redis-password-value";
 const PROVIDER_KEYS: &[(&str, &str)] = &[
@@ -273,6 +274,7 @@ fn everything_secret() -> Vec<(String, String)> {
             "MCP_OAUTH_CALLBACK_URL",
             "https://mcp.example.com/oauth/callback",
         ),
+        ("MCP_OAUTH_ALLOWED_USERS", "@example.com"),
         ("CUSTOM_PROVIDERS", "local"),
         ("CUSTOM_LOCAL_BASE_URL", "http://local:8000/v1"),
         ("CUSTOM_LOCAL_MODELS", "m1"),
@@ -440,7 +442,7 @@ fn any_cors_origin_needs_an_auth_strategy() {
     let c = ok(&[
         ("HTTP_CORS_ORIGINS", "*"),
         ("MCP_AUTH_STRATEGY", "api_key"),
-        ("MCP_API_KEYS", "k"),
+        ("MCP_API_KEYS", API_KEY),
     ]);
     assert!(c.http.cors.any_origin());
     let c = ok(&[("HTTP_CORS_ORIGINS", "https://app.example.com")]);

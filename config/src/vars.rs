@@ -34,6 +34,7 @@ pub const HTTP_MAX_REQUEST_SIZE: &str = "HTTP_MAX_REQUEST_SIZE";
 pub const HTTP_SESSION_TIMEOUT: &str = "HTTP_SESSION_TIMEOUT";
 pub const HTTP_SESSION_CLEANUP_INTERVAL: &str = "HTTP_SESSION_CLEANUP_INTERVAL";
 pub const HTTP_MAX_CONCURRENT_SESSIONS: &str = "HTTP_MAX_CONCURRENT_SESSIONS";
+pub const HTTP_MAX_CONCURRENT_REQUESTS: &str = "HTTP_MAX_CONCURRENT_REQUESTS";
 pub const HTTP_ENABLE_CORS: &str = "HTTP_ENABLE_CORS";
 pub const HTTP_CORS_ORIGINS: &str = "HTTP_CORS_ORIGINS";
 pub const HTTP_CORS_METHODS: &str = "HTTP_CORS_METHODS";
@@ -68,6 +69,7 @@ pub const MCP_OAUTH_TOKEN_URL: &str = "MCP_OAUTH_TOKEN_URL";
 pub const MCP_OAUTH_USERINFO_URL: &str = "MCP_OAUTH_USERINFO_URL";
 pub const MCP_OAUTH_CALLBACK_URL: &str = "MCP_OAUTH_CALLBACK_URL";
 pub const MCP_OAUTH_SCOPE: &str = "MCP_OAUTH_SCOPE";
+pub const MCP_OAUTH_ALLOWED_USERS: &str = "MCP_OAUTH_ALLOWED_USERS";
 pub const MCP_SESSION_AUTH_ENABLED: &str = "MCP_SESSION_AUTH_ENABLED";
 pub const MCP_SESSION_AUTH_REQUIRE_FOR_SESSION: &str = "MCP_SESSION_AUTH_REQUIRE_FOR_SESSION";
 pub const MCP_SESSION_AUTH_REQUIRE_FOR_OPERATIONS: &str = "MCP_SESSION_AUTH_REQUIRE_FOR_OPERATIONS";
@@ -323,6 +325,12 @@ static LISTED: &[VarSpec] = &[
         "Session cap per server process (1-10000); beyond it new sessions get 503 with `Retry-After`.",
     ),
     var(
+        HTTP_MAX_CONCURRENT_REQUESTS,
+        Some("512"),
+        HTTP,
+        "Requests to `/mcp` in flight at once per server process, open streams included (1-100000); beyond it 503 with `Retry-After`. Bounds the memory request bodies can take.",
+    ),
+    var(
         HTTP_ENABLE_CORS,
         Some("true"),
         HTTP,
@@ -497,6 +505,12 @@ static LISTED: &[VarSpec] = &[
         Some("openid profile email"),
         AUTH,
         "`oauth2`: requested scopes, space-separated.",
+    ),
+    var(
+        MCP_OAUTH_ALLOWED_USERS,
+        None,
+        AUTH,
+        "`oauth2` (required): who may log in. Comma list of subject ids, logins, verified e-mail addresses and `@domain` entries (any verified e-mail of that domain); anyone else gets 403 at the callback. `*` lets every account of the identity provider in (explicit opt-in, logged as a warning at start-up).",
     ),
     var(
         MCP_SESSION_AUTH_ENABLED,
