@@ -218,7 +218,9 @@ impl AllowedUser {
             return Ok(AllowedUser::Anyone);
         }
         match entry.strip_prefix('@') {
-            Some(domain) if is_domain(domain) => Ok(AllowedUser::Domain(domain.to_ascii_lowercase())),
+            Some(domain) if is_domain(domain) => {
+                Ok(AllowedUser::Domain(domain.to_ascii_lowercase()))
+            }
             Some(_) => Err(ParseError::Rule(format!(
                 "\"{entry}\" is not a domain entry: expected @ followed by a domain name like @example.com"
             ))),
@@ -230,10 +232,7 @@ impl AllowedUser {
 fn is_domain(s: &str) -> bool {
     s.contains('.')
         && s.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
 }
 
@@ -837,7 +836,11 @@ mod tests {
         .expect_err("31 characters");
         assert_eq!(errs.len(), 1);
         assert!(errs[0].message.contains("entry 2"), "{}", errs[0].message);
-        assert!(errs[0].message.contains("at least 32"), "{}", errs[0].message);
+        assert!(
+            errs[0].message.contains("at least 32"),
+            "{}",
+            errs[0].message
+        );
         assert!(!errs[0].message.contains(short));
         assert!(ApiKey::parse(KEY).is_ok());
     }

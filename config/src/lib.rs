@@ -33,8 +33,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 pub use auth::{
-    AllowedUser, ApiKey, AuthConfig, AuthStrategy, JwtAlgorithm, JwtConfig, OAuthConfig, OidcConfig,
-    SessionAuthConfig,
+    AllowedUser, ApiKey, AuthConfig, AuthStrategy, JwtAlgorithm, JwtConfig, OAuthConfig,
+    OidcConfig, SessionAuthConfig,
 };
 pub use builtin_providers::{BUILTIN_PROVIDERS, BuiltinProvider, ChatDialect, WireFormat};
 pub use conversations::{ConversationConfig, ConversationStoreKind};

@@ -12,6 +12,12 @@ use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
+const TEAM_A_KEY: &str = "team-a-key-0123456789abcdef0123456789";
+/// Given as its digest: digest entries have no length rule.
+const TEAM_B_KEY: &str = "team-b-key";
+const TEAM_C_KEY: &str = "team-c-key-0123456789abcdef0123456789";
+const SEKRET_KEY_1: &str = "sekret-api-key-1-0123456789abcdef0123456789";
+
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
 
 async fn serve(app: Router) -> String {
@@ -64,35 +70,38 @@ async fn api_key_accepts_plain_and_hashed_keys_and_refuses_the_rest() {
     env.insert("MCP_AUTH_STRATEGY".into(), "api_key".into());
     let digest = {
         use sha2::Digest;
-        sha2::Sha256::digest(b"team-b-key")
+        sha2::Sha256::digest(TEAM_B_KEY.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
     env.insert(
         "MCP_API_KEYS".into(),
-        format!("team-a-key, sha256:{digest}"),
+        format!("{TEAM_A_KEY}, sha256:{digest}"),
     );
     let server = start_http(&env).await;
 
-    let a = connect_with_headers(&server.url, &[("x-api-key", "team-a-key")])
+    let a = connect_with_headers(&server.url, &[("x-api-key", TEAM_A_KEY)])
         .await
         .unwrap();
     let result = call(&a, "chat", json!({"prompt": "hi", "model": "gpt-4o"})).await;
     assert_ne!(result.is_error, Some(true));
-    let b = connect_with_headers(&server.url, &[("authorization", "Bearer team-b-key")])
-        .await
-        .unwrap();
+    let b = connect_with_headers(
+        &server.url,
+        &[("authorization", &format!("Bearer {TEAM_B_KEY}"))],
+    )
+    .await
+    .unwrap();
     assert_eq!(b.list_all_tools().await.unwrap().len(), 2);
 
     expect_401(&server.url, &[], "no key").await;
-    let wrong = expect_401(&server.url, &[("x-api-key", "team-c-key")], "wrong key").await;
+    let wrong = expect_401(&server.url, &[("x-api-key", TEAM_C_KEY)], "wrong key").await;
     assert!(
-        !wrong.to_string().contains("team-c-key"),
+        !wrong.to_string().contains(TEAM_C_KEY),
         "the key is never echoed"
     );
     let in_query = post(
-        &format!("{}?api_key=team-a-key", server.url),
+        &format!("{}?api_key={TEAM_A_KEY}", server.url),
         TOOLS_LIST,
         &[],
     )
@@ -111,14 +120,14 @@ async fn api_key_accepts_plain_and_hashed_keys_and_refuses_the_rest() {
 
     let info = info(&server).await;
     assert_eq!(info["authentication"]["strategy"], "api_key");
-    assert!(!info.to_string().contains("team-a-key"));
+    assert!(!info.to_string().contains(TEAM_A_KEY));
 }
 
 #[tokio::test]
 async fn a_refused_request_never_creates_a_session() {
     let mut env = std::collections::BTreeMap::new();
     env.insert("MCP_AUTH_STRATEGY".to_string(), "api_key".to_string());
-    env.insert("MCP_API_KEYS".to_string(), "k".to_string());
+    env.insert("MCP_API_KEYS".to_string(), "k".repeat(32));
     env.insert(
         "MCP_SESSION_AUTH_REQUIRE_FOR_SESSION".to_string(),
         "true".to_string(),
@@ -144,7 +153,7 @@ async fn credentials_are_checked_before_the_body_is_read() {
 
     let mut env = std::collections::BTreeMap::new();
     env.insert("MCP_AUTH_STRATEGY".to_string(), "api_key".to_string());
-    env.insert("MCP_API_KEYS".to_string(), "k".to_string());
+    env.insert("MCP_API_KEYS".to_string(), "k".repeat(32));
     env.insert("HTTP_REQUEST_TIMEOUT".to_string(), "60s".to_string());
     env.insert(
         "MCP_SESSION_AUTH_REQUIRE_FOR_SESSION".to_string(),
@@ -518,39 +527,51 @@ async fn oidc_resource_server_validates_tokens_against_the_idp_jwks() {
     .await;
 }
 
-#[tokio::test]
-async fn oauth2_login_flow_checks_state_once_and_never_leaks_the_upstream_token() {
-    // The upstream identity provider: token and userinfo endpoints.
-    let seen_verifier = Arc::new(std::sync::Mutex::new(None::<String>));
-    let sv = seen_verifier.clone();
-    let upstream = serve(
+/// The upstream identity provider of the oauth2 tests: token and user-info endpoints; the user
+/// info names whoever the code is for (`carol` verified at example.com, `mallory` with an
+/// unverified example.com address). The verifier it saw is kept for the PKCE check.
+async fn identity_provider(seen_verifier: Arc<std::sync::Mutex<Option<String>>>) -> String {
+    serve(
         Router::new()
             .route(
                 "/token",
                 axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-                    let sv = sv.clone();
+                    let sv = seen_verifier.clone();
                     async move {
                         assert_eq!(headers["accept"], "application/json");
                         assert!(headers["authorization"].to_str().unwrap().starts_with("Basic "));
                         let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
                         assert_eq!(form["grant_type"], "authorization_code");
-                        assert_eq!(form["code"], "the-code");
                         *sv.lock().unwrap() = form.get("code_verifier").cloned();
-                        Json(json!({"access_token": "UPSTREAM-SECRET-TOKEN", "token_type": "bearer"}))
+                        Json(json!({"access_token": format!("UPSTREAM-SECRET-{}", form["code"]), "token_type": "bearer"}))
                     }
                 }),
             )
             .route(
                 "/userinfo",
                 get(|headers: axum::http::HeaderMap| async move {
-                    assert_eq!(headers["authorization"], "Bearer UPSTREAM-SECRET-TOKEN");
-                    Json(json!({"sub": "carol-42", "email": "carol@example.com", "name": "Carol"}))
+                    match headers["authorization"].to_str().unwrap() {
+                        "Bearer UPSTREAM-SECRET-carol" => Json(json!({
+                            "sub": "carol-42", "email": "carol@example.com",
+                            "email_verified": true, "name": "Carol"
+                        })),
+                        "Bearer UPSTREAM-SECRET-mallory" => Json(json!({
+                            "sub": "mallory-7", "email": "ceo@example.com", "email_verified": false
+                        })),
+                        other => panic!("unexpected token {other}"),
+                    }
                 }),
             ),
     )
-    .await;
-    let fake = fake().await;
-    let mut env = env_for(&fake);
+    .await
+}
+
+fn oauth2_env(
+    fake: &converse_fake_llm::FakeLlm,
+    upstream: &str,
+    allowed: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let mut env = env_for(fake);
     env.insert("MCP_AUTH_STRATEGY".into(), "oauth2".into());
     env.insert("MCP_JWT_SECRET".into(), SECRET.into());
     env.insert("MCP_OAUTH_CLIENT_ID".into(), "converse-client".into());
@@ -565,49 +586,83 @@ async fn oauth2_login_flow_checks_state_once_and_never_leaks_the_upstream_token(
         "MCP_OAUTH_CALLBACK_URL".into(),
         "https://mcp.example.com/oauth/callback".into(),
     );
-    let server = start_http(&env).await;
+    env.insert("MCP_OAUTH_ALLOWED_USERS".into(), allowed.into());
+    env
+}
+
+/// A browser's login: `/oauth/authorize` (its query and login cookie), then the callback.
+struct Login {
+    query: std::collections::HashMap<String, String>,
+    cookie: String,
+}
+
+async fn start_login(browser: &reqwest::Client, base: &str) -> Login {
+    let r = browser
+        .get(format!("{base}/oauth/authorize"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/oauth/callback"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    Login {
+        query: location.query_pairs().into_owned().collect(),
+        cookie: set_cookie.split(';').next().unwrap().to_string(),
+    }
+}
+
+async fn callback(
+    browser: &reqwest::Client,
+    base: &str,
+    code: &str,
+    state: &str,
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut request = browser.get(format!("{base}/oauth/callback?code={code}&state={state}"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", format!("theme=dark; {cookie}"));
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn oauth2_login_flow_checks_state_once_and_never_leaks_the_upstream_token() {
+    let seen_verifier = Arc::new(std::sync::Mutex::new(None::<String>));
+    let upstream = identity_provider(seen_verifier.clone()).await;
+    let fake = fake().await;
+    let server = start_http(&oauth2_env(&fake, &upstream, "carol-42")).await;
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
 
-    let r = browser
-        .get(format!("{}/oauth/authorize", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_redirection());
-    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let q: std::collections::HashMap<String, String> =
-        location.query_pairs().into_owned().collect();
-    assert!(
-        location
-            .as_str()
-            .starts_with(&format!("{upstream}/authorize"))
-    );
+    let login = start_login(&browser, &server.base).await;
+    let q = &login.query;
     assert_eq!(q["redirect_uri"], "https://mcp.example.com/oauth/callback");
     assert_eq!(q["code_challenge_method"], "S256");
     let state = q["state"].clone();
 
-    let bad = browser
-        .get(format!(
-            "{}/oauth/callback?code=the-code&state=forged",
-            server.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let bad = callback(
+        &browser,
+        &server.base,
+        "carol",
+        "forged",
+        Some(&login.cookie),
+    )
+    .await;
     assert_eq!(bad.status(), 400);
 
-    let ok = browser
-        .get(format!(
-            "{}/oauth/callback?code=the-code&state={state}",
-            server.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let ok = callback(&browser, &server.base, "carol", &state, Some(&login.cookie)).await;
     assert_eq!(ok.status(), 200);
+    assert!(
+        ok.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     let answer: Value = ok.json().await.unwrap();
     let token = answer["access_token"].as_str().unwrap().to_string();
     assert_eq!(answer["expires_in"], 86400);
@@ -637,18 +692,15 @@ async fn oauth2_login_flow_checks_state_once_and_never_leaks_the_upstream_token(
         "{minted}"
     );
     assert_eq!(
-        (minted["sub"].as_str(), minted["oauth2"].as_bool()),
-        (Some("carol-42"), Some(true))
+        (
+            minted["sub"].as_str(),
+            minted["oauth2"].as_bool(),
+            minted["email"].as_str()
+        ),
+        (Some("carol-42"), Some(true), Some("carol@example.com"))
     );
 
-    let replay = browser
-        .get(format!(
-            "{}/oauth/callback?code=the-code&state={state}",
-            server.base
-        ))
-        .send()
-        .await
-        .unwrap();
+    let replay = callback(&browser, &server.base, "carol", &state, Some(&login.cookie)).await;
     assert_eq!(replay.status(), 400, "a state is accepted once");
 
     let client = connect_with_headers(
@@ -670,6 +722,113 @@ async fn oauth2_login_flow_checks_state_once_and_never_leaks_the_upstream_token(
     .await;
 }
 
+/// Login CSRF: a callback with a valid state and code, from a browser that did not start that
+/// login (an attacker's state sent to a victim), is refused and spends the state.
+#[tokio::test]
+async fn oauth2_state_is_bound_to_the_browser_that_started_the_login() {
+    let upstream = identity_provider(Default::default()).await;
+    let fake = fake().await;
+    let server = start_http(&oauth2_env(&fake, &upstream, "carol-42")).await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let attackers = start_login(&browser, &server.base).await;
+    let victims = start_login(&browser, &server.base).await;
+    let state = &attackers.query["state"];
+    for cookie in [None, Some(victims.cookie.as_str())] {
+        let r = callback(&browser, &server.base, "carol", state, cookie).await;
+        assert_eq!(r.status(), 400, "{cookie:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_state");
+        assert!(body.get("access_token").is_none());
+    }
+    let late = callback(
+        &browser,
+        &server.base,
+        "carol",
+        state,
+        Some(&attackers.cookie),
+    )
+    .await;
+    assert_eq!(late.status(), 400, "the refused state was spent");
+}
+
+/// Only the accounts MCP_OAUTH_ALLOWED_USERS names get a token; an unverified e-mail of an
+/// allowed domain matches nothing; /oauth/authorize is limited per client address.
+#[tokio::test]
+async fn oauth2_only_allowed_users_get_a_token() {
+    let upstream = identity_provider(Default::default()).await;
+    let fake = fake().await;
+    let server = start_http(&oauth2_env(&fake, &upstream, "@example.com")).await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let carol = start_login(&browser, &server.base).await;
+    let r = callback(
+        &browser,
+        &server.base,
+        "carol",
+        &carol.query["state"],
+        Some(&carol.cookie),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "a verified example.com address");
+    let mallory = start_login(&browser, &server.base).await;
+    let r = callback(
+        &browser,
+        &server.base,
+        "mallory",
+        &mallory.query["state"],
+        Some(&mallory.cookie),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "access_denied");
+    assert!(body.get("access_token").is_none(), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("MCP_OAUTH_ALLOWED_USERS")
+    );
+
+    // Two logins started above; the limit is 10 a minute per address.
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = browser
+            .get(format!("{}/oauth/authorize", server.base))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let limited = limited.expect("the 11th login from one address is refused");
+    assert!(limited.headers().contains_key("retry-after"));
+}
+
+/// oauth2 without an allow-list does not start: anyone at GitHub could log in.
+#[tokio::test]
+async fn oauth2_without_an_allow_list_does_not_start() {
+    let fake = fake().await;
+    let mut env = oauth2_env(&fake, "https://idp.example.com", "");
+    env.remove("MCP_OAUTH_ALLOWED_USERS");
+    let output = tokio::process::Command::new(BIN)
+        .env_clear()
+        .envs(&env)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("MCP_OAUTH_ALLOWED_USERS"), "{stderr}");
+}
+
 #[tokio::test]
 async fn secrets_never_appear_in_logs_errors_or_info() {
     let fake = fake().await;
@@ -677,7 +836,7 @@ async fn secrets_never_appear_in_logs_errors_or_info() {
     env.insert("MCP_AUTH_STRATEGY".into(), "api_key".into());
     env.insert(
         "MCP_API_KEYS".into(),
-        "sekret-api-key-1,sekret-api-key-2".into(),
+        format!("{SEKRET_KEY_1},sekret-api-key-2-0123456789abcdef0123456789"),
     );
     env.insert(
         "MCP_JWT_SECRET".into(),
@@ -687,7 +846,7 @@ async fn secrets_never_appear_in_logs_errors_or_info() {
     env.insert("OPENAI_BASE_URL".into(), format!("{}/v1", fake.base_url()));
     env.insert("LOG_LEVEL".into(), "trace".into());
     let server = start_http(&env).await;
-    let client = connect_with_headers(&server.url, &[("x-api-key", "sekret-api-key-1")])
+    let client = connect_with_headers(&server.url, &[("x-api-key", SEKRET_KEY_1)])
         .await
         .unwrap();
     // The provider rejects the key: the tool error must not echo it.
@@ -713,8 +872,8 @@ async fn secrets_never_appear_in_logs_errors_or_info() {
         "the log says which secrets are set: {logs}"
     );
     for secret in [
-        "sekret-api-key-1",
-        "sekret-api-key-2",
+        SEKRET_KEY_1,
+        "sekret-api-key-2-0123456789abcdef0123456789",
         "sekret-jwt-secret",
         "sk-sekret-openai",
         "sekret-wrong-guess",

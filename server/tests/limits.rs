@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use common::*;
 
+const KEY_A: &str = "key-a-0123456789abcdef0123456789";
+const KEY_B: &str = "key-b-0123456789abcdef0123456789";
+
 fn api_key_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert("MCP_AUTH_STRATEGY".to_string(), "api_key".to_string());
-    env.insert("MCP_API_KEYS".to_string(), "key-a,key-b".to_string());
+    env.insert("MCP_API_KEYS".to_string(), format!("{KEY_A},{KEY_B}"));
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
@@ -32,13 +35,13 @@ async fn busy_session(url: &str, opened: reqwest::Response) -> reqwest::Response
         .to_str()
         .unwrap()
         .to_string();
-    let headers = [("mcp-session-id", id.as_str()), ("x-api-key", "key-a")];
+    let headers = [("mcp-session-id", id.as_str()), ("x-api-key", KEY_A)];
     assert!(post(url, INITIALIZED, &headers).await.status().is_success());
     let stream = reqwest::Client::new()
         .get(url)
         .header("accept", "text/event-stream")
         .header("mcp-session-id", &id)
-        .header("x-api-key", "key-a")
+        .header("x-api-key", KEY_A)
         .send()
         .await
         .unwrap();
@@ -69,11 +72,11 @@ async fn session_cap_answers_503_with_retry_after_and_anonymous_sessions_have_a_
     // Busy sessions (each with its stream open) cannot make room for new ones.
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let opened = open_session(&server.url, "key-a").await;
+        let opened = open_session(&server.url, KEY_A).await;
         assert_eq!(opened.status(), 200);
         streams.push(busy_session(&server.url, opened).await);
     }
-    let full = open_session(&server.url, "key-b").await;
+    let full = open_session(&server.url, KEY_B).await;
     assert_eq!(full.status(), 503);
     assert!(full.headers().get("retry-after").is_some());
     let error = jsonrpc_error(full).await;
@@ -93,7 +96,7 @@ async fn a_burst_of_authenticated_clients_up_to_the_cap_is_admitted() {
     let server = start_http(&api_key_env(&[("HTTP_MAX_CONCURRENT_SESSIONS", "64")])).await;
     let url = &server.url;
     let connects = (0..64).map(|i| async move {
-        let key = if i % 2 == 0 { "key-a" } else { "key-b" };
+        let key = if i % 2 == 0 { KEY_A } else { KEY_B };
         connect_with_headers(url, &[("x-api-key", key)]).await
     });
     let clients = futures::future::join_all(connects).await;
@@ -117,7 +120,7 @@ async fn a_burst_of_authenticated_clients_up_to_the_cap_is_admitted() {
         metrics.lines().any(|l| l == "converse_sessions_active 64"),
         "{metrics}"
     );
-    assert_eq!(open_session(&server.url, "key-a").await.status(), 503);
+    assert_eq!(open_session(&server.url, KEY_A).await.status(), 503);
 }
 
 /// Clients that vanish without `DELETE` do not hold the cap until HTTP_SESSION_TIMEOUT: at the
@@ -128,7 +131,7 @@ async fn vanished_clients_make_room_for_new_ones() {
     let server = start_http(&api_key_env(&[("HTTP_MAX_CONCURRENT_SESSIONS", "8")])).await;
     let mut vanished = Vec::new();
     for _ in 0..8 {
-        let opened = open_session(&server.url, "key-a").await;
+        let opened = open_session(&server.url, KEY_A).await;
         assert_eq!(opened.status(), 200);
         vanished.push(
             opened.headers()["mcp-session-id"]
@@ -138,7 +141,7 @@ async fn vanished_clients_make_room_for_new_ones() {
         );
     }
     for i in 0..8 {
-        let key = if i % 2 == 0 { "key-a" } else { "key-b" };
+        let key = if i % 2 == 0 { KEY_A } else { KEY_B };
         let opened = open_session(&server.url, key).await;
         assert_eq!(opened.status(), 200, "new client {i} is admitted");
     }
@@ -146,7 +149,7 @@ async fn vanished_clients_make_room_for_new_ones() {
     let oldest = post(
         &server.url,
         LIST,
-        &[("mcp-session-id", &vanished[0]), ("x-api-key", "key-a")],
+        &[("mcp-session-id", &vanished[0]), ("x-api-key", KEY_A)],
     )
     .await;
     assert_eq!(oldest.status(), 404, "its session was closed to make room");
@@ -160,7 +163,7 @@ async fn sessions_are_bound_to_their_principal_and_expire_when_idle() {
         ("HTTP_SESSION_CLEANUP_INTERVAL", "1s"),
     ]))
     .await;
-    let opened = open_session(&server.url, "key-a").await;
+    let opened = open_session(&server.url, KEY_A).await;
     let id = opened.headers()["mcp-session-id"]
         .to_str()
         .unwrap()
@@ -169,21 +172,21 @@ async fn sessions_are_bound_to_their_principal_and_expire_when_idle() {
     let ack = post(
         &server.url,
         initialized,
-        &[("x-api-key", "key-a"), ("mcp-session-id", &id)],
+        &[("x-api-key", KEY_A), ("mcp-session-id", &id)],
     )
     .await;
     assert_eq!(ack.status(), 202);
     let own = post(
         &server.url,
         LIST,
-        &[("x-api-key", "key-a"), ("mcp-session-id", &id)],
+        &[("x-api-key", KEY_A), ("mcp-session-id", &id)],
     )
     .await;
     assert_eq!(own.status(), 200);
     let stolen = post(
         &server.url,
         LIST,
-        &[("x-api-key", "key-b"), ("mcp-session-id", &id)],
+        &[("x-api-key", KEY_B), ("mcp-session-id", &id)],
     )
     .await;
     assert_eq!(
@@ -197,7 +200,7 @@ async fn sessions_are_bound_to_their_principal_and_expire_when_idle() {
     let expired = post(
         &server.url,
         LIST,
-        &[("x-api-key", "key-a"), ("mcp-session-id", &id)],
+        &[("x-api-key", KEY_A), ("mcp-session-id", &id)],
     )
     .await;
     assert_eq!(expired.status(), 404, "idle sessions expire");
@@ -213,7 +216,7 @@ async fn oversized_bodies_get_413_with_a_jsonrpc_error() {
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"chat","arguments":{{"prompt":"{}"}}}}}}"#,
         "x".repeat(5000)
     );
-    let r = post(&server.url, &big, &[("x-api-key", "key-a")]).await;
+    let r = post(&server.url, &big, &[("x-api-key", KEY_A)]).await;
     assert_eq!(r.status(), 413);
     assert!(
         jsonrpc_error(r).await["message"]
@@ -238,7 +241,7 @@ async fn anonymous_requests_get_a_small_body_cap() {
     assert_eq!(anonymous.status(), 413);
     jsonrpc_error(anonymous).await;
     assert_eq!(post(&server.url, &padded(1024), &[]).await.status(), 200);
-    let authenticated = post(&server.url, &padded(100 * 1024), &[("x-api-key", "key-a")]).await;
+    let authenticated = post(&server.url, &padded(100 * 1024), &[("x-api-key", KEY_A)]).await;
     assert_eq!(authenticated.status(), 200);
 }
 
@@ -252,13 +255,13 @@ async fn rate_limits_count_per_principal_and_answer_429_with_retry_after() {
     .await;
     for _ in 0..3 {
         assert_ne!(
-            post(&server.url, INITIALIZE, &[("x-api-key", "key-a")])
+            post(&server.url, INITIALIZE, &[("x-api-key", KEY_A)])
                 .await
                 .status(),
             429
         );
     }
-    let limited = post(&server.url, INITIALIZE, &[("x-api-key", "key-a")]).await;
+    let limited = post(&server.url, INITIALIZE, &[("x-api-key", KEY_A)]).await;
     assert_eq!(limited.status(), 429);
     let wait: u64 = limited.headers()["retry-after"]
         .to_str()
@@ -269,7 +272,7 @@ async fn rate_limits_count_per_principal_and_answer_429_with_retry_after() {
     jsonrpc_error(limited).await;
     // Another principal has its own budget.
     assert_eq!(
-        post(&server.url, INITIALIZE, &[("x-api-key", "key-b")])
+        post(&server.url, INITIALIZE, &[("x-api-key", KEY_B)])
             .await
             .status(),
         200
@@ -339,10 +342,7 @@ async fn cors_preflights_are_answered_before_auth() {
     let actual = post(
         &server.url,
         INITIALIZE,
-        &[
-            ("x-api-key", "key-a"),
-            ("origin", "https://app.example.com"),
-        ],
+        &[("x-api-key", KEY_A), ("origin", "https://app.example.com")],
     )
     .await;
     let exposed = actual.headers()["access-control-expose-headers"]
@@ -445,7 +445,7 @@ async fn bad_host_and_origin_are_refused_with_403() {
     let host = post(
         &server.url,
         INITIALIZE,
-        &[("x-api-key", "key-a"), ("host", "evil.example.com")],
+        &[("x-api-key", KEY_A), ("host", "evil.example.com")],
     )
     .await;
     assert_eq!(host.status(), 403);
@@ -453,20 +453,14 @@ async fn bad_host_and_origin_are_refused_with_403() {
     let origin = post(
         &server.url,
         INITIALIZE,
-        &[
-            ("x-api-key", "key-a"),
-            ("origin", "https://evil.example.com"),
-        ],
+        &[("x-api-key", KEY_A), ("origin", "https://evil.example.com")],
     )
     .await;
     assert_eq!(origin.status(), 403);
     let good = post(
         &server.url,
         INITIALIZE,
-        &[
-            ("x-api-key", "key-a"),
-            ("origin", "https://app.example.com"),
-        ],
+        &[("x-api-key", KEY_A), ("origin", "https://app.example.com")],
     )
     .await;
     assert_eq!(good.status(), 200);
@@ -482,13 +476,17 @@ async fn many_principals_under_rate_limits_leave_nothing_behind() {
         ("HTTP_RATE_LIMIT_WINDOW", "1m"),
         ("HTTP_MAX_CONCURRENT_SESSIONS", "50"),
     ]));
-    env.insert("MCP_API_KEYS".into(), "k1,k2,k3,k4".into());
+    let key = |i: usize| format!("key-{i}-0123456789abcdef0123456789");
+    env.insert(
+        "MCP_API_KEYS".into(),
+        (1..=4).map(key).collect::<Vec<_>>().join(","),
+    );
     let server = start_http(&env).await;
     let mut tasks = Vec::new();
     for worker in 0..16 {
         let url = server.url.clone();
         tasks.push(tokio::spawn(async move {
-            let key = format!("k{}", worker % 4 + 1);
+            let key = key(worker % 4 + 1);
             let mut counts = [0u32; 4];
             for _ in 0..10 {
                 let r = post(&url, INITIALIZE, &[("x-api-key", &key)]).await;

@@ -6,6 +6,8 @@ mod common;
 use common::*;
 use serde_json::json;
 
+const METRICS_KEY: &str = "metrics-key-0123456789abcdef0123456789";
+
 #[tokio::test]
 async fn lists_tools_prompts_and_resources_in_both_eras() {
     let fake = fake().await;
@@ -402,9 +404,9 @@ async fn metrics_count_tool_calls_provider_outcomes_and_refusals() {
     let fake = fake().await;
     let mut env = env_for(&fake);
     env.insert("MCP_AUTH_STRATEGY".into(), "api_key".into());
-    env.insert("MCP_API_KEYS".into(), "metrics-key".into());
+    env.insert("MCP_API_KEYS".into(), METRICS_KEY.into());
     let server = start_http(&env).await;
-    let client = connect_with_headers(&server.url, &[("x-api-key", "metrics-key")])
+    let client = connect_with_headers(&server.url, &[("x-api-key", METRICS_KEY)])
         .await
         .unwrap();
     call(&client, "chat", json!({"prompt": "hi", "model": "gpt-4o"})).await;
@@ -432,5 +434,5 @@ async fn metrics_count_tool_calls_provider_outcomes_and_refusals() {
     ] {
         assert!(text.contains(line), "missing {line} in:\n{text}");
     }
-    assert!(!text.contains("metrics-key"));
+    assert!(!text.contains(METRICS_KEY));
 }

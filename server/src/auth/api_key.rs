@@ -20,9 +20,11 @@ fn digest(key: &[u8]) -> [u8; 32] {
     Sha256::digest(key).into()
 }
 
-/// A short, stable, non-secret id for logs: the first 8 hex digits of the digest.
+/// A stable, non-secret id for logs, rate limits and session ownership: the first 128 bits of
+/// the digest in hex. Long enough that two keys never share an id (32 bits would make
+/// collisions — one key's sessions and budget handed to another — a birthday away).
 pub fn key_id(digest: &[u8; 32]) -> String {
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl ApiKeys {
@@ -73,6 +75,7 @@ mod tests {
 
     fn keys() -> ApiKeys {
         let hashed = digest(b"second-key");
+        // (The 32-character minimum is the config crate's rule; these are built directly.)
         ApiKeys::new(&[
             ApiKey::Plain(SecretString::from("first-key")),
             ApiKey::Sha256(hashed),
@@ -116,7 +119,7 @@ mod tests {
     #[test]
     fn key_ids_do_not_reveal_the_key() {
         let id = key_id(&digest(b"first-key"));
-        assert_eq!(id.len(), 8);
+        assert_eq!(id.len(), 32);
         assert!(!id.contains("first"));
     }
 }

@@ -186,8 +186,12 @@ pub fn router(
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(browser_facing);
+    let mut limiters: Vec<Arc<Limiter>> = limiter.into_iter().collect();
     if config.auth.strategy == AuthStrategy::OAuth2 {
-        let flow = Arc::new(OAuthFlow::new(&config.auth)?);
+        let flow = Arc::new(
+            OAuthFlow::new(&config.auth)?.with_trusted_proxies(http.trusted_proxies.clone()),
+        );
+        limiters.push(flow.limiter());
         app = app.merge(
             Router::new()
                 .route("/oauth/authorize", get(crate::auth::oauth2::authorize))
@@ -195,7 +199,7 @@ pub fn router(
                 .with_state(flow),
         );
     }
-    let housekeeping = housekeeping(http.session_cleanup_interval, limiter, sessions, shutdown);
+    let housekeeping = housekeeping(http.session_cleanup_interval, limiters, sessions, shutdown);
     Ok((app, housekeeping))
 }
 
@@ -296,7 +300,7 @@ fn metadata_routes(auth: &Authenticator) -> Router<AppState> {
 /// Forgets idle rate-limit keys and the owners of closed sessions, every `interval`.
 async fn housekeeping(
     interval: std::time::Duration,
-    limiter: Option<Arc<Limiter>>,
+    limiters: Vec<Arc<Limiter>>,
     sessions: Arc<Sessions>,
     shutdown: CancellationToken,
 ) {
@@ -306,7 +310,7 @@ async fn housekeeping(
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        if let Some(l) = &limiter {
+        for l in &limiters {
             l.forget_idle();
         }
         sessions.sweep().await;
