@@ -299,6 +299,7 @@ fn field_of_missing(var: &str) -> &'static str {
         MCP_JWT_SECRET => "auth.bearer.secretRef",
         MCP_JWT_PUBLIC_KEY => "auth.bearer.publicKeySecretRef",
         MCP_OAUTH_CALLBACK_URL => "auth.oauth2.callbackUrl",
+        MCP_OAUTH_ALLOWED_USERS => "auth.oauth2.allowedUsers",
         MCP_OIDC_ISSUER => "auth.oidc.issuer",
         REDIS_URL => "conversations.redis.urlSecretRef",
         CUSTOM_PROVIDERS => "providers.custom",

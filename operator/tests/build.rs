@@ -331,7 +331,10 @@ fn config_hash_follows_secret_data_and_spec() {
     assert_eq!(render(&server).config_hash, base, "stable");
 
     // Rotating a referenced key rolls the pods.
-    let rotated = dereferenced().with_secret("mcp-keys", [("keys", "new-key")]);
+    let rotated = dereferenced().with_secret(
+        "mcp-keys",
+        [("keys", "new-key-0123456789abcdef0123456789abcdef")],
+    );
     let v = validate(&server, &rotated).unwrap();
     assert_ne!(build(&v, &context()).unwrap().config_hash, base);
 

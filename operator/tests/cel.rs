@@ -242,7 +242,7 @@ fn env_may_not_set_a_managed_variable() {
             set(
                 v,
                 "/spec/env",
-                json!([{"name": "RUST_LOG", "value": "x"}, {"name": "MCP_API_KEYS", "value": "k"}]),
+                json!([{"name": "RUST_LOG", "value": "x"}, {"name": "MCP_API_KEYS", "value": "k-0123456789abcdef0123456789abcdef"}]),
             )
         },
         "env may not set MCP_API_KEYS",
@@ -298,4 +298,91 @@ fn other_cross_field_rules() {
         },
         "pod.labels may not set",
     );
+}
+
+#[test]
+fn oauth2_names_who_may_log_in() {
+    rejects(
+        "oauth2-generated",
+        |v| remove(v, "/spec/auth/oauth2/allowedUsers"),
+        "auth.oauth2.allowedUsers is required",
+    );
+    rejects(
+        "oauth2-jwtref",
+        |v| set(v, "/spec/auth/oauth2/allowedUsers", json!(["*", "octocat"])),
+        "'*' (every account) must be the only entry",
+    );
+    // Every account, as an explicit opt-in.
+    let mut v = fixture("oauth2-jwtref");
+    set(&mut v, "/spec/auth/oauth2/allowedUsers", json!(["*"]));
+    check(&v).unwrap();
+}
+
+/// The `pattern` of `auth.oauth2.allowedUsers` items in the generated CRD.
+fn allowed_user_pattern() -> String {
+    let crd = serde_json::to_value(converse_operator::crd::crd().unwrap()).unwrap();
+    let pointer = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/auth\
+                   /properties/oauth2/properties/allowedUsers/items/pattern";
+    crd.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {pointer}"))
+        .to_owned()
+}
+
+/// Whether `entry` matches `pattern`, evaluated by CEL's `matches` (RE2 syntax, as the API
+/// server's `pattern` check; kube's client-side validation does not check patterns itself).
+fn pattern_matches(pattern: &str, entry: &str) -> bool {
+    let schema = json!({
+        "type": "string",
+        "x-kubernetes-validations": [{"rule": format!("self.matches({})", json!(pattern))}],
+    });
+    kube::core::cel::Validator::new()
+        .validate(&schema, &json!(entry), None)
+        .is_ok()
+}
+
+#[test]
+fn allowed_user_entries_are_what_the_server_parses() {
+    use converse_config::AllowedUser;
+    let pattern = allowed_user_pattern();
+    let accepted = [
+        "*",
+        "octocat",
+        "12345678",
+        "alice@example.com",
+        "Alice.Smith@Example.COM",
+        "@example.com",
+        "@mail.example.co.uk",
+        "auth0|5f7c8ec7c33c6c004bbafe82",
+    ];
+    for entry in accepted {
+        assert!(pattern_matches(&pattern, entry), "{entry:?} refused");
+        // Whatever the schema lets through, the server parses to the same kind of entry.
+        let parsed = AllowedUser::parse(entry).unwrap_or_else(|e| panic!("{entry:?}: {e}"));
+        assert_eq!(parsed == AllowedUser::Anyone, entry == "*", "{entry:?}");
+        assert_eq!(
+            matches!(parsed, AllowedUser::Domain(_)),
+            entry.starts_with('@'),
+            "{entry:?}"
+        );
+    }
+    let refused = [
+        "",
+        "@",
+        "@localhost",
+        "@exa mple.com",
+        "@example..com",
+        // Would be split into two entries by the comma join.
+        "alice,bob",
+        // Trimmed by the server, so not what it looks like.
+        " octocat",
+        "octo cat",
+        // A wildcard inside an identity matches nobody.
+        "*@example.com",
+        "team-*",
+        "**",
+    ];
+    for entry in refused {
+        assert!(!pattern_matches(&pattern, entry), "{entry:?} accepted");
+    }
 }

@@ -184,7 +184,10 @@ async fn reconciles_children_status_steady_state_and_garbage_collection() {
         &client,
         &ns.name,
         "mcp-keys",
-        &[("keys", "key-one,key-two")],
+        &[(
+            "keys",
+            "key-one-0123456789abcdef0123456789abcdef,key-two-0123456789abcdef0123456789abcdef",
+        )],
     )
     .await;
     apply_server(&client, &ns.name, API_KEY_SERVER).await;
@@ -494,7 +497,13 @@ spec:
     assert!(e.series.is_none(), "the Event repeated: {e:?}");
 
     // The Secret appears: the Secret watch brings the CR back.
-    apply_secret(&client, &ns.name, "mcp-keys", &[("keys", "key-one")]).await;
+    apply_secret(
+        &client,
+        &ns.name,
+        "mcp-keys",
+        &[("keys", "key-one-0123456789abcdef0123456789abcdef")],
+    )
+    .await;
     let recovered = wait_for(
         &servers,
         "keys",
@@ -525,7 +534,13 @@ spec:
     );
 
     // Rotating the key changes the pod-template hash (which rolls the pods).
-    apply_secret(&client, &ns.name, "mcp-keys", &[("keys", "key-two")]).await;
+    apply_secret(
+        &client,
+        &ns.name,
+        "mcp-keys",
+        &[("keys", "key-two-0123456789abcdef0123456789abcdef")],
+    )
+    .await;
     let rolled = wait_for(
         &deployments,
         "keys",
@@ -577,6 +592,7 @@ spec:
       authorizationUrl: https://github.com/login/oauth/authorize
       tokenUrl: https://github.com/login/oauth/access_token
       userinfoUrl: https://api.github.com/user
+      allowedUsers: [octocat]
   ingress: {host: login.example.com}
 "#;
     let server = apply_server(&client, &ns.name, oauth2).await;

@@ -157,6 +157,30 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            name: "oauth2-without-allowed-users",
+            stem: "oauth2-generated",
+            change: |v| remove(v, "/spec/auth/oauth2/allowedUsers"),
+            want: &["auth.oauth2.allowedUsers is required"],
+        },
+        Case {
+            name: "oauth2-star-with-others",
+            stem: "oauth2-generated",
+            change: |v| set(v, "/spec/auth/oauth2/allowedUsers", json!(["*", "octocat"])),
+            want: &["'*' (every account) must be the only entry"],
+        },
+        Case {
+            name: "oauth2-allowed-user-not-a-domain",
+            stem: "oauth2-generated",
+            change: |v| set(v, "/spec/auth/oauth2/allowedUsers", json!(["@localhost"])),
+            want: &["spec.auth.oauth2.allowedUsers[0] in body should match"],
+        },
+        Case {
+            name: "max-concurrent-requests-zero",
+            stem: "everything",
+            change: |v| set(v, "/spec/http/maxConcurrentRequests", json!(0)),
+            want: &["spec.http.maxConcurrentRequests in body should be greater than or equal to 1"],
+        },
+        Case {
             name: "custom-provider-named-openai",
             stem: "everything",
             change: |v| set(v, "/spec/providers/custom/0/name", json!("openai")),
@@ -191,6 +215,7 @@ async fn api_server_rejects_invalid_converseservers_with_readable_messages() {
         "bearer-hs256",
         "everything",
         "none-minimal",
+        "oauth2-generated",
     ] {
         let name = format!("valid-{stem}");
         let created = create(fixture(stem, &ns.name, &name))

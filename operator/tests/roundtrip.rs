@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use converse_config::vars;
 use converse_config::{
-    AuthStrategy, ConversationStoreKind, JwtAlgorithm, LogFormat, LogLevel, ServerConfig,
+    AllowedUser, AuthStrategy, ConversationStoreKind, JwtAlgorithm, LogFormat, LogLevel,
+    ServerConfig,
 };
 use secrecy::ExposeSecret;
 
@@ -123,6 +124,8 @@ fn api_keys_ingress_redis_limits() {
     assert_eq!(c.http.max_concurrent_sessions, 200);
     assert_eq!(c.http.request_timeout, Duration::from_secs(600));
     assert_eq!(c.http.max_request_size, 20 << 20);
+    // Unset in the spec: the server's default.
+    assert_eq!(c.http.max_concurrent_requests, 512);
     assert_eq!(c.conversations.store, ConversationStoreKind::Redis);
     assert_eq!(
         c.conversations
@@ -177,6 +180,15 @@ fn oauth2_with_generated_secret_and_derived_callback() {
         Some("https://login.example.com/oauth/callback")
     );
     assert_eq!(c.auth.oauth.scope, "read:user");
+    assert_eq!(
+        c.auth.oauth.allowed_users,
+        [
+            AllowedUser::Identity("octocat".into()),
+            AllowedUser::Identity("12345678".into()),
+            AllowedUser::Identity("alice@example.com".into()),
+            AllowedUser::Domain("example.org".into()),
+        ]
+    );
     assert_eq!(c.auth.jwt.expires_in, Duration::from_secs(12 * 3600));
     assert_eq!(
         c.auth.jwt.secret.as_ref().map(|s| s.expose_secret()),
@@ -191,6 +203,10 @@ fn oauth2_with_given_secret_and_callback() {
     assert_eq!(
         c.auth.oauth.callback_url.as_ref().map(|u| u.as_str()),
         Some("https://converse.internal.example.com/oauth/callback")
+    );
+    assert_eq!(
+        c.auth.oauth.allowed_users,
+        [AllowedUser::Domain("example.com".into())]
     );
     assert_eq!(
         c.auth.jwt.secret.as_ref().map(|s| s.expose_secret()),
@@ -273,6 +289,7 @@ fn everything_reaches_the_server() {
     assert_eq!(c.http.session_cleanup_interval, Duration::from_secs(120));
     assert_eq!(c.http.max_concurrent_sessions, 500);
     assert_eq!(c.http.max_request_size, 1 << 20);
+    assert_eq!(c.http.max_concurrent_requests, 2000);
     assert_eq!(c.http.cors.methods, ["GET", "POST"]);
     assert_eq!(c.conversations.ttl, Duration::from_secs(6 * 3600));
     assert_eq!(

@@ -184,6 +184,47 @@ fn structural_rules_hold_even_without_cel() {
 }
 
 #[test]
+fn oauth2_without_allowed_users_names_the_field() {
+    // CEL refuses this at apply time; an object stored before the field existed still reads,
+    // and the server's parser (run by validate) names what is missing.
+    let mut server = server_named("oauth2-generated");
+    server
+        .spec
+        .auth
+        .as_mut()
+        .unwrap()
+        .oauth2
+        .as_mut()
+        .unwrap()
+        .allowed_users = Vec::new();
+    let errors = field_errors(&server);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "auth.oauth2.allowedUsers");
+    assert!(
+        errors[0].message.contains("MCP_OAUTH_ALLOWED_USERS"),
+        "{}",
+        errors[0]
+    );
+
+    // Every account is a valid, explicit choice; the server's warning reaches the user.
+    server
+        .spec
+        .auth
+        .as_mut()
+        .unwrap()
+        .oauth2
+        .as_mut()
+        .unwrap()
+        .allowed_users = vec!["*".into()];
+    let v = validated(&server);
+    assert!(
+        v.warnings.iter().any(|w| w.contains("every account")),
+        "{:?}",
+        v.warnings
+    );
+}
+
+#[test]
 fn warnings_for_valid_but_risky_specs() {
     let v = validated(&server_named("everything"));
     assert!(

@@ -218,6 +218,7 @@ pub struct BearerAuth {
 /// Strategy oauth2: users log in at an external OAuth2 provider; the server then issues its own
 /// JWTs (signed with HS256).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(transform = rules::oauth2)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuth2Auth {
     /// Client id registered at the provider.
@@ -238,6 +239,20 @@ pub struct OAuth2Auth {
     /// The provider's user-info endpoint: it tells who logged in.
     #[schemars(length(min = 1, max = MAX_URL))]
     pub userinfo_url: String,
+
+    /// Who may log in (`MCP_OAUTH_ALLOWED_USERS`); required, since anyone can make an account
+    /// at the identity provider. Each entry is a subject id, a login, a verified e-mail address,
+    /// or @example.com (every verified e-mail address of that domain); or a single entry '*'
+    /// lets every account of the identity provider in (an explicit opt-in, logged as a warning).
+    /// Anyone else gets 403 at the callback.
+    // Optional for serde so a stored object without it still reads (validate then names the
+    // field); required by a CEL rule at apply time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(min = 1, max = schema::MAX_ALLOWED_USERS),
+        inner(length(min = 1, max = 320), regex(pattern = schema::ALLOWED_USER_PATTERN))
+    )]
+    pub allowed_users: Vec<String>,
 
     /// Requested scopes, space-separated. Default "openid profile email".
     #[serde(default, skip_serializing_if = "Option::is_none")]

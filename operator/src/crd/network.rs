@@ -131,6 +131,12 @@ pub struct Http {
     /// ingress body limit to match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_request_size: Option<Quantity>,
+    /// Requests to /mcp in flight at once per pod, open streams included, 1-100000
+    /// (`HTTP_MAX_CONCURRENT_REQUESTS`); beyond it 503 with Retry-After. Bounds the memory
+    /// request bodies can take, next to the session cap (sessions.maxConcurrent). Default 512.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_concurrent_requests: Option<i32>,
 }
 
 /// Expose the server through an Ingress. Path / of `host` goes to the Service.

@@ -126,6 +126,29 @@ pub fn bearer_key_source() -> Vec<Rule> {
     ]
 }
 
+/// `OAuth2Auth`: the accounts that may log in are named (anyone can make an account at GitHub
+/// or Google, so "whoever logs in" is never the default), and `*` (every account) stands alone:
+/// next to it any other entry would look like a restriction and be none.
+pub fn oauth2_allowed_users() -> Vec<Rule> {
+    vec![
+        Rule::new("has(self.allowedUsers) && size(self.allowedUsers) > 0")
+            .message(
+                "auth.oauth2.allowedUsers is required: anyone can make an account at the \
+                 identity provider, so name who may log in (subject ids, logins, verified \
+                 e-mails, @domain), or ['*'] to let every account in",
+            )
+            .reason(Reason::FieldValueRequired),
+        Rule::new(
+            "!has(self.allowedUsers) || !('*' in self.allowedUsers) || \
+             size(self.allowedUsers) == 1",
+        )
+        .message(
+            "auth.oauth2.allowedUsers: '*' (every account) must be the only entry; remove it to \
+             allow only the listed accounts",
+        ),
+    ]
+}
+
 /// `Providers`: at least one provider. The field names come from the provider table.
 pub fn at_least_one_provider() -> Rule {
     let fields: Vec<&str> = BUILTIN_PROVIDERS.iter().map(|p| p.crd_field).collect();
@@ -269,6 +292,11 @@ pub fn spec(schema: &mut Schema) {
 pub fn auth(schema: &mut Schema) {
     attach(schema, [auth_required_needs_strategy()]);
     attach(schema, auth_strategy_blocks());
+}
+
+/// Rules of `OAuth2Auth`.
+pub fn oauth2(schema: &mut Schema) {
+    attach(schema, oauth2_allowed_users());
 }
 
 /// Rules of `BearerAuth`.

@@ -12,6 +12,16 @@ use serde_json::{Value, json};
 /// server's own parser, which also enforces minimums.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d))+$";
 
+/// One `auth.oauth2.allowedUsers` entry as the server's `AllowedUser::parse` reads it: `*`,
+/// `@` and a domain name with at least one dot, or an identity (subject id, login, e-mail) that
+/// does not start with `@`. Commas and whitespace are refused (the entries are joined with
+/// commas and trimmed), and so is `*` inside an identity, which would match nobody while
+/// looking like a wildcard. That `*` stands alone is a CEL rule (`rules::oauth2`).
+pub const ALLOWED_USER_PATTERN: &str = r"^(\*|@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|[^@*,\s][^*,\s]*)$";
+
+/// Most entries of `auth.oauth2.allowedUsers` (a bound the CEL rules over it need).
+pub const MAX_ALLOWED_USERS: u32 = 1024;
+
 /// Longest URL accepted anywhere in the spec.
 pub const MAX_URL: u32 = 2048;
 

@@ -274,6 +274,13 @@ fn oauth2(
         "auth.oauth2.callbackUrl",
     )?;
     w.opt(MCP_OAUTH_SCOPE, o.scope.as_deref(), "auth.oauth2.scope")?;
+    if !o.allowed_users.is_empty() {
+        w.literal(
+            MCP_OAUTH_ALLOWED_USERS,
+            o.allowed_users.join(","),
+            "auth.oauth2.allowedUsers",
+        )?;
+    }
     w.opt(
         MCP_JWT_EXPIRES_IN,
         o.token_ttl.as_deref(),
@@ -479,6 +486,11 @@ fn http(w: &mut EnvWriter, inputs: &EnvInputs<'_>) -> Result<(), EnvError> {
             HTTP_MAX_REQUEST_SIZE,
             h.max_request_size.as_ref().map(|q| q.0.clone()),
             "http.maxRequestSize",
+        )?;
+        w.opt(
+            HTTP_MAX_CONCURRENT_REQUESTS,
+            h.max_concurrent_requests,
+            "http.maxConcurrentRequests",
         )?;
     }
     Ok(())
