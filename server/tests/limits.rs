@@ -540,3 +540,75 @@ async fn many_principals_under_rate_limits_leave_nothing_behind() {
         .unwrap();
     assert_eq!(healthy.status(), 200, "the server survived");
 }
+
+/// 200 credential-less `initialize`s at once (1.3.2's default lets them in) take at most the
+/// anonymous places one address may hold; an authenticated client opens its session right after.
+#[tokio::test]
+async fn an_anonymous_flood_does_not_lock_out_authenticated_clients() {
+    let server = start_http(&api_key_env(&[])).await;
+    let url = &server.url;
+    let flood = (0..200).map(|_| async move { post(url, INITIALIZE, &[]).await.status().as_u16() });
+    let statuses = futures::future::join_all(flood).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    // 100 sessions: 25 anonymous places, 6 per address.
+    let active = active_sessions(&server).await;
+    assert!(
+        (1..=6).contains(&active),
+        "{active} anonymous sessions from one address"
+    );
+    let opened = open_session(url, KEY_A).await;
+    assert_eq!(opened.status(), 200, "the authenticated client is admitted");
+}
+
+/// Requests in flight are bounded (HTTP_MAX_CONCURRENT_REQUESTS): two authenticated POSTs
+/// whose bodies never come hold both places, the third request gets 503 with `Retry-After` and
+/// a JSON-RPC error at once; when they go, requests are served again.
+#[tokio::test]
+async fn requests_in_flight_are_bounded() {
+    use tokio::io::AsyncWriteExt;
+
+    let server = start_http(&api_key_env(&[("HTTP_MAX_CONCURRENT_REQUESTS", "2")])).await;
+    let url = url::Url::parse(&server.url).unwrap();
+    let authority = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
+             accept: application/json, text/event-stream\r\nx-api-key: {KEY_A}\r\n\
+             content-length: 100000\r\n\r\n{{"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(tcp);
+    }
+    // The two stalled requests reach the layer in their own time.
+    let refused = loop {
+        let r = open_session(&server.url, KEY_B).await;
+        if r.status() == 503 {
+            break r;
+        }
+        drop(r);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(refused.headers().contains_key("retry-after"));
+    let error = jsonrpc_error(refused).await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP_MAX_CONCURRENT_REQUESTS"),
+        "{error}"
+    );
+    drop(stalled);
+    let served = loop {
+        let r = open_session(&server.url, KEY_B).await;
+        if r.status() != 503 {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(served.status(), 200);
+}

@@ -34,6 +34,7 @@ use crate::tools::Engine;
 use gate::authentication::Authentication;
 use gate::body_limit::BodyLimit;
 use gate::client_ip::TrustedProxies;
+use gate::in_flight::InFlight;
 use gate::origin::OriginPolicy;
 use gate::rate_limit::Limiter;
 use gate::session_admission::SessionAdmission;
@@ -241,6 +242,10 @@ where
                 any_origin: http.cors.any_origin(),
             }),
             gate::origin::check,
+        ))
+        .layer(from_fn_with_state(
+            Arc::new(InFlight::new(http.max_concurrent_requests as usize)),
+            gate::in_flight::limit,
         ))
         .layer(from_fn_with_state(
             Arc::new(BodyLimit {

@@ -2,7 +2,8 @@
 //!
 //! rmcp owns the sessions themselves (creation, idle expiry, DELETE); this registry adds what it
 //! lacks: a cap (503 instead of unbounded growth), a separate smaller cap for sessions opened
-//! without credentials (so anonymous clients cannot fill the server), and binding to the
+//! without credentials (so anonymous clients cannot fill the server) and a yet smaller one per
+//! client address (so one host cannot take all the anonymous places), and binding to the
 //! principal that created the session (another principal presenting the id gets 404, as if it
 //! did not exist).
 //!
@@ -39,6 +40,8 @@ pub enum Owner {
 #[derive(Debug)]
 struct Entry {
     owner: Owner,
+    /// The client address bucket an anonymous session was opened from, while unclaimed.
+    anonymous_from: Option<String>,
     /// Requests and streams of the session still running ([`InUse`] guards).
     in_flight: usize,
     last_used: Instant,
@@ -48,9 +51,11 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Registry {
     sessions: HashMap<String, Entry>,
-    /// Admitted `initialize` requests not answered yet, and how many of them are anonymous.
+    /// Admitted `initialize` requests not answered yet, and how many of them are anonymous,
+    /// in all and per client address bucket.
     reserved: usize,
     reserved_anonymous: usize,
+    reserved_anonymous_from: HashMap<String, usize>,
 }
 
 impl Registry {
@@ -58,10 +63,37 @@ impl Registry {
         self.sessions.values().filter(|e| e.owner == *owner).count()
     }
 
-    fn has_room(&self, max: usize, anonymous: bool, max_anonymous: usize) -> bool {
+    /// Anonymous sessions (open and reserved) from one client address bucket.
+    fn anonymous_from(&self, ip: &str) -> usize {
+        let open = self
+            .sessions
+            .values()
+            .filter(|e| e.anonymous_from.as_deref() == Some(ip))
+            .count();
+        open + self.reserved_anonymous_from.get(ip).copied().unwrap_or(0)
+    }
+
+    fn has_room(&self, max: usize, anonymous: Option<&str>, limits: AnonymousLimits) -> bool {
         self.sessions.len() + self.reserved < max
-            && (!anonymous
-                || self.held_by(&Owner::Unclaimed) + self.reserved_anonymous < max_anonymous)
+            && anonymous.is_none_or(|ip| {
+                self.held_by(&Owner::Unclaimed) + self.reserved_anonymous < limits.total
+                    && self.anonymous_from(ip) < limits.per_address
+            })
+    }
+
+    /// The idle unclaimed session an anonymous requester from `ip` may take: its own
+    /// address's when that address is at its limit, else any.
+    fn anonymous_victim(&self, ip: &str, per_address: usize) -> Option<String> {
+        let own_only = self.anonymous_from(ip) >= per_address;
+        self.sessions
+            .iter()
+            .filter(|(_, e)| {
+                e.in_flight == 0
+                    && e.owner == Owner::Unclaimed
+                    && (!own_only || e.anonymous_from.as_deref() == Some(ip))
+            })
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(id, _)| id.clone())
     }
 
     /// The session to close so that `requester` may open one, if any may be taken (see the
@@ -90,12 +122,20 @@ impl Registry {
     }
 }
 
+/// How many sessions opened without credentials may exist: in all, and from one client
+/// address bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct AnonymousLimits {
+    pub total: usize,
+    pub per_address: usize,
+}
+
 #[derive(Debug)]
 pub struct Sessions {
     manager: Arc<LocalSessionManager>,
     registry: Mutex<Registry>,
     pub max: usize,
-    pub max_anonymous: usize,
+    pub anonymous: AnonymousLimits,
 }
 
 pub enum Admission {
@@ -107,7 +147,8 @@ pub enum Admission {
 /// `initialize` failed and the reservation is dropped).
 pub struct Reservation {
     sessions: Arc<Sessions>,
-    anonymous: bool,
+    /// The client address bucket of an anonymous `initialize`.
+    anonymous: Option<String>,
     /// Set when [`Sessions::record`] turned the place into a session.
     used: bool,
 }
@@ -116,15 +157,21 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.used {
             let mut registry = self.sessions.registry();
-            release(&mut registry, self.anonymous);
+            release(&mut registry, self.anonymous.as_deref());
         }
     }
 }
 
-fn release(registry: &mut Registry, anonymous: bool) {
+fn release(registry: &mut Registry, anonymous: Option<&str>) {
     registry.reserved = registry.reserved.saturating_sub(1);
-    if anonymous {
+    if let Some(ip) = anonymous {
         registry.reserved_anonymous = registry.reserved_anonymous.saturating_sub(1);
+        if let Some(n) = registry.reserved_anonymous_from.get_mut(ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                registry.reserved_anonymous_from.remove(ip);
+            }
+        }
     }
 }
 
@@ -152,12 +199,17 @@ pub enum Access {
 }
 
 impl Sessions {
+    /// A quarter of the cap for anonymous sessions, a quarter of that per client address.
     pub fn new(manager: Arc<LocalSessionManager>, max: usize) -> Arc<Self> {
+        let total = (max / 4).max(1);
         Arc::new(Self {
             manager,
             registry: Mutex::new(Registry::default()),
             max,
-            max_anonymous: (max / 4).max(1),
+            anonymous: AnonymousLimits {
+                total,
+                per_address: (total / 4).max(1),
+            },
         })
     }
 
@@ -186,9 +238,10 @@ impl Sessions {
     }
 
     /// May a new session be opened for `requester`? `anonymous`: opened without credentials
-    /// while an auth strategy is set, held to the smaller share. At the cap, closed sessions are
-    /// swept, then an idle session may be closed to make room (see the module docs).
-    pub async fn admit(self: &Arc<Self>, requester: &Owner, anonymous: bool) -> Admission {
+    /// while an auth strategy is set (the client's address bucket), held to the smaller limits.
+    /// At the cap, closed sessions are swept, then an idle session may be closed to make room
+    /// (see the module docs).
+    pub async fn admit(self: &Arc<Self>, requester: &Owner, anonymous: Option<&str>) -> Admission {
         if let Some(admitted) = self.try_reserve(anonymous) {
             return admitted;
         }
@@ -208,22 +261,26 @@ impl Sessions {
         }
     }
 
-    fn try_reserve(self: &Arc<Self>, anonymous: bool) -> Option<Admission> {
+    fn try_reserve(self: &Arc<Self>, anonymous: Option<&str>) -> Option<Admission> {
         let mut registry = self.registry();
-        if !registry.has_room(self.max, anonymous, self.max_anonymous) {
+        if !registry.has_room(self.max, anonymous, self.anonymous) {
             return None;
         }
         Some(self.reserve(&mut registry, anonymous))
     }
 
-    fn reserve(self: &Arc<Self>, registry: &mut Registry, anonymous: bool) -> Admission {
+    fn reserve(self: &Arc<Self>, registry: &mut Registry, anonymous: Option<&str>) -> Admission {
         registry.reserved += 1;
-        if anonymous {
+        if let Some(ip) = anonymous {
             registry.reserved_anonymous += 1;
+            *registry
+                .reserved_anonymous_from
+                .entry(ip.to_string())
+                .or_default() += 1;
         }
         Admission::Admitted(Reservation {
             sessions: self.clone(),
-            anonymous,
+            anonymous: anonymous.map(str::to_string),
             used: false,
         })
     }
@@ -233,12 +290,15 @@ impl Sessions {
     fn reserve_by_evicting(
         self: &Arc<Self>,
         requester: &Owner,
-        anonymous: bool,
+        anonymous: Option<&str>,
     ) -> Option<(Admission, String)> {
         let mut registry = self.registry();
-        let victim = registry.victim(requester, self.max)?;
+        let victim = match anonymous {
+            Some(ip) => registry.anonymous_victim(ip, self.anonymous.per_address),
+            None => registry.victim(requester, self.max),
+        }?;
         registry.sessions.remove(&victim);
-        if !registry.has_room(self.max, anonymous, self.max_anonymous) {
+        if !registry.has_room(self.max, anonymous, self.anonymous) {
             // Cannot happen (the victim freed a place of the requester's kind); stay correct.
             return None;
         }
@@ -248,10 +308,11 @@ impl Sessions {
     /// The session rmcp opened for `reservation`: its place becomes the session's entry.
     pub fn record(&self, mut reservation: Reservation, id: &str, owner: Owner) {
         let mut registry = self.registry();
-        release(&mut registry, reservation.anonymous);
+        release(&mut registry, reservation.anonymous.as_deref());
         registry.sessions.insert(
             id.to_string(),
             Entry {
+                anonymous_from: reservation.anonymous.take(),
                 owner,
                 in_flight: 0,
                 last_used: Instant::now(),
@@ -275,7 +336,10 @@ impl Sessions {
             (Owner::Principal(owner), Some(p)) if owner == p => {}
             (Owner::Principal(_), _) => return Access::NotFound,
             (Owner::Unclaimed, None) => {}
-            (Owner::Unclaimed, Some(p)) => entry.owner = Owner::Principal(p.to_string()),
+            (Owner::Unclaimed, Some(p)) => {
+                entry.owner = Owner::Principal(p.to_string());
+                entry.anonymous_from = None;
+            }
         }
         entry.in_flight += 1;
         entry.last_used = Instant::now();
@@ -296,7 +360,7 @@ mod tests {
         Sessions::new(Arc::new(LocalSessionManager::default()), max)
     }
 
-    fn reserve(s: &Arc<Sessions>, anonymous: bool) -> Option<Reservation> {
+    fn reserve(s: &Arc<Sessions>, anonymous: Option<&str>) -> Option<Reservation> {
         match s.try_reserve(anonymous)? {
             Admission::Admitted(r) => Some(r),
             Admission::Full => None,
@@ -309,14 +373,14 @@ mod tests {
     fn a_burst_up_to_the_cap_is_admitted_and_counted_once() {
         let s = sessions(64);
         let reservations: Vec<Reservation> = (0..64)
-            .map(|i| reserve(&s, false).unwrap_or_else(|| panic!("refused at {i}")))
+            .map(|i| reserve(&s, None).unwrap_or_else(|| panic!("refused at {i}")))
             .collect();
-        assert!(reserve(&s, false).is_none());
+        assert!(reserve(&s, None).is_none());
         // rmcp opens them one by one while the others are still in flight.
         for (i, r) in reservations.into_iter().enumerate() {
             s.record(r, &format!("s{i}"), Owner::Principal("apikey:a".into()));
             assert_eq!(s.live(), i + 1);
-            assert!(reserve(&s, false).is_none(), "{i}");
+            assert!(reserve(&s, None).is_none(), "{i}");
         }
         assert_eq!(s.registry().reserved, 0);
     }
@@ -324,8 +388,8 @@ mod tests {
     #[test]
     fn a_failed_initialize_gives_its_place_back() {
         let s = sessions(1);
-        drop(reserve(&s, false));
-        let r = reserve(&s, false).expect("the place is free again");
+        drop(reserve(&s, None));
+        let r = reserve(&s, None).expect("the place is free again");
         s.record(r, "s", Owner::Unclaimed);
         assert_eq!(s.live(), 1);
         s.forget("s");
@@ -333,7 +397,7 @@ mod tests {
     }
 
     fn open(s: &Arc<Sessions>, id: &str, owner: &str) {
-        let r = reserve(s, false).expect("room");
+        let r = reserve(s, None).expect("room");
         s.record(r, id, Owner::Principal(owner.into()));
     }
 
@@ -363,12 +427,12 @@ mod tests {
         assert_eq!(victim(&s, "a").as_deref(), Some("a2"), "a1 used last");
 
         let (admitted, evicted) = s
-            .reserve_by_evicting(&Owner::Principal("b".into()), false)
+            .reserve_by_evicting(&Owner::Principal("b".into()), None)
             .expect("room made");
         assert!(matches!(admitted, Admission::Admitted(_)));
         assert_eq!(evicted, "a2");
         assert_eq!(s.live(), 2);
-        assert!(reserve(&s, false).is_none(), "the freed place is taken");
+        assert!(reserve(&s, None).is_none(), "the freed place is taken");
     }
 
     /// A noisy principal cannot push a quiet one out; at its share it gives up its own.
@@ -399,21 +463,49 @@ mod tests {
     #[test]
     fn anonymous_sessions_share_a_quarter_and_never_crowd_out_the_authenticated() {
         let s = sessions(8);
-        let anon: Vec<Reservation> = (0..2).filter_map(|_| reserve(&s, true)).collect();
+        let anon: Vec<Reservation> = ["ip:a", "ip:b"]
+            .into_iter()
+            .filter_map(|ip| reserve(&s, Some(ip)))
+            .collect();
         assert_eq!(anon.len(), 2);
-        assert!(reserve(&s, true).is_none(), "2 = 8/4");
-        let r = reserve(&s, false).expect("authenticated");
+        assert!(reserve(&s, Some("ip:c")).is_none(), "2 = 8/4");
+        let r = reserve(&s, None).expect("authenticated");
         s.record(r, "auth", Owner::Principal("sub:x".into()));
         for (i, r) in anon.into_iter().enumerate() {
             s.record(r, &format!("anon{i}"), Owner::Unclaimed);
         }
-        assert!(reserve(&s, true).is_none());
+        assert!(reserve(&s, Some("ip:c")).is_none());
         assert!(matches!(
             s.access("anon0", Some("sub:y")),
             Access::Allowed(Some(_))
         ));
         assert!(matches!(s.access("anon0", Some("sub:z")), Access::NotFound));
         // Claimed, anon0 no longer counts against the anonymous share.
-        assert!(reserve(&s, true).is_some());
+        assert!(reserve(&s, Some("ip:c")).is_some());
+    }
+
+    /// One address holds at most its part of the anonymous places; at it, its own idle
+    /// sessions make room, never another address's.
+    #[test]
+    fn one_address_cannot_take_every_anonymous_place() {
+        let s = sessions(64); // 16 anonymous, 4 per address
+        for i in 0..4 {
+            let r = reserve(&s, Some("ip:flood")).expect("under the address's limit");
+            s.record(r, &format!("flood{i}"), Owner::Unclaimed);
+        }
+        assert!(reserve(&s, Some("ip:flood")).is_none());
+        let r = reserve(&s, Some("ip:quiet")).expect("another address");
+        s.record(r, "quiet", Owner::Unclaimed);
+        let registry = s.registry();
+        let victim = registry.anonymous_victim("ip:flood", 4).unwrap();
+        assert!(victim.starts_with("flood"), "{victim}");
+        assert_eq!(
+            registry.anonymous_victim("ip:other", 4).as_deref(),
+            Some("flood0")
+        );
+        drop(registry);
+        // Claimed by a principal, a session no longer counts for its address.
+        drop(s.access("flood0", Some("sub:x")));
+        assert!(reserve(&s, Some("ip:flood")).is_some());
     }
 }

@@ -4,12 +4,13 @@
 //!
 //! 1. [`client_ip`]: who is calling, as far as the network says (trusted proxies only);
 //! 2. [`origin`]: `Host`/`Origin` (DNS-rebinding protection) → 403;
-//! 3. [`body_limit`]: a declared body over `HTTP_MAX_REQUEST_SIZE` → 413 at once; the body is
+//! 3. [`in_flight`]: more requests in flight than `HTTP_MAX_CONCURRENT_REQUESTS` → 503;
+//! 4. [`body_limit`]: a declared body over `HTTP_MAX_REQUEST_SIZE` → 413 at once; the body is
 //!    capped for whoever reads it (nothing is read here);
-//! 4. [`authentication`]: credentials from the headers only, before any body byte is read →
+//! 5. [`authentication`]: credentials from the headers only, before any body byte is read →
 //!    401 / 403 (scope) / 503 (identity provider down);
-//! 5. [`rate_limit`]: per principal, or per client IP when unauthenticated → 429;
-//! 6. [`session_admission`]: reads the body (size and time limits → 413 / 408), then the
+//! 6. [`rate_limit`]: per principal, or per client IP when unauthenticated → 429;
+//! 7. [`session_admission`]: reads the body (size and time limits → 413 / 408), then the
 //!    session cap → 503 and binding to the principal → 404.
 //!
 //! Every refusal carries a JSON-RPC error body, and [`count_refusals`] (around the stack)
@@ -19,6 +20,7 @@
 pub mod authentication;
 pub mod body_limit;
 pub mod client_ip;
+pub mod in_flight;
 pub mod origin;
 pub mod rate_limit;
 pub mod session_admission;

@@ -1,5 +1,5 @@
-//! Legacy-era sessions: the cap on open sessions (503) with its smaller share for sessions
-//! opened without credentials, and binding each session to the principal that opened (or first
+//! Legacy-era sessions: the cap on open sessions (503) with its smaller shares for sessions
+//! opened without credentials (in all and per client address), and binding each session to the principal that opened (or first
 //! used) it — another principal presenting its id gets 404, as if it did not exist.
 //!
 //! The first layer that needs the body: it reads it (within [`body_limit`]'s limits) to tell an
@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use super::authentication::AnonymousUnlessInitialize;
+use super::client_ip::ClientIp;
 use super::{SESSION_HEADER, body_limit, owner_key, refusal, with_retry_after};
 use crate::http_server::sessions::{Access, Admission, InUse, Owner, Reservation, Sessions};
 use crate::principal::Principal;
@@ -38,6 +39,8 @@ struct Incoming {
     is_delete: bool,
     /// `strategy:id` of the authenticated caller.
     owner: Option<String>,
+    /// The caller's address bucket (see [`ClientIp::bucket`]).
+    address: String,
 }
 
 impl Incoming {
@@ -60,6 +63,7 @@ impl Incoming {
                 && method.as_deref() == Some("initialize"),
             is_delete: parts.method == Method::DELETE,
             owner: parts.extensions.get::<Principal>().map(owner_key),
+            address: ClientIp::bucket(&parts.extensions),
             session_id,
         }
     }
@@ -90,7 +94,8 @@ impl SessionAdmission {
         if !incoming.is_initialize {
             return Ok(Held::default());
         }
-        let anonymous = incoming.owner.is_none() && self.anonymous_share;
+        let anonymous =
+            (incoming.owner.is_none() && self.anonymous_share).then_some(incoming.address.as_str());
         let requester = incoming
             .owner
             .clone()
