@@ -886,3 +886,49 @@ async fn secrets_never_appear_in_logs_errors_or_info() {
         assert!(!info.contains(secret), "{secret} leaked into /info");
     }
 }
+
+/// An identity provider that is down is asked again after an interval, not once per request:
+/// discovery (2 well-known documents) and the JWKS each fail once for a burst of requests,
+/// which all get 503.
+#[tokio::test]
+async fn a_failing_identity_provider_is_not_hammered() {
+    let hits = Arc::new(AtomicU64::new(0));
+    let h = hits.clone();
+    let failing = serve(Router::new().fallback(move || {
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }))
+    .await;
+    let (key, _) = rsa_keypair();
+    let token = rs_token(&key, "k1", json!({"sub": "bob", "exp": now() + 600}));
+    for (jwks_url, attempts) in [(None, 2), (Some(format!("{failing}/certs")), 1)] {
+        let mut env = std::collections::BTreeMap::new();
+        env.insert("MCP_AUTH_STRATEGY".to_string(), "oidc".to_string());
+        env.insert(
+            "MCP_OIDC_ISSUER".to_string(),
+            format!("{failing}/realms/ai"),
+        );
+        env.insert(
+            "MCP_PUBLIC_URL".to_string(),
+            "https://mcp.example.com/mcp".to_string(),
+        );
+        if let Some(url) = &jwks_url {
+            env.insert("MCP_OIDC_JWKS_URL".to_string(), url.clone());
+        }
+        let server = start_http(&env).await;
+        hits.store(0, Ordering::SeqCst);
+        for _ in 0..10 {
+            let r = post(
+                &server.url,
+                INITIALIZE,
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .await;
+            assert_eq!(r.status(), 503, "{jwks_url:?}");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), attempts, "{jwks_url:?}");
+    }
+}

@@ -1,7 +1,9 @@
 //! A remote JWKS: fetched on first use, cached, and refetched when a token names
 //! a key id we do not know (the IdP rotated its keys) — but at most once per
 //! [`MIN_REFRESH_INTERVAL`], so a flood of tokens with random `kid`s cannot turn
-//! this server into a load generator against the IdP.
+//! this server into a load generator against the IdP. A failed fetch is not retried
+//! within that interval either ([`RecentFailure`]): a failing IdP is not hammered
+//! once per request.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -30,6 +32,42 @@ pub enum JwksError {
     UnknownKey(Option<String>),
 }
 
+/// The last failure of a fetch, remembered for an interval: callers within it get the same
+/// error without a new request to the identity provider.
+#[derive(Debug)]
+pub struct RecentFailure {
+    last: std::sync::Mutex<Option<(Instant, String)>>,
+    interval: Duration,
+}
+
+impl RecentFailure {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            last: std::sync::Mutex::new(None),
+            interval,
+        }
+    }
+
+    /// The error of a failure less than the interval ago.
+    pub fn recent(&self) -> Option<String> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref()
+            .filter(|(at, _)| at.elapsed() < self.interval)
+            .map(|(at, error)| {
+                let wait = self.interval.saturating_sub(at.elapsed()).as_secs().max(1);
+                format!("{error} (retried in {wait}s)")
+            })
+    }
+
+    /// Records the outcome of an attempt.
+    pub fn record<T, E: ToString>(&self, result: &Result<T, E>) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = result
+            .as_ref()
+            .err()
+            .map(|e| (Instant::now(), e.to_string()));
+    }
+}
+
 #[derive(Default)]
 struct Cached {
     keys: HashMap<Option<String>, VerificationKey>,
@@ -42,6 +80,7 @@ pub struct JwksCache {
     /// Serialises refreshes; holds the time of the last attempt.
     refresh: Mutex<Option<Instant>>,
     min_interval: Duration,
+    failure: RecentFailure,
     /// How many times the JWKS was fetched (observable in tests and metrics).
     fetches: std::sync::atomic::AtomicU64,
 }
@@ -65,6 +104,7 @@ impl JwksCache {
             cached: RwLock::new(Cached::default()),
             refresh: Mutex::new(None),
             min_interval,
+            failure: RecentFailure::new(min_interval),
             fetches: Default::default(),
         }
     }
@@ -135,7 +175,17 @@ impl JwksCache {
         })
     }
 
+    /// Fetches the set, unless the last attempt failed less than the interval ago.
     async fn fetch(&self, url: &str) -> Result<(), JwksError> {
+        if let Some(error) = self.failure.recent() {
+            return Err(JwksError::Fetch(error));
+        }
+        let result = self.fetch_now(url).await;
+        self.failure.record(&result);
+        result
+    }
+
+    async fn fetch_now(&self, url: &str) -> Result<(), JwksError> {
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let set: JwkSet = self

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::sync::OnceCell;
 use url::Url;
 
-use super::jwks::{JwksCache, JwksError, MIN_REFRESH_INTERVAL};
+use super::jwks::{JwksCache, JwksError, MIN_REFRESH_INTERVAL, RecentFailure};
 use super::jwt::{Claims, describe, validation};
 use super::{AuthError, AuthSetupError};
 use crate::principal::Principal;
@@ -28,6 +28,8 @@ pub struct Oidc {
     http: reqwest::Client,
     /// Discovered once: the issuer string as the IdP spells it, and its JWKS URL.
     discovered: OnceCell<(String, String)>,
+    /// A failed discovery is retried after an interval, not on every request.
+    discovery_failure: RecentFailure,
     pub jwks: JwksCache,
 }
 
@@ -73,6 +75,7 @@ impl Oidc {
             jwks: JwksCache::new(http.clone(), MIN_REFRESH_INTERVAL),
             http,
             discovered: OnceCell::new(),
+            discovery_failure: RecentFailure::new(MIN_REFRESH_INTERVAL),
         })
     }
 
@@ -120,7 +123,13 @@ impl Oidc {
     /// Issuer and JWKS URL: configured, or from the IdP's metadata (OIDC
     /// discovery, then RFC 8414).
     async fn discover(&self) -> Result<&(String, String), AuthError> {
-        self.discovered
+        if let Some(error) = self.discovery_failure.recent()
+            && !self.discovered.initialized()
+        {
+            return Err(AuthError::Unavailable(error));
+        }
+        let result = self
+            .discovered
             .get_or_try_init(|| async {
                 let issuer = issuer_text(&self.issuer);
                 if let Some(jwks) = &self.jwks_url {
@@ -147,11 +156,11 @@ impl Oidc {
                         Err(e) => last_error = e,
                     }
                 }
-                Err(AuthError::Unavailable(format!(
-                    "identity provider discovery failed: {last_error}"
-                )))
+                Err(format!("identity provider discovery failed: {last_error}"))
             })
-            .await
+            .await;
+        self.discovery_failure.record(&result);
+        result.map_err(AuthError::Unavailable)
     }
 
     async fn fetch_metadata(&self, url: &str) -> Result<ProviderMetadata, String> {
