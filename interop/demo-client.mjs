@@ -22,6 +22,15 @@ const option = (name) => {
 };
 const [chatModel, secondModel] = (option('--models') ?? 'gpt-4o,sonnet').split(',');
 const wrongKey = option('--expect-refused');
+// converse-server refuses plain keys shorter than this (MIN_API_KEY_CHARS): a shorter key cannot
+// be the server's, and a shorter wrong key would not show that a well-formed stranger is refused.
+const MIN_API_KEY_CHARS = 32;
+for (const [what, k] of [['the API key', key], ['the --expect-refused key', wrongKey]]) {
+  if (k !== undefined && k.length < MIN_API_KEY_CHARS) {
+    console.error(`demo-client: ${what} is shorter than ${MIN_API_KEY_CHARS} characters (e.g. use \`openssl rand -hex 32\`)`);
+    process.exit(2);
+  }
+}
 
 const textOf = (result) => (result.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join('\n');
 const indent = (text) => text.split('\n').map((l) => `    ${l}`).join('\n');

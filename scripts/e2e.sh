@@ -89,7 +89,7 @@ port_forward "$DEMO_NAMESPACE" demo "$port"
 step "a real MCP client through the port-forward: tools/list, chat, consensus; a wrong key is refused"
 node="$(node_bin)"
 "$node" "$ROOT/interop/demo-client.mjs" "http://127.0.0.1:$port/mcp" "$(demo_api_key)" \
-  --expect-refused "not-the-key-$RANDOM" | sed 's/^/    /'
+  --expect-refused "not-the-key-$(openssl rand -hex 16)" | sed 's/^/    /'
 [[ ${PIPESTATUS[0]} -eq 0 ]] || die "the MCP client checks failed"
 ok "MCP over the Service: right key answered by the fake provider, wrong key 401"
 # A DNS-rebinding page reaches the port-forward with its own host name: refused.

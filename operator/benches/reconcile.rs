@@ -56,7 +56,7 @@ async fn run(client: &Client, ns: &str) -> String {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     for (name, key, value) in [
         ("llm-keys", "openai", "sk-bench"),
-        ("mcp-keys", "keys", "k1"),
+        ("mcp-keys", "keys", "bench-key-0123456789abcdef0123456789"),
     ] {
         let secret = json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": name}, "stringData": {key: value}});

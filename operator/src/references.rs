@@ -2,11 +2,14 @@
 //!
 //! The controller fetches (and watches) exactly the Secrets listed by [`secret_references`];
 //! [`Dereferenced`] is what it hands to `validate`: per Secret, its keys with a SHA-256 and the
-//! length of their data. The values themselves never leave the dereference phase: hashes are
-//! enough to roll the pods on rotation, lengths enough to catch an empty or short secret.
+//! length of their data, and which entries the server would refuse were the value an API-key
+//! list. The values themselves never leave the dereference phase: hashes are enough to roll the
+//! pods on rotation, lengths and entry numbers enough to catch an empty or short secret.
 
 use std::collections::BTreeMap;
 
+use converse_config::ApiKey;
+use converse_config::vars::MCP_API_KEYS;
 use k8s_openapi::api::core::v1::Secret;
 use sha2::{Digest, Sha256};
 
@@ -20,6 +23,9 @@ pub struct SecretReference {
     pub secret: SecretKeyRef,
     /// Fewest bytes the value must have (1: not empty).
     pub min_bytes: usize,
+    /// The value is an `MCP_API_KEYS` list, whose every entry must be a usable key
+    /// ([`KeyDigest::api_keys`]).
+    pub api_key_list: bool,
 }
 
 impl SecretReference {
@@ -28,6 +34,7 @@ impl SecretReference {
             field: field.into(),
             secret: secret.clone(),
             min_bytes,
+            api_key_list: false,
         }
     }
 }
@@ -55,7 +62,10 @@ pub fn secret_references(spec: &ConverseServerSpec) -> Vec<SecretReference> {
     }
     if let Some(auth) = &spec.auth {
         for k in auth.secret_keys() {
-            refs.push(SecretReference::new(k.field, k.secret, k.min_bytes));
+            refs.push(SecretReference {
+                api_key_list: k.var == MCP_API_KEYS,
+                ..SecretReference::new(k.field, k.secret, k.min_bytes)
+            });
         }
     }
     if let Some(c) = &spec.conversations
@@ -89,6 +99,10 @@ pub struct KeyDigest {
     pub sha256: String,
     /// Length of the data in bytes.
     pub len: usize,
+    /// The data read as an `MCP_API_KEYS` list. Worked out for every key, since the digest does
+    /// not know how the spec uses it (cheap: a Secret holds at most 1 MiB); only keys referenced
+    /// as API keys are checked against it.
+    pub api_keys: ApiKeyEntries,
 }
 
 impl KeyDigest {
@@ -96,6 +110,47 @@ impl KeyDigest {
         KeyDigest {
             sha256: sha256_hex(data),
             len: data.len(),
+            api_keys: ApiKeyEntries::of(&String::from_utf8_lossy(data)),
+        }
+    }
+}
+
+/// What the server would make of a value as its `MCP_API_KEYS`, without the value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiKeyEntries {
+    /// Number of entries, split as the server splits them (commas or line breaks, trimmed, blank
+    /// ones dropped).
+    pub count: usize,
+    /// The entries the server refuses: 1-based position and the rule broken, in the server
+    /// parser's words (`ApiKey::parse`, whose messages never contain the entry).
+    pub refused: Vec<RefusedEntry>,
+}
+
+/// One API-key entry the server refuses. Never the entry itself, nor its length: status is
+/// readable by more people than the Secret, and a length narrows a guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedEntry {
+    /// 1-based position in the list.
+    pub entry: usize,
+    pub rule: String,
+}
+
+impl ApiKeyEntries {
+    fn of(value: &str) -> Self {
+        let entries = converse_config::parse::list_lines(value);
+        let refused = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                ApiKey::parse(e).err().map(|rule| RefusedEntry {
+                    entry: i + 1,
+                    rule: rule.to_string(),
+                })
+            })
+            .collect();
+        ApiKeyEntries {
+            count: entries.len(),
+            refused,
         }
     }
 }
@@ -150,4 +205,53 @@ impl Dereferenced {
 pub fn sha256_hex(data: &[u8]) -> String {
     let digest = Sha256::digest(data);
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "k0123456789abcdef0123456789abcde";
+
+    #[test]
+    fn api_key_entries_are_split_and_checked_as_the_server_does() {
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let value = format!("{KEY}\n short-key , sha256:{hash}\r\n\nsha256:abcd,\n");
+        let entries = KeyDigest::of(value.as_bytes()).api_keys;
+        assert_eq!(entries.count, 4);
+        let refused: Vec<usize> = entries.refused.iter().map(|r| r.entry).collect();
+        assert_eq!(refused, [2, 4]);
+        assert!(
+            entries.refused[0].rule.contains("at least 32"),
+            "{entries:?}"
+        );
+        for r in &entries.refused {
+            assert!(
+                !r.rule.contains("short-key") && !r.rule.contains("abcd"),
+                "{r:?}"
+            );
+            assert!(!r.rule.contains('9'), "no length: {r:?}");
+        }
+        assert_eq!(KeyDigest::of(b" ,\n").api_keys, ApiKeyEntries::default());
+    }
+
+    #[test]
+    fn only_the_api_keys_reference_is_an_api_key_list() {
+        let spec: ConverseServerSpec = serde_norway::from_str(
+            "{providers: {openai: {apiKeySecretRef: {name: llm, key: openai}}}, \
+             auth: {strategy: apiKey, apiKey: {secretRef: {name: mcp, key: keys}}}}",
+        )
+        .unwrap();
+        let lists: Vec<(String, bool)> = secret_references(&spec)
+            .into_iter()
+            .map(|r| (r.field, r.api_key_list))
+            .collect();
+        assert_eq!(
+            lists,
+            [
+                ("providers.openai.apiKeySecretRef".to_owned(), false),
+                ("auth.apiKey.secretRef".to_owned(), true)
+            ]
+        );
+    }
 }

@@ -141,6 +141,17 @@ pub enum SecretProblem {
         key: String,
         min: usize,
     },
+    /// An entry of an API-key list the server would refuse (a plain key shorter than 32
+    /// characters, a malformed `sha256:` digest): which entry, and the server's rule; never the
+    /// entry or its length.
+    #[error("entry {entry} of key {key:?} of Secret {secret:?} (spec.{field}): {rule}")]
+    ApiKeyRefused {
+        field: String,
+        secret: String,
+        key: String,
+        entry: usize,
+        rule: String,
+    },
 }
 
 /// Phase 2. `dereferenced` holds the referenced Secrets that exist.
@@ -397,6 +408,22 @@ fn resolve_secrets(
                     key,
                     min: r.min_bytes,
                 })
+            }
+            // Only separators: the server sees no key at all.
+            Some(KeyDigest { api_keys, .. }) if r.api_key_list && api_keys.count == 0 => {
+                problems.push(SecretProblem::Empty { field, secret, key })
+            }
+            // The server refuses to start on any bad entry; report them all at once.
+            Some(KeyDigest { api_keys, .. }) if r.api_key_list && !api_keys.refused.is_empty() => {
+                problems.extend(api_keys.refused.iter().map(|refused| {
+                    SecretProblem::ApiKeyRefused {
+                        field: field.clone(),
+                        secret: secret.clone(),
+                        key: key.clone(),
+                        entry: refused.entry,
+                        rule: refused.rule.clone(),
+                    }
+                }))
             }
             Some(digest) => {
                 resolved.insert(ResolvedSecret {

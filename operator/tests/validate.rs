@@ -119,6 +119,64 @@ fn a_short_jwt_secret_is_refused_without_showing_it() {
 }
 
 #[test]
+fn short_api_keys_are_refused_by_entry_number_without_showing_them() {
+    let server = server_named("apikey-ingress");
+    let good = "team-a-key-1-0123456789abcdef0123456789abcdef";
+    // 31 characters: one short of the minimum.
+    let short = "team-a-key-2-0123456789abcdef01";
+    let d = dereferenced().with_secret("mcp-keys", [("keys", format!("{good}\n{short}\n"))]);
+    let problems = secret_problems(&server, &d);
+    assert!(
+        matches!(
+            &problems[..],
+            [SecretProblem::ApiKeyRefused { entry: 2, field, .. }] if field == "auth.apiKey.secretRef"
+        ),
+        "{problems:?}"
+    );
+    let err = validate(&server, &d).unwrap_err();
+    assert_eq!(err.condition_type(), "SecretsResolved");
+    assert_eq!(err.reason(), "SecretValueInvalid");
+    let message = err.to_string();
+    assert!(
+        message.contains("entry 2 of key \"keys\" of Secret \"mcp-keys\""),
+        "{message}"
+    );
+    assert!(message.contains("at least 32 characters"), "{message}");
+    assert!(
+        !message.contains(short) && !message.contains(good),
+        "{message}"
+    );
+    // Status never says how long the entry is.
+    assert!(!message.contains("31"), "{message}");
+
+    // Every bad entry is named; digests are exempt from the minimum but must be well formed.
+    let digest = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let d = dereferenced().with_secret(
+        "mcp-keys",
+        [("keys", format!("short,{digest},sha256:abcd,{good}"))],
+    );
+    let entries: Vec<usize> = secret_problems(&server, &d)
+        .iter()
+        .map(|p| match p {
+            SecretProblem::ApiKeyRefused { entry, .. } => *entry,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(entries, [1, 3]);
+
+    // Separators only: no key at all.
+    let d = dereferenced().with_secret("mcp-keys", [("keys", ",\n")]);
+    assert!(matches!(
+        &secret_problems(&server, &d)[..],
+        [SecretProblem::Empty { .. }]
+    ));
+
+    // Other Secret keys are not API-key lists: a short provider key is the provider's business.
+    let d = dereferenced().with_secret("llm-keys", [("openai", "sk"), ("anthropic", "sk")]);
+    assert!(validate(&server, &d).is_ok());
+}
+
+#[test]
 fn values_the_server_would_refuse_are_reported_by_field() {
     let mut server = server_named("everything");
     server.spec.rate_limit.as_mut().unwrap().window = Some("0s".into());
