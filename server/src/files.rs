@@ -3,8 +3,16 @@
 //!
 //! Paths are canonicalised (resolving `..` and every symlink) before the root
 //! check, and the canonical path is what gets opened, so neither `../` nor a
-//! symlink pointing outside can escape the root.
+//! symlink pointing outside can escape the root. The file is opened once, and
+//! what was opened is checked again (where it really is, that it is a regular
+//! file, its size) on the handle itself: a path component swapped for a symlink
+//! between the check and the open cannot lead outside the root either.
+//!
+//! Reading is blocking I/O: [`gather_blocking`] runs it on tokio's blocking
+//! pool, never on the async workers that serve requests.
 
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -55,6 +63,9 @@ pub enum FileError {
     BadDataUrl { input: String },
     #[error("attachments exceed {limit} bytes in total")]
     TotalTooLarge { limit: u64 },
+    /// The blocking read did not finish (it panicked, or the runtime is shutting down).
+    #[error("the attachments could not be read")]
+    Interrupted,
 }
 
 impl FilePolicy {
@@ -95,26 +106,65 @@ impl FilePolicy {
 
     fn read(&self, input: &str, limit: u64) -> Result<(PathBuf, Vec<u8>), FileError> {
         let path = self.resolve(input)?;
-        let meta = std::fs::metadata(&path).map_err(|_| FileError::NotFound {
+        self.read_resolved(input, path, limit)
+    }
+
+    /// Opens and reads what [`FilePolicy::resolve`] found, checking the opened handle.
+    fn read_resolved(
+        &self,
+        input: &str,
+        path: PathBuf,
+        limit: u64,
+    ) -> Result<(PathBuf, Vec<u8>), FileError> {
+        let not_found = || FileError::NotFound {
             input: input.into(),
-        })?;
+        };
+        let file = File::open(&path).map_err(|_| not_found())?;
+        if let FilePolicy::Root(root) = self
+            && !opened_path(&file, &path).is_some_and(|p| p.starts_with(root))
+        {
+            return Err(FileError::OutsideRoot {
+                input: input.into(),
+            });
+        }
+        let meta = file.metadata().map_err(|_| not_found())?;
         if !meta.is_file() {
             return Err(FileError::NotAFile {
                 input: input.into(),
             });
         }
-        if meta.len() > limit {
-            return Err(FileError::TooLarge {
-                input: input.into(),
-                size: meta.len(),
-                limit,
-            });
-        }
-        let bytes = std::fs::read(&path).map_err(|_| FileError::NotFound {
+        let too_large = |size| FileError::TooLarge {
             input: input.into(),
-        })?;
+            size,
+            limit,
+        };
+        if meta.len() > limit {
+            return Err(too_large(meta.len()));
+        }
+        // The file may grow after the check: never read more than the limit.
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|_| not_found())?;
+        if bytes.len() as u64 > limit {
+            return Err(too_large(bytes.len() as u64));
+        }
         Ok((path, bytes))
     }
+}
+
+/// Where the opened file really is: what the kernel says about the handle (`/proc/self/fd`),
+/// else — without procfs — the path resolved again.
+fn opened_path(file: &File, path: &Path) -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+            return Some(real);
+        }
+    }
+    let _ = file;
+    std::fs::canonicalize(path).ok()
 }
 
 /// A `data:` URL split into MIME type and decoded bytes.
@@ -174,6 +224,24 @@ pub struct Attachments {
     /// One text part with every file's content, then one part per image.
     pub parts: Vec<Part>,
     pub errors: Vec<FileError>,
+}
+
+/// [`gather`] on tokio's blocking pool.
+pub async fn gather_blocking(
+    policy: &FilePolicy,
+    files: &[String],
+    images: &[String],
+) -> Attachments {
+    if files.is_empty() && images.is_empty() {
+        return Attachments::default();
+    }
+    let (policy, files, images) = (policy.clone(), files.to_vec(), images.to_vec());
+    tokio::task::spawn_blocking(move || gather(&policy, &files, &images))
+        .await
+        .unwrap_or_else(|_| Attachments {
+            parts: Vec::new(),
+            errors: vec![FileError::Interrupted],
+        })
 }
 
 /// Reads every file and image. Each input is independent: one bad file is
@@ -335,6 +403,26 @@ mod tests {
                 .all(|e| matches!(e, FileError::OutsideRoot { .. })),
             "{:?}",
             a.errors
+        );
+    }
+
+    /// A directory swapped for a symlink to outside between the root check and the open: the
+    /// opened file is checked where it really is, and refused.
+    #[test]
+    fn a_path_swapped_after_the_check_is_refused() {
+        let t = tree();
+        let root = t.0.join("root");
+        let policy = FilePolicy::new(Some(&root), false).unwrap();
+        let checked = policy.resolve("sub/a.txt").expect("inside the root");
+        std::fs::create_dir_all(t.0.join("outside")).unwrap();
+        std::fs::write(t.0.join("outside/a.txt"), "top secret").unwrap();
+        std::fs::rename(root.join("sub"), root.join("sub-old")).unwrap();
+        std::os::unix::fs::symlink(t.0.join("outside"), root.join("sub")).unwrap();
+        assert_eq!(
+            policy.read_resolved("sub/a.txt", checked, MAX_TEXT_FILE_BYTES),
+            Err(FileError::OutsideRoot {
+                input: "sub/a.txt".into()
+            })
         );
     }
 

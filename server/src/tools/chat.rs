@@ -70,7 +70,9 @@ impl Engine {
             .await
             .map_err(Failure::Error)?;
         let mut notes: Vec<String> = note.into_iter().collect();
-        let user = self.user_turn(&shared.files, &shared.images, prompt)?;
+        let user = self
+            .user_turn(&shared.files, &shared.images, prompt)
+            .await?;
         let request = chat_request(&resolved, history, user, &shared.settings(), &mut notes)?;
         let response = self.ask(&resolved, &request, cancel).await?;
 

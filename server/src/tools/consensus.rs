@@ -207,7 +207,9 @@ impl Engine {
             .await
             .map_err(Failure::Error)?;
         let mut notes: Vec<String> = note.into_iter().collect();
-        let user = self.user_turn(&shared.files, &shared.images, prompt)?;
+        let user = self
+            .user_turn(&shared.files, &shared.images, prompt)
+            .await?;
         let settings = shared.settings();
 
         let results = self

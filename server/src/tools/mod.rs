@@ -286,18 +286,25 @@ impl Engine {
     }
 
     /// The new user turn with its files and images; any unusable one fails the call.
-    fn user_turn(
+    async fn user_turn(
         &self,
         files: &[String],
         images: &[String],
         prompt: &str,
     ) -> Result<Message, Failure> {
-        let attachments = self.attachments(files, images).map_err(Failure::Error)?;
+        let attachments = self
+            .attachments(files, images)
+            .await
+            .map_err(Failure::Error)?;
         Ok(user_message(attachments, prompt))
     }
 
-    pub fn attachments(&self, files: &[String], images: &[String]) -> Result<Attachments, String> {
-        let attachments = crate::files::gather(&self.files, files, images);
+    pub async fn attachments(
+        &self,
+        files: &[String],
+        images: &[String],
+    ) -> Result<Attachments, String> {
+        let attachments = crate::files::gather_blocking(&self.files, files, images).await;
         if attachments.errors.is_empty() {
             Ok(attachments)
         } else {
