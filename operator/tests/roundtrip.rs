@@ -314,8 +314,14 @@ fn no_secret_is_ever_a_literal() {
         for e in container(&objects).env.clone().unwrap_or_default() {
             if vars::is_secret(&e.name) {
                 assert!(e.value.is_none(), "{stem}: {} has a literal value", e.name);
-                let r = e.value_from.and_then(|v| v.secret_key_ref);
-                assert!(r.is_some(), "{stem}: {} is not a secretKeyRef", e.name);
+                // A secretKeyRef, or unset (empty, so envFrom cannot set it).
+                if let Some(from) = e.value_from {
+                    assert!(
+                        from.secret_key_ref.is_some(),
+                        "{stem}: {} is not a secretKeyRef",
+                        e.name
+                    );
+                }
             }
         }
         // And no secret value appears anywhere in the rendered objects but the generated
@@ -356,4 +362,97 @@ fn examples_round_trip() {
         seen += 1;
     }
     assert!(seen >= 1);
+}
+
+/// `spec.envFrom` cannot set a managed variable: the operator writes every one of them in `env`
+/// (empty when the spec leaves it unset), and `env` wins over `envFrom` in Kubernetes. So a
+/// ConfigMap or Secret in envFrom that tries to open the file system, switch authentication
+/// off, add API keys or move the port changes nothing the server sees.
+#[test]
+fn env_from_cannot_override_managed_variables() {
+    let hostile = [
+        (vars::CONVERSE_FILES_ROOT, "/"),
+        (vars::MCP_AUTH_STRATEGY, "none"),
+        (vars::MCP_AUTH_REQUIRE, "false"),
+        (
+            vars::MCP_API_KEYS,
+            "attacker-key-0123456789abcdef0123456789",
+        ),
+        (vars::HTTP_PORT, "8080"),
+        (vars::HTTP_DNS_REBINDING_PROTECTION, "false"),
+        (vars::MCP_JWT_JWKS_FILE, "/tmp/jwks.json"),
+        (vars::REDIS_URL, "redis://attacker:6379"),
+        (vars::CONVERSATION_STORE, "redis"),
+        ("GEMINI_API_KEY", "attacker-gemini-key"),
+        ("CUSTOM_OLLAMA_API_KEY", "attacker-ollama-key"),
+    ];
+    for (stem, server) in servers() {
+        let objects = render(&server);
+        let names: Vec<String> = container(&objects)
+            .env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        for managed in converse_operator::crd::rules::managed_variable_names() {
+            assert!(
+                names.iter().any(|n| n == managed),
+                "{stem}: no env entry for {managed}, so envFrom could set it"
+            );
+        }
+        for custom in &server.spec.providers.custom {
+            for var in [
+                vars::custom_base_url_var(&custom.name),
+                vars::custom_models_var(&custom.name),
+                vars::custom_api_key_var(&custom.name),
+            ] {
+                assert!(names.contains(&var), "{stem}: no env entry for {var}");
+            }
+        }
+
+        let plain = ServerConfig::from_vars(resolve_env(&objects), None)
+            .unwrap_or_else(|e| panic!("{stem}: {e}"));
+        let attacked = ServerConfig::from_vars(resolve_env_with_env_from(&objects, &hostile), None)
+            .unwrap_or_else(|e| panic!("{stem}: the hostile envFrom broke the env: {e}"));
+        assert!(attacked.files_root.is_none(), "{stem}");
+        assert_eq!(attacked.auth.strategy, plain.auth.strategy, "{stem}");
+        assert_eq!(attacked.auth.required, plain.auth.required, "{stem}");
+        assert_eq!(
+            attacked.auth.api_keys.len(),
+            plain.auth.api_keys.len(),
+            "{stem}"
+        );
+        assert!(attacked.auth.jwt.jwks_file.is_none(), "{stem}");
+        assert_eq!(attacked.http.port, 3157, "{stem}");
+        assert_eq!(
+            attacked.http.dns_rebinding_protection, plain.http.dns_rebinding_protection,
+            "{stem}"
+        );
+        assert_eq!(
+            attacked.conversations.store, plain.conversations.store,
+            "{stem}"
+        );
+        assert_eq!(
+            attacked.providers.configured_names(),
+            plain.providers.configured_names(),
+            "{stem}"
+        );
+        for (plain, attacked) in plain
+            .providers
+            .custom
+            .iter()
+            .zip(&attacked.providers.custom)
+        {
+            assert_eq!(
+                plain.api_key.as_ref().map(|k| k.expose_secret().to_owned()),
+                attacked
+                    .api_key
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_owned()),
+                "{stem}: {}",
+                plain.name
+            );
+        }
+    }
 }

@@ -201,8 +201,10 @@ pub struct ConverseServerSpec {
     #[schemars(transform = rules::env)]
     pub env: Vec<EnvVar>,
 
-    /// Extra environment sources for the server container. Explicit variables (managed ones
-    /// and `env`) take precedence over these.
+    /// Extra environment sources for the server container. They cannot set a variable the
+    /// operator manages (every variable converse-server reads, and the custom providers'
+    /// CUSTOM_*): the operator writes each of those in the container's env, empty when the spec
+    /// leaves it unset, and env takes precedence over envFrom.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "schema::env_from_list")]
     pub env_from: Vec<EnvFromSource>,

@@ -4,8 +4,13 @@
 //!
 //! Each entry remembers the spec field it came from, so an error the server's parser reports
 //! for a variable can be shown to the user as an error of that field (see `validate`).
+//!
+//! Every managed variable the spec leaves unset is written too, with an empty value (which the
+//! server reads as unset): Kubernetes gives `env` precedence over `envFrom`, so a Secret or
+//! ConfigMap in `spec.envFrom` cannot set a variable the operator manages (`CONVERSE_FILES_ROOT`,
+//! the auth settings, ...) behind the spec's and the validation's back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use converse_config::env::{EnvBuilder, EnvEntry, EnvError, EnvValue};
 use converse_config::vars::{self, *};
@@ -13,7 +18,7 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 
 use crate::crd::{
     AuthSecretKey, AuthStrategy, BearerAuth, ConversationStore, ConverseServerSpec, OAuth2Auth,
-    OidcAuth, SecretKeyRef, SessionAuth,
+    OidcAuth, SecretKeyRef, SessionAuth, rules,
 };
 
 /// Port the server listens on inside the pod.
@@ -39,7 +44,13 @@ pub struct EnvInputs<'a> {
 /// The variables and where each came from.
 #[derive(Debug, Clone, Default)]
 pub struct ServerEnv {
+    /// The variables the spec sets, in the order they are written.
     pub entries: Vec<EnvEntry>,
+    /// The managed variables the spec leaves unset, written with an empty value so `envFrom`
+    /// cannot set them: every variable of the contract (`rules::managed_variable_names`, in
+    /// table order), then each custom provider's unset `CUSTOM_<N>_*`. A fixed order, so the
+    /// pod template (and its hash) is the same on every reconcile.
+    pub unset: Vec<String>,
     /// Variable name → the spec field (path under `spec.`) that set it, or a description of
     /// the operator default.
     pub origins: BTreeMap<String, String>,
@@ -51,9 +62,16 @@ impl ServerEnv {
         self.origins.get(var).map(String::as_str)
     }
 
-    /// As container `env` entries.
+    /// As container `env` entries: the variables the spec sets, then the empty ones.
     pub fn to_env_vars(&self) -> Vec<EnvVar> {
-        self.entries.iter().map(to_env_var).collect()
+        let unset = self.unset.iter().map(|name| EnvVar {
+            name: name.clone(),
+            // Neither value nor valueFrom: the variable is set, to the empty string. The API
+            // server stores `value: ""` this way anyway, so nothing differs on read-back.
+            value: None,
+            value_from: None,
+        });
+        self.entries.iter().map(to_env_var).chain(unset).collect()
     }
 }
 
@@ -180,10 +198,32 @@ pub fn server_env(inputs: &EnvInputs<'_>) -> Result<ServerEnv, EnvError> {
         )?;
     }
 
+    let entries = w.env.into_entries();
     Ok(ServerEnv {
-        entries: w.env.into_entries(),
+        unset: unset_managed(&entries, spec),
+        entries,
         origins: w.origins,
     })
+}
+
+/// The managed variables not among `entries`: the contract's, then each custom provider's
+/// (their names depend on the spec; other `CUSTOM_<N>_*` are ignored by the server, since
+/// `CUSTOM_PROVIDERS` is always written).
+fn unset_managed(entries: &[EnvEntry], spec: &ConverseServerSpec) -> Vec<String> {
+    let written: BTreeSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let custom = spec.providers.custom.iter().flat_map(|c| {
+        [
+            vars::custom_base_url_var(&c.name),
+            vars::custom_models_var(&c.name),
+            vars::custom_api_key_var(&c.name),
+        ]
+    });
+    rules::managed_variable_names()
+        .into_iter()
+        .map(str::to_owned)
+        .chain(custom)
+        .filter(|name| !written.contains(name.as_str()))
+        .collect()
 }
 
 /// `spec.auth`: the strategy, then the settings of the selected strategy's block (CEL forbids
@@ -539,6 +579,59 @@ fn conversations(w: &mut EnvWriter, spec: &ConverseServerSpec) -> Result<(), Env
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env_of(yaml: &str) -> ServerEnv {
+        let spec: ConverseServerSpec = serde_norway::from_str(yaml).unwrap();
+        server_env(&EnvInputs {
+            spec: &spec,
+            public_url: "https://mcp/mcp",
+            allowed_hosts: &[],
+            generated_secret: "generated",
+            default_callback_url: None,
+        })
+        .unwrap()
+    }
+
+    /// Every managed variable appears exactly once in the container env: with the spec's value,
+    /// or empty; the empty ones in the contract's table order, custom providers' after.
+    #[test]
+    fn every_managed_variable_is_written_once_in_a_fixed_order() {
+        let env = env_of(
+            "{providers: {openai: {apiKeySecretRef: {name: s, key: openai}}, custom: [\
+             {name: local-vllm, baseUrl: 'http://vllm:8000/v1', models: [m]}]}}",
+        );
+        let vars = env.to_env_vars();
+        let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+        let unique: BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "a variable twice: {names:?}");
+        for managed in rules::managed_variable_names() {
+            assert!(unique.contains(managed), "{managed} is not written");
+        }
+        for custom in [
+            "CUSTOM_LOCAL_VLLM_BASE_URL",
+            "CUSTOM_LOCAL_VLLM_MODELS",
+            "CUSTOM_LOCAL_VLLM_API_KEY",
+        ] {
+            assert!(unique.contains(custom), "{custom} is not written");
+        }
+        assert_eq!(
+            env.unset.last().map(String::as_str),
+            Some("CUSTOM_LOCAL_VLLM_API_KEY")
+        );
+        let table: Vec<&str> = rules::managed_variable_names();
+        let positions: Vec<usize> = env
+            .unset
+            .iter()
+            .filter_map(|n| table.iter().position(|t| t == n))
+            .collect();
+        assert!(positions.is_sorted(), "not in table order: {:?}", env.unset);
+        for v in &vars[env.entries.len()..] {
+            assert!(v.value.is_none() && v.value_from.is_none(), "{v:?}");
+        }
+        assert!(env.unset.iter().any(|n| n == CONVERSE_FILES_ROOT));
+        assert!(env.unset.iter().any(|n| n == MCP_API_KEYS));
+        assert!(!env.unset.iter().any(|n| n == "OPENAI_API_KEY"));
+    }
 
     /// The environment reads exactly the auth Secret keys `Auth::secret_keys` lists (what the
     /// dereference phase fetches and validate checks), each under the field the list names.

@@ -105,8 +105,9 @@ pub fn container(objects: &DesiredObjects) -> &Container {
         .containers[0]
 }
 
-/// The container env as the kubelet would resolve it: literals as is, `secretKeyRef` from the
-/// fixture Secrets and the generated Secret. Panics on a reference that does not resolve.
+/// The container env as the kubelet would resolve it: literals as is (an entry without value is
+/// the empty string), `secretKeyRef` from the fixture Secrets and the generated Secret. Panics
+/// on a reference that does not resolve.
 pub fn resolve_env(objects: &DesiredObjects) -> Vec<(String, String)> {
     let mut secrets = secret_data();
     if let Some(generated) = &objects.generated_secret {
@@ -128,6 +129,9 @@ pub fn resolve_env(objects: &DesiredObjects) -> Vec<(String, String)> {
             if let Some(value) = e.value {
                 return (e.name, value);
             }
+            if e.value_from.is_none() {
+                return (e.name, String::new());
+            }
             let r = e
                 .value_from
                 .and_then(|v| v.secret_key_ref)
@@ -139,6 +143,21 @@ pub fn resolve_env(objects: &DesiredObjects) -> Vec<(String, String)> {
             (e.name, value.clone())
         })
         .collect()
+}
+
+/// The environment the kubelet gives the container when its `envFrom` sources hold
+/// `env_from`: those variables first, then the container's `env`, which wins on a name both
+/// set (Kubernetes' precedence).
+pub fn resolve_env_with_env_from(
+    objects: &DesiredObjects,
+    env_from: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut merged: BTreeMap<String, String> = env_from
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    merged.extend(resolve_env(objects));
+    merged.into_iter().collect()
 }
 
 /// Every value of `want` is present, equal, in `have` (which may have more: defaults).
