@@ -458,6 +458,19 @@ fn advice(spec: &ConverseServerSpec) -> Vec<String> {
                 .to_owned(),
         );
     }
+    if let Some(ingress) = &spec.ingress {
+        let managed = crate::desired::ingress::operator_annotations(spec);
+        for key in ingress
+            .annotations
+            .keys()
+            .filter(|k| managed.contains_key(*k))
+        {
+            out.push(format!(
+                "ingress.annotations sets {key}, which the operator sets itself from the spec; \
+                 the operator's value is used"
+            ));
+        }
+    }
     let strategy = spec.auth.as_ref().map(|a| a.strategy).unwrap_or_default();
     if strategy == AuthStrategy::None && endpoints::ingress_host(spec).is_some() {
         out.push(

@@ -200,7 +200,7 @@ fn ingress_for_nginx_with_tls_and_session_affinity() {
     );
     assert_eq!(o.url, "https://mcp.example.com/mcp");
 
-    // Another class: no nginx annotations; the user's annotations win.
+    // Another class: no nginx annotations; the user's are kept.
     let mut server = server_named("oauth2-generated");
     server.spec.ingress.as_mut().unwrap().annotations.insert(
         "traefik.ingress.kubernetes.io/router.tls".into(),
@@ -220,6 +220,68 @@ fn ingress_for_nginx_with_tls_and_session_affinity() {
         ["traefik.ingress.kubernetes.io/router.tls"]
     );
     assert!(render(&server_named("none-minimal")).ingress.is_none());
+}
+
+/// Annotations from the CR never replace the ones the operator sets (streaming, timeouts and
+/// body size matching the server, session affinity); the others are kept, and each overridden
+/// key becomes a warning.
+#[test]
+fn ingress_annotations_from_the_cr_do_not_override_the_operators() {
+    let mut server = server_named("apikey-ingress");
+    let nginx = "nginx.ingress.kubernetes.io/";
+    let attempted = [
+        ("proxy-buffering", "on"),
+        ("proxy-read-timeout", "5"),
+        ("proxy-body-size", "1m"),
+        ("upstream-hash-by", "$remote_addr"),
+        ("whitelist-source-range", "10.0.0.0/8"),
+    ];
+    for (k, v) in attempted {
+        server
+            .spec
+            .ingress
+            .as_mut()
+            .unwrap()
+            .annotations
+            .insert(format!("{nginx}{k}"), v.into());
+    }
+    let o = render(&server);
+    let a = o
+        .ingress
+        .as_ref()
+        .unwrap()
+        .metadata
+        .annotations
+        .clone()
+        .unwrap();
+    let plain = render(&server_named("apikey-ingress"));
+    let ours = plain
+        .ingress
+        .as_ref()
+        .unwrap()
+        .metadata
+        .annotations
+        .clone()
+        .unwrap();
+    for (k, v) in &ours {
+        assert_eq!(&a[k], v, "{k}");
+    }
+    assert_eq!(a[&format!("{nginx}proxy-buffering")], "off");
+    assert_eq!(a[&format!("{nginx}whitelist-source-range")], "10.0.0.0/8");
+    assert_eq!(a.len(), ours.len() + 1);
+
+    let warnings = validated(&server).warnings;
+    for (k, _) in &attempted[..4] {
+        assert!(
+            warnings.iter().any(|w| w.contains(&format!("{nginx}{k}"))),
+            "{k}: {warnings:?}"
+        );
+    }
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.contains("whitelist-source-range"))
+    );
 }
 
 #[test]

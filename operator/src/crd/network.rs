@@ -164,7 +164,10 @@ pub struct Ingress {
     /// Terminate TLS at the ingress with a certificate Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<IngressTls>,
-    /// Extra annotations on the Ingress (they win over the operator's).
+    /// Extra annotations on the Ingress. The operator's own win over them: for ingress-nginx
+    /// proxy-buffering off, proxy-read-timeout and proxy-send-timeout from http.requestTimeout,
+    /// proxy-body-size from http.maxRequestSize, and upstream-hash-by for sessions.affinity
+    /// SessionHeader; change those through the spec fields.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "schema::string_map")]
     pub annotations: BTreeMap<String, String>,

@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::{
 
 use super::child_meta;
 use super::deployment::PORT_NAME;
-use crate::crd::SessionAffinity;
+use crate::crd::{ConverseServerSpec, SessionAffinity};
 use crate::validate::ValidatedServer;
 
 const NGINX: &str = "nginx.ingress.kubernetes.io/";
@@ -22,9 +22,9 @@ const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 300;
 const DEFAULT_MAX_REQUEST_BYTES: u64 = 10 * 1024 * 1024;
 
 /// Annotations for ingress-nginx. Other controllers ignore them.
-fn nginx_annotations(v: &ValidatedServer) -> BTreeMap<String, String> {
+fn nginx_annotations(spec: &ConverseServerSpec) -> BTreeMap<String, String> {
     let mut a = BTreeMap::new();
-    let http = v.spec.http.clone().unwrap_or_default();
+    let http = spec.http.clone().unwrap_or_default();
     // Values were checked by validate with the same parsers; fall back to the defaults anyway.
     let timeout = http
         .request_timeout
@@ -52,16 +52,18 @@ fn is_nginx(class: Option<&str>) -> bool {
     class.is_none_or(|c| c.contains("nginx"))
 }
 
-pub fn ingress(v: &ValidatedServer, object_labels: &BTreeMap<String, String>) -> Option<Ingress> {
-    let spec = v.spec.ingress.as_ref().filter(|i| i.enabled)?;
-    let host = spec.host.clone()?;
-
+/// The annotations the operator sets on the Ingress of `spec` (none without an enabled
+/// ingress). They follow spec fields (http.requestTimeout, http.maxRequestSize,
+/// sessions.affinity), which is where to change them.
+pub fn operator_annotations(spec: &ConverseServerSpec) -> BTreeMap<String, String> {
     let mut annotations = BTreeMap::new();
-    if is_nginx(spec.class_name.as_deref()) {
-        annotations.extend(nginx_annotations(v));
+    let Some(ingress) = spec.ingress.as_ref().filter(|i| i.enabled) else {
+        return annotations;
+    };
+    if is_nginx(ingress.class_name.as_deref()) {
+        annotations.extend(nginx_annotations(spec));
     }
-    let affinity = v
-        .spec
+    let affinity = spec
         .sessions
         .as_ref()
         .and_then(|s| s.affinity)
@@ -74,8 +76,18 @@ pub fn ingress(v: &ValidatedServer, object_labels: &BTreeMap<String, String>) ->
             "$http_mcp_session_id".to_owned(),
         );
     }
-    // The user's annotations win, so any default above can be overridden.
-    annotations.extend(spec.annotations.clone());
+    annotations
+}
+
+pub fn ingress(v: &ValidatedServer, object_labels: &BTreeMap<String, String>) -> Option<Ingress> {
+    let spec = v.spec.ingress.as_ref().filter(|i| i.enabled)?;
+    let host = spec.host.clone()?;
+
+    // The user's annotations first, the operator's over them: a body limit below the server's,
+    // buffering switched back on or a shorter timeout would break streaming and long calls
+    // behind the spec's back (validate warns about each overridden key).
+    let mut annotations = spec.annotations.clone();
+    annotations.extend(operator_annotations(&v.spec));
 
     Some(Ingress {
         metadata: child_meta(v, v.name.clone(), object_labels, annotations),
