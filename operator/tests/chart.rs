@@ -6,7 +6,7 @@
 //! the tests skip, unless `make test` or CI requires the tools).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
@@ -30,8 +30,12 @@ struct Helm {
 impl Helm {
     /// Runs `helm <cmd> <chart> --set …`; (success, stdout, stderr).
     fn run(&self, cmd: &[&str], sets: &[&str]) -> (bool, String, String) {
+        self.run_chart(Path::new(CHART), cmd, sets)
+    }
+
+    fn run_chart(&self, chart: &Path, cmd: &[&str], sets: &[&str]) -> (bool, String, String) {
         let mut c = Command::new(&self.bin);
-        c.args(cmd).arg(CHART).args(["--namespace", RELEASE_NS]);
+        c.args(cmd).arg(chart).args(["--namespace", RELEASE_NS]);
         // helm's default Kubernetes version depends on its build flags (testenv's helm says
         // v1.20, below the chart's kubeVersion): pin the one testenv runs.
         c.args(["--kube-version", testenv::versions::KUBERNETES]);
@@ -60,11 +64,59 @@ impl Helm {
         parse_yaml_stream(&out)
     }
 
+    /// NOTES.txt as `helm install` would print it. `helm template` leaves NOTES out, and
+    /// `install --dry-run` needs a cluster, so a copy of the chart renders it into a ConfigMap
+    /// (through `tpl`, with the chart's helpers and values).
+    fn notes(&self, test: &str, sets: &[&str]) -> String {
+        let copy =
+            std::env::temp_dir().join(format!("converse-chart-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&copy);
+        copy_dir(Path::new(CHART), &copy);
+        std::fs::copy(
+            copy.join("templates/NOTES.txt"),
+            copy.join("files/notes-under-test.txt"),
+        )
+        .expect("copy NOTES.txt");
+        std::fs::write(
+            copy.join("templates/notes-under-test.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  \
+             notes: {{ tpl (.Files.Get \"files/notes-under-test.txt\") . | toJson }}\n",
+        )
+        .expect("write the NOTES template");
+        let cmd = [
+            "template",
+            "r",
+            "--show-only",
+            "templates/notes-under-test.yaml",
+        ];
+        let (ok, out, err) = self.run_chart(&copy, &cmd, sets);
+        std::fs::remove_dir_all(&copy).expect("remove the chart copy");
+        assert!(ok, "rendering NOTES.txt {sets:?} failed:\n{err}");
+        let [configmap] = parse_yaml_stream(&out).try_into().expect("one ConfigMap");
+        configmap["data"]["notes"]
+            .as_str()
+            .expect("notes text")
+            .to_owned()
+    }
+
     /// The error of a render that must fail.
     fn template_error(&self, sets: &[&str]) -> String {
         let (ok, _, err) = self.run(&["template", "r"], sets);
         assert!(!ok, "helm template {sets:?} should have failed");
         err
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let path = entry.expect("dir entry").path();
+        let target = to.join(path.file_name().expect("file name"));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy file");
+        }
     }
 }
 
@@ -492,4 +544,85 @@ fn optional_objects_render() {
         one(&objects, "ClusterRoleBinding")["subjects"][0]["name"],
         "existing"
     );
+}
+
+/// The Secret verbs are the ones the code uses, split by purpose: reading (referenced Secrets,
+/// the metadata watch) and writing (only `<name>-generated`), so neither grant hides in the
+/// other. Neither can carry resourceNames (see the template's comments).
+#[test]
+fn secret_reads_and_writes_are_separate_rules() {
+    let Some(helm) = helm("secret_reads_and_writes_are_separate_rules") else {
+        return;
+    };
+    let cases: [&[&str]; 2] = [&[], &["rbac.scope=namespace", "watchNamespaces={a,b}"]];
+    for sets in cases {
+        let objects = helm.template(sets);
+        let roles = [of_kind(&objects, "ClusterRole"), of_kind(&objects, "Role")].concat();
+        let mut checked = 0;
+        for role in roles {
+            let secret_rules: Vec<&Value> = role["rules"]
+                .as_array()
+                .expect("rules")
+                .iter()
+                .filter(|r| r["resources"] == json!(["secrets"]))
+                .collect();
+            if secret_rules.is_empty() {
+                // The leader-election Role: Leases only.
+                continue;
+            }
+            let verbs: Vec<&Value> = secret_rules.iter().map(|r| &r["verbs"]).collect();
+            assert_eq!(
+                verbs,
+                [
+                    &json!(["get", "list", "watch"]),
+                    &json!(["create", "patch", "delete"])
+                ],
+                "{sets:?}"
+            );
+            for rule in &secret_rules {
+                assert_eq!(rule["apiGroups"], json!([""]));
+                assert!(rule["resourceNames"].is_null(), "{rule}");
+            }
+            // No other rule mentions Secrets.
+            let all = role["rules"].as_array().expect("rules");
+            let mentioning = all
+                .iter()
+                .filter(|r| r["resources"].to_string().contains("secrets"))
+                .count();
+            assert_eq!(mentioning, 2, "{sets:?}");
+            checked += 1;
+        }
+        assert!(checked >= 1, "{sets:?}");
+    }
+}
+
+/// NOTES.txt says what cluster scope exposes (every Secret readable), why, and how to switch to
+/// namespace scope; with namespace scope it names where Secrets are readable instead.
+#[test]
+fn notes_say_what_cluster_scope_exposes() {
+    let Some(helm) = helm("notes_say_what_cluster_scope_exposes") else {
+        return;
+    };
+    let cluster = helm.notes("cluster", &[]);
+    for want in [
+        "RBAC scope: cluster",
+        "the operator can read every Secret in the cluster",
+        "RBAC cannot limit reading",
+        "--set rbac.scope=namespace",
+        "watchNamespaces=",
+    ] {
+        assert!(cluster.contains(want), "{want:?} missing from:\n{cluster}");
+    }
+    let namespaced = helm.notes(
+        "namespace",
+        &["rbac.scope=namespace", "watchNamespaces={a,b}"],
+    );
+    assert!(!namespaced.contains("every Secret"), "{namespaced}");
+    assert!(
+        namespaced.contains("can read Secrets only in a, b"),
+        "{namespaced}"
+    );
+    // Without the chart's RBAC, whoever grants the rights knows what they grant.
+    let none = helm.notes("none", &["rbac.create=false"]);
+    assert!(!none.contains("RBAC, "), "{none}");
 }

@@ -89,9 +89,22 @@ Recorder (events.k8s.io/v1: create, then patch for repeats). No wildcard.
 - apiGroups: [""]
   resources: ["services", "serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# Secrets, read: `get` for the provider keys and auth secrets ConverseServers reference (their
+# names are known only from the CRs) and for <name>-generated; `list`/`watch` for the
+# metadata-only watch that brings a CR back when a Secret it references changes (dereference.rs,
+# controller.rs). RBAC can neither limit get to the Secrets a CR names nor list/watch to
+# metadata: in its scope the operator may read every Secret (see NOTES.txt and the README).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch"]
+# Secrets, write: only <name>-generated, the JWT signing secret the operator keeps for oauth2 CRs
+# without jwtSecretRef (apply.rs: server-side apply, authorised as create when it does not exist
+# yet; delete when no longer needed, and only when the CR owns it). Not narrowed by
+# resourceNames: RBAC cannot restrict create by name at all, and the names follow each CR's name,
+# unknown at install time.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses", "networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
