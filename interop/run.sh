@@ -38,7 +38,7 @@ say "MCP conformance suite (@modelcontextprotocol/conformance), requirements 202
 conformance_rc=$?
 
 # --- 4. client and authentication interop tests -------------------------------------
-TEST_FILES=(clients.test.mjs auth.test.mjs)
+TEST_FILES=(clients.test.mjs auth.test.mjs sessions.test.mjs)
 say "client and auth interop tests (@modelcontextprotocol/sdk 1.32.2, @modelcontextprotocol/client 2.4.0, oidc-provider 9.13.3): ${TEST_FILES[*]}"
 (cd "$INTEROP" && "$NODE" --test --test-reporter=tap --test-timeout=120000 "${TEST_FILES[@]}")
 clients_rc=$?

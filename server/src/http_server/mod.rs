@@ -365,7 +365,7 @@ async fn protected_resource(State(state): State<AppState>) -> impl IntoResponse 
 
 async fn info(State(state): State<AppState>) -> impl IntoResponse {
     let providers = state.engine.router.available();
-    let sessions = state.sessions.live();
+    let (sessions, busy) = state.sessions.counts();
     Json(json!({
         "name": "converse-server",
         "version": env!("CARGO_PKG_VERSION"),
@@ -378,7 +378,7 @@ async fn info(State(state): State<AppState>) -> impl IntoResponse {
         } else {
             vec![]
         },
-        "sessions": { "active": sessions, "max": state.sessions.max },
+        "sessions": { "active": sessions, "busy": busy, "max": state.sessions.max },
         "uptimeSeconds": state.started.elapsed().as_secs(),
     }))
 }

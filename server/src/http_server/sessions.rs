@@ -45,6 +45,7 @@ struct Entry {
     /// Requests and streams of the session still running ([`InUse`] guards).
     in_flight: usize,
     last_used: Instant,
+    recorded: Instant,
 }
 
 /// The counted state, changed only under its lock (never held across an await).
@@ -106,19 +107,24 @@ impl Registry {
         let owners = held.len() + usize::from(!held.contains_key(requester));
         let share = max.div_ceil(owners.max(1));
         let own = held.get(requester).copied().unwrap_or(0);
-        let may_take = |owner: &Owner| {
-            // Anonymous clients only ever make room among themselves.
-            if own >= share || *requester == Owner::Unclaimed {
-                owner == requester
-            } else {
-                owner != requester && held.get(owner).copied().unwrap_or(0) > share
-            }
+        let least_recently_used = |may_take: &dyn Fn(&Owner) -> bool| {
+            self.sessions
+                .iter()
+                .filter(|(_, e)| e.in_flight == 0 && may_take(&e.owner))
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(id, _)| id.clone())
         };
-        self.sessions
-            .iter()
-            .filter(|(_, e)| e.in_flight == 0 && may_take(&e.owner))
-            .min_by_key(|(_, e)| e.last_used)
-            .map(|(id, _)| id.clone())
+        let others_above_share =
+            |owner: &Owner| owner != requester && held.get(owner).copied().unwrap_or(0) > share;
+        // Anonymous clients only ever make room among themselves; a principal at its share
+        // only among its own; below it, it takes from those above their share first. Giving up
+        // one's own idle session never hurts anyone, so that is always the fallback (it also
+        // covers a burst, whose places not yet recorded are not counted in `held`).
+        let mut victim = None;
+        if own < share && *requester != Owner::Unclaimed {
+            victim = least_recently_used(&others_above_share);
+        }
+        victim.or_else(|| least_recently_used(&|owner: &Owner| owner == requester))
     }
 }
 
@@ -224,8 +230,22 @@ impl Sessions {
         self.registry().sessions.len()
     }
 
-    /// Drops the entries of sessions rmcp has closed (idle expiry).
+    /// Open sessions, and how many of them are busy (a request in flight or a stream open: not
+    /// to be closed to make room), read together.
+    pub fn counts(&self) -> (usize, usize) {
+        let registry = self.registry();
+        let busy = registry
+            .sessions
+            .values()
+            .filter(|e| e.in_flight > 0)
+            .count();
+        (registry.sessions.len(), busy)
+    }
+
+    /// Drops the entries of sessions rmcp has closed (idle expiry). Entries recorded after the
+    /// look at rmcp's sessions are kept: those sessions may be too new to be in it.
     pub async fn sweep(&self) {
+        let looked = Instant::now();
         let open: HashSet<String> = self
             .manager
             .sessions
@@ -234,7 +254,9 @@ impl Sessions {
             .keys()
             .map(|k| k.to_string())
             .collect();
-        self.registry().sessions.retain(|id, _| open.contains(id));
+        self.registry()
+            .sessions
+            .retain(|id, e| open.contains(id) || e.recorded >= looked);
     }
 
     /// May a new session be opened for `requester`? `anonymous`: opened without credentials
@@ -316,6 +338,7 @@ impl Sessions {
                 owner,
                 in_flight: 0,
                 last_used: Instant::now(),
+                recorded: Instant::now(),
             },
         );
         reservation.used = true;
@@ -433,6 +456,19 @@ mod tests {
         assert_eq!(evicted, "a2");
         assert_eq!(s.live(), 2);
         assert!(reserve(&s, None).is_none(), "the freed place is taken");
+    }
+
+    /// During a burst, a principal's admitted places are not recorded yet, so it looks below its
+    /// share: it still replaces its own idle sessions rather than being refused.
+    #[test]
+    fn below_its_share_with_no_one_above_it_a_principal_replaces_its_own() {
+        let s = sessions(4);
+        open(&s, "a1", "a");
+        open(&s, "a2", "a");
+        open(&s, "b1", "b");
+        open(&s, "b2", "b");
+        s.forget("a1"); // a1 was evicted for a place not recorded yet: a holds 1 of its 2.
+        assert_eq!(victim(&s, "a").as_deref(), Some("a2"));
     }
 
     /// A noisy principal cannot push a quiet one out; at its share it gives up its own.
