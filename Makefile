@@ -4,7 +4,7 @@ CARGO ?= cargo
 # The static target of the images and of the operator benchmark's binary.
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: help deps demo demo-down run build test test-interop lint fmt testenv-build testenv-up testenv-down test-cluster test-e2e bench bench-operator images
+.PHONY: help deps demo demo-down run build test test-interop lint deny fmt testenv-build testenv-up testenv-down test-cluster test-e2e bench bench-operator images
 
 help: ## list the tasks
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,9 +33,15 @@ run: ## run converse-server over HTTP on 127.0.0.1:3157/mcp (set a provider key 
 build: ## build every crate (release)
 	$(CARGO) build --release --workspace
 
-lint: ## rustfmt and clippy, warnings are errors
+lint: ## rustfmt and clippy (warnings are errors), then cargo-deny (make deny)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	CARGO="$(CARGO)" ./scripts/cargo-deny.sh
+
+# deny.toml says what is allowed; cargo-deny is installed once into /var/cache/converse-tools (a
+# few minutes), later runs take seconds. No advisories check: its database is not reachable here.
+deny: ## license, ban and source checks of the dependency graph (cargo-deny)
+	CARGO="$(CARGO)" ./scripts/cargo-deny.sh
 
 # The chart, GitOps and Argo CD tests in `cargo test` use testenv's helm and kubectl (built first)
 # and lua5.1 (deps); CONVERSE_TOOLS_REQUIRED makes them fail instead of skip when a tool is missing.
