@@ -156,6 +156,7 @@ export function serverEnv(fakeBase, extra = {}) {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     LOG_LEVEL: 'info',
     MCP_AUTH_STRATEGY: 'none',
+    CONVERSE_ENV_FILE: '/dev/null', // never a developer's .env
     HTTP_HOST: '127.0.0.1',
     OPENAI_API_KEY: FAKE_API_KEY,
     OPENAI_BASE_URL: `${fakeBase}/v1`,

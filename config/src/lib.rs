@@ -65,6 +65,10 @@ pub struct ServerConfig {
     pub files_root: Option<PathBuf>,
     /// `CONVERSE_MODELS_FILE`: a model catalog replacing the built-in one.
     pub models_file: Option<PathBuf>,
+    /// `MCP_SERVER_NAME` / `MCP_SERVER_VERSION`: what MCP clients are told (`serverInfo`);
+    /// `None`: the server's own name and version.
+    pub server_name: Option<String>,
+    pub server_version: Option<String>,
     pub telemetry: TelemetryConfig,
     /// Warnings found while reading the environment (near-miss names, an alias overridden,
     /// values set but unused). Use [`ServerConfig::warnings`], which adds the ones derived from
@@ -84,6 +88,8 @@ impl Default for ServerConfig {
             max_output_tokens: DEFAULT_MAX_OUTPUT_TOKENS,
             files_root: None,
             models_file: None,
+            server_name: None,
+            server_version: None,
             telemetry: TelemetryConfig::default(),
             env_warnings: Vec::new(),
         }
@@ -115,12 +121,23 @@ impl ServerConfig {
     /// Parse the process environment. Unlike `std::env::vars`, a variable that is not valid
     /// UTF-8 does not panic: it is reported if it is one of ours and ignored otherwise.
     pub fn from_env(cli_transport: Option<Transport>) -> Result<ServerConfig, ConfigErrors> {
+        Self::from_env_over(cli_transport, Vec::new())
+    }
+
+    /// [`ServerConfig::from_env`], with `fallback` pairs (an env file's) for the names the
+    /// process environment does not set: the real environment wins, as with dotenv.
+    pub fn from_env_over(
+        cli_transport: Option<Transport>,
+        fallback: Vec<(String, String)>,
+    ) -> Result<ServerConfig, ConfigErrors> {
         let mut pairs = Vec::new();
         let mut not_utf8 = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (name, value) in std::env::vars_os() {
             let Some(name) = name.to_str().map(str::to_owned) else {
                 continue;
             };
+            seen.insert(name.clone());
             match value.into_string() {
                 Ok(value) => pairs.push((name, value)),
                 Err(_) => {
@@ -130,6 +147,7 @@ impl ServerConfig {
                 }
             }
         }
+        pairs.extend(fallback.into_iter().filter(|(k, _)| !seen.contains(k)));
         build(Reader::new(pairs), cli_transport, &not_utf8)
     }
 
@@ -207,6 +225,8 @@ fn build(
     });
     let files_root = r.parse_opt(CONVERSE_FILES_ROOT, parse::absolute_path);
     let models_file = r.get(CONVERSE_MODELS_FILE).map(PathBuf::from);
+    let server_name = r.string(MCP_SERVER_NAME);
+    let server_version = r.string(MCP_SERVER_VERSION);
     let http = http_server::parse(&mut r);
     let auth = auth::parse(&mut r);
     let providers = providers::parse(&mut r);
@@ -238,6 +258,8 @@ fn build(
         max_output_tokens,
         files_root,
         models_file,
+        server_name,
+        server_version,
         telemetry,
         env_warnings,
     })

@@ -21,6 +21,9 @@ pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const MAX_MCP_OUTPUT_TOKENS: &str = "MAX_MCP_OUTPUT_TOKENS";
 pub const CONVERSE_FILES_ROOT: &str = "CONVERSE_FILES_ROOT";
 pub const CONVERSE_MODELS_FILE: &str = "CONVERSE_MODELS_FILE";
+pub const CONVERSE_ENV_FILE: &str = "CONVERSE_ENV_FILE";
+pub const MCP_SERVER_NAME: &str = "MCP_SERVER_NAME";
+pub const MCP_SERVER_VERSION: &str = "MCP_SERVER_VERSION";
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
@@ -268,6 +271,24 @@ static LISTED: &[VarSpec] = &[
         None,
         RUNTIME,
         "Path of a model catalog file that overrides the built-in catalog.",
+    ),
+    var(
+        CONVERSE_ENV_FILE,
+        Some(".env"),
+        RUNTIME,
+        "A `KEY=VALUE` file read at start-up, as converse 1.3.2 read `.env` from the working directory (missing is fine for the default, an error for a named file). Variables of the real environment win over the file's.",
+    ),
+    var(
+        MCP_SERVER_NAME,
+        Some("converse-server"),
+        RUNTIME,
+        "The server name advertised to MCP clients (`serverInfo.name`), as in converse 1.3.2.",
+    ),
+    var(
+        MCP_SERVER_VERSION,
+        None,
+        RUNTIME,
+        "The server version advertised to MCP clients (`serverInfo.version`); default: this build's version.",
     ),
     // HTTP
     var(

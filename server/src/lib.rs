@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod catalog;
 pub mod conversation;
+pub mod env_file;
 pub mod files;
 pub mod help;
 pub mod http_server;

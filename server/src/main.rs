@@ -61,7 +61,14 @@ async fn main() -> ExitCode {
         "stdio" => Transport::Stdio,
         _ => Transport::Http,
     });
-    let config = match ServerConfig::from_env(cli_transport) {
+    let env_file = match converse_server::env_file::read() {
+        Ok(pairs) => pairs,
+        Err(e) => {
+            eprintln!("converse-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match ServerConfig::from_env_over(cli_transport, env_file) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("converse-server: {errors}");
@@ -108,6 +115,10 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     match config.transport {
         Transport::Stdio => {
             let service = converse_server::mcp::ConverseMcp::new(engine)
+                .with_server_info(
+                    config.server_name.as_deref(),
+                    config.server_version.as_deref(),
+                )
                 .serve(rmcp::transport::stdio())
                 .await?;
             service.waiting().await?;

@@ -30,6 +30,8 @@ pub const HELP_URI: &str = "converse://help";
 #[derive(Clone)]
 pub struct ConverseMcp {
     engine: Arc<Engine>,
+    /// `serverInfo`: this build, or `MCP_SERVER_NAME`/`MCP_SERVER_VERSION`.
+    server_info: Implementation,
     tool_router: ToolRouter<ConverseMcp>,
     prompt_router: PromptRouter<ConverseMcp>,
 }
@@ -66,9 +68,21 @@ impl ConverseMcp {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self {
             engine,
+            server_info: Implementation::new("converse-server", env!("CARGO_PKG_VERSION")),
             tool_router: Self::tool_router(),
             prompt_router: Self::prompt_router(),
         }
+    }
+
+    /// Advertise another name or version (converse 1.3.2's `MCP_SERVER_NAME`/`_VERSION`).
+    pub fn with_server_info(mut self, name: Option<&str>, version: Option<&str>) -> Self {
+        if let Some(name) = name {
+            self.server_info.name = name.to_string();
+        }
+        if let Some(version) = version {
+            self.server_info.version = version.to_string();
+        }
+        self
     }
 
     #[tool(
@@ -163,7 +177,7 @@ impl ServerHandler for ConverseMcp {
                 .enable_resources()
                 .build(),
         )
-        .with_server_info(Implementation::new("converse-server", env!("CARGO_PKG_VERSION")))
+        .with_server_info(self.server_info.clone())
         .with_instructions(
             "Consult other AI models: `chat` asks one model (continue with the continuation_id its answer gives), `consensus` asks several in parallel with a cross-feedback round. Read the `help` prompt or the converse://help resource for models and parameters.",
         )

@@ -932,3 +932,37 @@ async fn a_failing_identity_provider_is_not_hammered() {
         assert_eq!(hits.load(Ordering::SeqCst), attempts, "{jwks_url:?}");
     }
 }
+
+/// A token minted as converse 1.3.2's docs show (`sub`, `name`, `email`; HS256, `expiresIn`,
+/// `issuer`; no `nbf`) is accepted; one without `sub` is the client it names (`client_id`/`azp`),
+/// and one naming nobody gets a 401 that says so.
+#[tokio::test]
+async fn bearer_tokens_minted_as_1_3_2_documented_are_accepted() {
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("MCP_AUTH_STRATEGY".to_string(), "bearer".to_string());
+    env.insert("MCP_JWT_SECRET".to_string(), SECRET.to_string());
+    let server = start_http(&env).await;
+    let iat = now();
+    for claims in [
+        json!({"sub": "user123", "name": "John Doe", "email": "john@example.com", "iat": iat, "exp": iat + 86400, "iss": "converse-mcp-server"}),
+        json!({"client_id": "ci-pipeline", "iat": iat, "exp": iat + 600, "iss": "converse-mcp-server"}),
+        json!({"azp": "ci-pipeline", "iat": iat, "exp": iat + 600, "iss": "converse-mcp-server"}),
+    ] {
+        let token = hs_token(claims.clone());
+        let client = connect_with_headers(
+            &server.url,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{claims}: {e}"));
+        assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+    }
+    let nobody = hs_token(json!({"iat": iat, "exp": iat + 600, "iss": "converse-mcp-server"}));
+    let refused = expect_401(
+        &server.url,
+        &[("authorization", &format!("Bearer {nobody}"))],
+        "no subject",
+    )
+    .await;
+    assert!(refused.to_string().contains("no sub"), "{refused}");
+}

@@ -4,8 +4,9 @@
 //!
 //! The algorithm is pinned by configuration, so `alg: none` and algorithm
 //! confusion (an HS256 token "signed" with the RSA public key) are rejected by
-//! construction; `iss`, `exp` and `nbf` are required, `aud` when configured
-//! (the `oidc` strategy reuses [`validation`] with `nbf` optional).
+//! construction; `iss` and `exp` are required, `aud` when configured, `nbf` is
+//! checked when present (RFC 7519 makes it optional, and tokens minted as converse
+//! 1.3.2's docs show carry none). The `oidc` strategy reuses [`validation`].
 
 use std::collections::HashMap;
 
@@ -31,6 +32,12 @@ pub struct Claims {
     pub scp: Option<ScopeClaim>,
     #[serde(default)]
     pub oauth2: Option<bool>,
+    /// The client a client-credentials token was issued to (RFC 9068), when it names no user.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The authorized party (OIDC), the same for tokens of some identity providers.
+    #[serde(default)]
+    pub azp: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +48,23 @@ pub enum ScopeClaim {
 }
 
 impl Claims {
+    /// Who the token is for: its `sub`, else the client it was issued to (`client_id` or `azp`,
+    /// as `client:<id>`, so a client never shares a principal with a user of the same name).
+    pub fn principal_id(&self) -> Result<String, AuthError> {
+        let present = |c: &Option<String>| c.clone().filter(|s| !s.is_empty());
+        present(&self.sub)
+            .or_else(|| {
+                present(&self.client_id)
+                    .or_else(|| present(&self.azp))
+                    .map(|client| format!("client:{client}"))
+            })
+            .ok_or_else(|| {
+                AuthError::Invalid(
+                    "the token names nobody: it has no sub (nor client_id or azp)".into(),
+                )
+            })
+    }
+
     pub fn scopes(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .scope
@@ -97,23 +121,15 @@ pub fn describe(error: &jsonwebtoken::errors::Error) -> String {
 }
 
 /// The validation rules shared by every JWT strategy: pinned algorithm, `iss`,
-/// `exp`, and `aud` when one is expected. `nbf` is always checked when present;
-/// `require_nbf` also demands it (the `bearer` contract), which IdPs such as
-/// Keycloak and Auth0 do not put into access tokens.
-pub fn validation(
-    alg: Algorithm,
-    issuer: &[String],
-    audience: Option<&str>,
-    require_nbf: bool,
-) -> Validation {
+/// `exp`, and `aud` when one is expected. `nbf` is checked when present, never
+/// required: RFC 7519 makes it optional, IdPs such as Keycloak and Auth0 leave it
+/// out of access tokens, and so do tokens minted as converse 1.3.2 documented.
+pub fn validation(alg: Algorithm, issuer: &[String], audience: Option<&str>) -> Validation {
     let mut v = Validation::new(alg);
     v.set_issuer(issuer);
     v.validate_nbf = true;
     v.leeway = 30;
     let mut required = vec!["exp", "iss"];
-    if require_nbf {
-        required.push("nbf");
-    }
     match audience {
         Some(aud) => {
             v.set_audience(&[aud]);
@@ -250,7 +266,6 @@ impl StaticJwt {
                 algorithm,
                 std::slice::from_ref(&config.issuer),
                 config.audience.as_deref(),
-                true,
             ),
             require_oauth2_claim: false,
         })
@@ -296,14 +311,8 @@ impl StaticJwt {
                 "not a token issued by this server's login flow".into(),
             ));
         }
-        let sub = data
-            .claims
-            .sub
-            .clone()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| AuthError::Invalid("the token lacks the required claim sub".into()))?;
         Ok(Principal {
-            id: sub,
+            id: data.claims.principal_id()?,
             strategy: self.strategy(),
             scopes: data.claims.scopes(),
         })

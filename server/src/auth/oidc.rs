@@ -212,7 +212,7 @@ impl Oidc {
         let data = jsonwebtoken::decode::<Claims>(
             token,
             &key.key,
-            &validation(alg, &issuers, Some(&self.audience), false),
+            &validation(alg, &issuers, Some(&self.audience)),
         )
         .map_err(|e| AuthError::Invalid(describe(&e)))?;
         let scopes = data.claims.scopes();
@@ -221,12 +221,8 @@ impl Oidc {
                 required: self.required_scopes.clone(),
             });
         }
-        let sub =
-            data.claims.sub.filter(|s| !s.is_empty()).ok_or_else(|| {
-                AuthError::Invalid("the token lacks the required claim sub".into())
-            })?;
         Ok(Principal {
-            id: sub,
+            id: data.claims.principal_id()?,
             strategy: "oidc",
             scopes,
         })

@@ -157,7 +157,10 @@ pub fn router(
 
     // rmcp makes a handler per session (or per stateless request): clone a
     // prototype rather than rebuilding the tool and prompt routers each time.
-    let prototype = ConverseMcp::new(engine.clone());
+    let prototype = ConverseMcp::new(engine.clone()).with_server_info(
+        config.server_name.as_deref(),
+        config.server_version.as_deref(),
+    );
     let mcp = StreamableHttpService::new(
         move || Ok(prototype.clone()),
         manager,

@@ -68,11 +68,24 @@ impl Drop for Server {
 
 /// Starts the binary in HTTP mode on a free port and waits for its "serving" line.
 pub async fn start_http(env: &BTreeMap<String, String>) -> Server {
+    start_http_in(env, None).await
+}
+
+/// [`start_http`] in the working directory `dir` (where a `.env` file would be read). Elsewhere
+/// no env file is read (`CONVERSE_ENV_FILE=/dev/null`), so a developer's `.env` cannot leak in.
+pub async fn start_http_in(
+    env: &BTreeMap<String, String>,
+    dir: Option<&std::path::Path>,
+) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("HTTP_PORT", "0")
-        .env("LOG_LEVEL", "debug")
-        .envs(env)
+        .env("LOG_LEVEL", "debug");
+    match dir {
+        Some(dir) => cmd.current_dir(dir),
+        None => cmd.env("CONVERSE_ENV_FILE", "/dev/null"),
+    };
+    cmd.envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
