@@ -27,6 +27,27 @@ pub struct ConsensusParams {
     /// Run the refinement round where each model sees the others' answers (default true).
     #[serde(default)]
     pub enable_cross_feedback: Option<bool>,
+    /// Your own instructions for the refinement round, replacing the built-in ones; the original question and the other models' answers still follow them.
+    #[serde(default)]
+    pub cross_feedback_prompt: Option<String>,
+    /// Same as files (the name converse 1.3.2 used); when both are given, both lists are used.
+    #[serde(default)]
+    pub relevant_files: Vec<String>,
+}
+
+impl ConsensusParams {
+    /// The context files: `files` then `relevant_files`, each path once. Both
+    /// given is merged, not refused: they mean the same thing, so a client that
+    /// sends both (say, a 1.3.2 prompt template plus a new field) loses nothing.
+    pub fn files(&self) -> Vec<String> {
+        let mut files = self.shared.files.clone();
+        for f in &self.relevant_files {
+            if !files.contains(f) {
+                files.push(f.clone());
+            }
+        }
+        files
+    }
 }
 
 /// How `consensus` describes the parameters it shares with `chat`.
@@ -99,6 +120,14 @@ impl ModelOutcome {
     }
 }
 
+/// A model to consult: the name the caller gave, where it resolved to, and its
+/// settings (the call's, or the model entry's own options).
+struct Planned {
+    name: String,
+    resolved: ResolvedModel,
+    settings: CallSettings,
+}
+
 /// A model that answered in phase 1: the request it answered (phase 2 continues
 /// it) and its outcome so far.
 struct Answered<'p> {
@@ -159,7 +188,8 @@ impl Engine {
     fn plan(
         &self,
         specs: Option<Vec<ModelSpec>>,
-    ) -> (Vec<(String, ResolvedModel)>, Vec<ModelOutcome>) {
+        settings: CallSettings,
+    ) -> (Vec<Planned>, Vec<ModelOutcome>) {
         let specs = specs.unwrap_or_else(|| {
             let n = self.router.available().len().clamp(1, DEFAULT_AUTO_MODELS);
             vec![ModelSpec::Name("auto".into()); n]
@@ -176,7 +206,11 @@ impl Engine {
                 self.router.resolve(&name)
             };
             match resolved {
-                Ok(r) => planned.push((name, r)),
+                Ok(resolved) => planned.push(Planned {
+                    settings: spec.settings(settings),
+                    name,
+                    resolved,
+                }),
                 Err(e) => failed.push(ModelOutcome::failed(&name, None, e.to_string())),
             }
         }
@@ -195,7 +229,9 @@ impl Engine {
         let shared = &params.shared;
         let prompt = shared.question()?;
         check_model_count(params.models.as_deref())?;
-        let (planned, mut failures) = self.plan(params.models);
+        let settings = shared.settings();
+        let files = params.files();
+        let (planned, mut failures) = self.plan(params.models, settings);
         if planned.is_empty() {
             return Err(Failure::Error(format!(
                 "none of the requested models can be used:\n{}",
@@ -207,18 +243,17 @@ impl Engine {
             .await
             .map_err(Failure::Error)?;
         let mut notes: Vec<String> = note.into_iter().collect();
-        let user = self
-            .user_turn(&shared.files, &shared.images, prompt)
-            .await?;
-        let settings = shared.settings();
+        let user = self.user_turn(&files, &shared.images, prompt).await?;
 
         let results = self
-            .initial_answers(&planned, &history, &user, &settings, cancel)
+            .initial_answers(&planned, &history, &user, cancel)
             .await?;
         let mut answered = sort_initial_answers(&planned, results, &mut failures);
         let cross_feedback = params.enable_cross_feedback.unwrap_or(true);
         if cross_feedback && answered.len() >= 2 {
-            self.cross_feedback(&mut answered, prompt, cancel).await?;
+            let instructions = params.cross_feedback_prompt.as_deref();
+            self.cross_feedback(&mut answered, prompt, instructions, cancel)
+                .await?;
         } else if cross_feedback && answered.len() == 1 {
             notes.push("only one model answered, so there was no cross-feedback round".into());
         }
@@ -248,15 +283,16 @@ impl Engine {
     /// response, or why it failed.
     async fn initial_answers(
         &self,
-        planned: &[(String, ResolvedModel)],
+        planned: &[Planned],
         history: &[Message],
         user: &Message,
-        settings: &CallSettings,
         cancel: &CancellationToken,
     ) -> Result<Vec<Result<(ChatRequest, ChatResponse), String>>, Failure> {
-        let results = join_all(planned.iter().map(|(name, resolved)| {
-            self.initial_answer(name, resolved, history, user, settings, cancel)
-        }))
+        let results = join_all(
+            planned
+                .iter()
+                .map(|model| self.initial_answer(model, history, user, cancel)),
+        )
         .await;
         // Cancelled calls were reported as failures; the whole call ends here instead.
         if cancel.is_cancelled() {
@@ -269,13 +305,16 @@ impl Engine {
     /// context window) fails alone without a provider call.
     async fn initial_answer(
         &self,
-        name: &str,
-        resolved: &ResolvedModel,
+        planned: &Planned,
         history: &[Message],
         user: &Message,
-        settings: &CallSettings,
         cancel: &CancellationToken,
     ) -> Result<(ChatRequest, ChatResponse), String> {
+        let Planned {
+            name,
+            resolved,
+            settings,
+        } = planned;
         if super::has_images(user) && resolved.info.as_ref().is_some_and(|i| !i.images) {
             return Err(format!("model {} does not accept images", resolved.model));
         }
@@ -294,10 +333,12 @@ impl Engine {
     /// Phase 2: each model refines its answer after seeing the others' (not its
     /// own, which is already its previous turn, so user/assistant keep alternating).
     /// A model whose refinement fails keeps its initial answer as `partial`.
+    /// `instructions` is the caller's `cross_feedback_prompt`.
     async fn cross_feedback(
         &self,
         answered: &mut [Answered<'_>],
         prompt: &str,
+        instructions: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<(), Failure> {
         let answers: Vec<(String, String)> = answered
@@ -309,7 +350,7 @@ impl Engine {
             .collect();
         let metrics = self.metrics.as_ref();
         let results = join_all(answered.iter().enumerate().map(|(i, a)| {
-            let request = refinement_request(a, i, &answers, prompt);
+            let request = refinement_request(a, i, &answers, prompt, instructions);
             async move { call_provider(metrics, a.resolved, &request, cancel).await }
         }))
         .await;
@@ -374,12 +415,12 @@ impl Engine {
 /// Phase-1 results split into the models that answered (in plan order) and the
 /// failures, which join those of planning.
 fn sort_initial_answers<'p>(
-    planned: &'p [(String, ResolvedModel)],
+    planned: &'p [Planned],
     results: Vec<Result<(ChatRequest, ChatResponse), String>>,
     failures: &mut Vec<ModelOutcome>,
 ) -> Vec<Answered<'p>> {
     let mut answered = Vec::new();
-    for ((name, resolved), result) in planned.iter().zip(results) {
+    for (Planned { name, resolved, .. }, result) in planned.iter().zip(results) {
         match result {
             Ok((request, response)) => answered.push(Answered {
                 resolved,
@@ -403,6 +444,7 @@ fn refinement_request(
     i: usize,
     answers: &[(String, String)],
     prompt: &str,
+    instructions: Option<&str>,
 ) -> ChatRequest {
     let others: Vec<(String, String)> = answers
         .iter()
@@ -417,7 +459,7 @@ fn refinement_request(
     ));
     request.messages.push(super::text_message(
         Role::User,
-        prompts::refinement(prompt, &others),
+        prompts::refinement(prompt, &others, instructions),
     ));
     request
 }
@@ -518,4 +560,56 @@ fn render(successes: &[ModelOutcome], failures: &[ModelOutcome], refined: usize)
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ReasoningEffort;
+
+    fn params(args: serde_json::Value) -> ConsensusParams {
+        serde_json::from_value(args).expect("valid consensus arguments")
+    }
+
+    #[test]
+    fn relevant_files_is_an_alias_merged_with_files() {
+        let p = params(json!({"prompt": "q", "relevant_files": ["b.md", "a.md"]}));
+        assert_eq!(p.files(), ["b.md", "a.md"]);
+        let p =
+            params(json!({"prompt": "q", "files": ["a.md"], "relevant_files": ["b.md", "a.md"]}));
+        assert_eq!(p.files(), ["a.md", "b.md"]);
+    }
+
+    #[test]
+    fn a_model_entry_overrides_the_call_settings_for_that_model_only() {
+        let p = params(json!({"prompt": "q", "models": [
+            "gpt-5",
+            {"model": "o3", "temperature": 0.9, "reasoning_effort": "high", "use_websearch": true},
+            {"model": "sonnet", "temperature": 0.7},
+        ]}));
+        let call = p.shared.settings();
+        let settings: Vec<CallSettings> = p
+            .models
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.settings(call))
+            .collect();
+        assert_eq!(settings[0], call);
+        assert_eq!(
+            settings[1],
+            CallSettings {
+                temperature: 0.9,
+                effort: Some(ReasoningEffort::High),
+                web_search: true
+            }
+        );
+        assert_eq!(
+            settings[2],
+            CallSettings {
+                temperature: 0.7,
+                ..call
+            }
+        );
+    }
 }

@@ -76,19 +76,50 @@ const DEFAULT_EFFORT: ReasoningEffort = ReasoningEffort::Medium;
 /// Tokens assumed per image when estimating context use.
 const IMAGE_TOKENS: usize = 1600;
 
-/// A model entry of `consensus.models`: a name, or `{"model": name}` as converse
-/// 1.3.2 clients send it.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
+/// A model name, or an object with the name and this model's own options (as converse 1.3.2 clients send it).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ModelSpec {
     Name(String),
-    Object { model: String },
+    Object(ModelEntry),
+}
+
+// Converse 1.3.2 spread every other key of a models object into that model's
+// provider options, so clients use it to give one model its own temperature or
+// effort; the options a model call knows are taken here. (The doc comment below is
+// the schema description clients show to models.)
+/// A model with its own options, which replace the call-level ones for this model only.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+pub struct ModelEntry {
+    /// Model name or alias, as in the list form.
+    pub model: String,
+    /// This model's sampling temperature, instead of the call's `temperature`.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// This model's reasoning depth, instead of the call's `reasoning_effort`.
+    #[serde(default)]
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Whether this model may search the web, instead of the call's `use_websearch`.
+    #[serde(default)]
+    pub use_websearch: Option<bool>,
 }
 
 impl ModelSpec {
     pub fn name(&self) -> &str {
         match self {
-            ModelSpec::Name(n) | ModelSpec::Object { model: n } => n,
+            ModelSpec::Name(n) | ModelSpec::Object(ModelEntry { model: n, .. }) => n,
+        }
+    }
+
+    /// The call's settings with this entry's own options in their place.
+    pub fn settings(&self, call: CallSettings) -> CallSettings {
+        let ModelSpec::Object(entry) = self else {
+            return call;
+        };
+        CallSettings {
+            temperature: entry.temperature.unwrap_or(call.temperature),
+            effort: entry.reasoning_effort.or(call.effort),
+            web_search: entry.use_websearch.unwrap_or(call.web_search),
         }
     }
 }
@@ -138,6 +169,7 @@ pub fn fit_context(
 }
 
 /// Settings shared by chat and consensus for one model call.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CallSettings {
     pub temperature: f32,
     pub effort: Option<ReasoningEffort>,
