@@ -63,6 +63,8 @@ pub enum FileError {
     BadDataUrl { input: String },
     #[error("attachments exceed {limit} bytes in total")]
     TotalTooLarge { limit: u64 },
+    #[error("{input}: the line range starts after the file's end ({lines} lines)")]
+    BadLineRange { input: String, lines: usize },
     /// The blocking read did not finish (it panicked, or the runtime is shutting down).
     #[error("the attachments could not be read")]
     Interrupted,
@@ -226,6 +228,55 @@ pub struct Attachments {
     pub errors: Vec<FileError>,
 }
 
+/// A text file, whole or the lines `path:START-END` (or `path:LINE`) name: the label for the
+/// context and the content. A path that exists as written is read whole, even if it ends like
+/// a range.
+fn read_text(policy: &FilePolicy, input: &str) -> Result<(String, String), FileError> {
+    let (path, range) = match split_line_range(input) {
+        Some((path, range)) if policy.resolve(input).is_err() => (path, Some(range)),
+        _ => (input, None),
+    };
+    let (resolved, bytes) = policy.read(path, MAX_TEXT_FILE_BYTES)?;
+    let content = String::from_utf8(bytes).map_err(|_| FileError::NotText {
+        input: short(input),
+    })?;
+    let label = resolved.display().to_string();
+    let Some((first, last)) = range else {
+        return Ok((label, content));
+    };
+    let total = content.lines().count();
+    let last = last.min(total);
+    if first > total {
+        return Err(FileError::BadLineRange {
+            input: short(input),
+            lines: total,
+        });
+    }
+    let slice: Vec<&str> = content
+        .lines()
+        .skip(first - 1)
+        .take(last + 1 - first)
+        .collect();
+    Ok((
+        format!("{label}, lines {first}-{last} of {total}"),
+        slice.join("\n") + "\n",
+    ))
+}
+
+/// `path:START-END` or `path:LINE` (1-based, inclusive; START ≤ END) split into the path and
+/// the range; `None` when `input` does not end like that.
+fn split_line_range(input: &str) -> Option<(&str, (usize, usize))> {
+    let (path, range) = input.rsplit_once(':')?;
+    let (first, last) = match range.split_once('-') {
+        Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
+        None => {
+            let line = range.parse::<usize>().ok()?;
+            (line, line)
+        }
+    };
+    (!path.is_empty() && first >= 1 && first <= last).then_some((path, (first, last)))
+}
+
 /// [`gather`] on tokio's blocking pool.
 pub async fn gather_blocking(
     policy: &FilePolicy,
@@ -266,15 +317,7 @@ pub fn gather(policy: &FilePolicy, files: &[String], images: &[String]) -> Attac
             // A multi-line string cannot be a path: it is inline text.
             Ok(("inline text".to_string(), input.clone()))
         } else {
-            policy
-                .read(input, MAX_TEXT_FILE_BYTES)
-                .and_then(|(path, bytes)| {
-                    String::from_utf8(bytes)
-                        .map(|content| (path.display().to_string(), content))
-                        .map_err(|_| FileError::NotText {
-                            input: short(input),
-                        })
-                })
+            read_text(policy, input)
         };
         match result {
             Ok((label, content)) => {
@@ -404,6 +447,39 @@ mod tests {
             "{:?}",
             a.errors
         );
+    }
+
+    #[test]
+    fn line_ranges_select_lines() {
+        let t = tree();
+        std::fs::write(
+            t.0.join("root/ten.txt"),
+            (1..=10).map(|i| format!("line {i}\n")).collect::<String>(),
+        )
+        .unwrap();
+        std::fs::write(t.0.join("root/odd:2-3"), "a file named like a range\n").unwrap();
+        let policy = FilePolicy::new(Some(&t.0.join("root")), false).unwrap();
+        let text = |input: &str| text_of(&gather(&policy, &[input.to_string()], &[]));
+        let range = text("ten.txt:3-5");
+        assert!(range.contains("lines 3-5 of 10"), "{range}");
+        assert!(
+            range.contains("line 3\nline 4\nline 5\n") && !range.contains("line 6"),
+            "{range}"
+        );
+        assert!(text("ten.txt:7").contains("line 7\n"));
+        assert!(text("ten.txt:9-99").contains("lines 9-10 of 10"));
+        assert!(
+            text("odd:2-3").contains("a file named like a range"),
+            "exists as written"
+        );
+        let past = gather(&policy, &["ten.txt:11-12".to_string()], &[]);
+        assert!(matches!(
+            past.errors[..],
+            [FileError::BadLineRange { lines: 10, .. }]
+        ));
+        assert_eq!(split_line_range("a.txt:5-2"), None);
+        assert_eq!(split_line_range("a.txt:0-2"), None);
+        assert_eq!(split_line_range("C:/x"), None);
     }
 
     /// A directory swapped for a symlink to outside between the root check and the open: the
