@@ -3,7 +3,7 @@
 //! embedded at build time and a user file (CONVERSE_MODELS_FILE) can replace any
 //! provider's list, so a new model never needs a new release.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -182,6 +182,9 @@ pub struct Catalog {
     /// Provider names in `auto` priority order.
     pub priority: Vec<String>,
     pub providers: BTreeMap<String, ProviderModels>,
+    /// Providers whose list came from the operator's file: their names outrank converse
+    /// 1.3.2's (see [`Catalog::legacy`]), because the operator chose them on purpose.
+    pub user_providers: BTreeSet<String>,
 }
 
 impl Catalog {
@@ -196,6 +199,7 @@ impl Catalog {
         Ok(Self {
             priority: file.priority.unwrap_or_else(table_order),
             providers: file.providers,
+            user_providers: BTreeSet::new(),
         })
     }
 
@@ -211,12 +215,15 @@ impl Catalog {
             if let Some(priority) = user.priority {
                 catalog.priority = priority;
             }
+            catalog
+                .user_providers
+                .extend(user.providers.keys().cloned());
             catalog.providers.extend(user.providers);
         }
         Ok(catalog)
     }
 
-    /// Finds a model by name or alias (case-insensitive) in one provider's list.
+    /// Finds a model by name or alias (see [`normalize_name`]) in one provider's list.
     pub fn find_in(&self, provider: &str, name: &str) -> Option<&ModelInfo> {
         self.providers
             .get(provider)?
@@ -225,7 +232,8 @@ impl Catalog {
             .find(|m| matches_name(m, name))
     }
 
-    /// Finds a model by name or alias across providers, in priority order first.
+    /// Finds a model by name or alias (see [`normalize_name`]) across providers, in
+    /// priority order first.
     pub fn find(&self, name: &str) -> Option<(&str, &ModelInfo)> {
         let ordered = self
             .priority
@@ -249,9 +257,292 @@ impl Catalog {
     }
 }
 
+/// A model converse 1.3.2 knew: its provider, the id it sent, and every alias its provider
+/// file accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegacyModel {
+    pub provider: &'static str,
+    pub id: &'static str,
+    pub aliases: &'static [&'static str],
+}
+
+const fn legacy(
+    provider: &'static str,
+    id: &'static str,
+    aliases: &'static [&'static str],
+) -> LegacyModel {
+    LegacyModel {
+        provider,
+        id,
+        aliases,
+    }
+}
+
+/// Every model name converse 1.3.2 accepted, copied from its provider files (the 1.3.2
+/// inventory, sections D.1–D.6), so that a 1.3.2 user's names keep working. Two names come
+/// from its routing instead (C.4), which matched them exactly but no provider file listed:
+/// `k2` (see below) and `google` ([`LEGACY_PROVIDER_NAMES`]).
+#[rustfmt::skip]
+pub const CONVERSE_1_3_2_MODELS: &[LegacyModel] = &[
+    // D.1 OpenAI
+    legacy("openai", "o3", &[]),
+    legacy("openai", "o3-mini", &["o3mini", "o3 mini"]),
+    legacy("openai", "o3-pro-2025-06-10", &["o3-pro", "o3pro", "o3 pro"]),
+    legacy("openai", "o4-mini", &["o4mini", "o4", "o4 mini"]),
+    legacy("openai", "gpt-4.1-2025-04-14", &["gpt4.1", "gpt-4.1", "gpt 4.1"]),
+    legacy("openai", "gpt-4o", &["gpt4o", "gpt 4o", "4o"]),
+    legacy(
+        "openai",
+        "gpt-4o-mini",
+        &["gpt4o-mini", "gpt 4o mini", "4o mini", "4o-mini"],
+    ),
+    // D.2 X.AI
+    legacy(
+        "xai",
+        "grok-4-0709",
+        &["grok", "grok4", "grok-4", "grok-4-latest", "grok 4", "grok 4 latest"],
+    ),
+    legacy("xai", "grok-3", &["grok3", "grok 3"]),
+    legacy("xai", "grok-3-fast", &["grok3fast", "grok3-fast", "grok 3 fast"]),
+    // D.3 Google
+    legacy("google", "gemini-2.0-flash", &["flash-2.0", "flash2"]),
+    legacy("google", "gemini-2.0-flash-lite", &["flashlite", "flash-lite"]),
+    legacy(
+        "google",
+        "gemini-2.5-flash",
+        &["flash", "flash2.5", "gemini-flash", "gemini-flash-2.5"],
+    ),
+    legacy(
+        "google",
+        "gemini-2.5-pro",
+        &["pro", "gemini pro", "gemini-pro", "gemini"],
+    ),
+    // D.4 Anthropic
+    legacy(
+        "anthropic",
+        "claude-opus-4-20250514",
+        &["claude-4-opus", "opus-4", "opus", "claude-opus"],
+    ),
+    legacy(
+        "anthropic",
+        "claude-sonnet-4-20250514",
+        &["claude-4-sonnet", "sonnet-4", "sonnet", "claude-sonnet"],
+    ),
+    legacy(
+        "anthropic",
+        "claude-3-7-sonnet-20250219",
+        &["claude-3.7-sonnet", "sonnet-3.7"],
+    ),
+    legacy(
+        "anthropic",
+        "claude-3-5-sonnet-20241022",
+        &["claude-3.5-sonnet", "claude-3-5-sonnet-latest"],
+    ),
+    legacy(
+        "anthropic",
+        "claude-3-5-haiku-20241022",
+        &[
+            "claude-3.5-haiku",
+            "claude-3-5-haiku-latest",
+            "haiku",
+            "claude-haiku",
+        ],
+    ),
+    // D.5 Mistral
+    legacy(
+        "mistral",
+        "magistral-medium-2506",
+        &["magistral-medium", "magistral-medium-latest"],
+    ),
+    legacy(
+        "mistral",
+        "magistral-small-2506",
+        &["magistral-small", "magistral-small-latest"],
+    ),
+    legacy(
+        "mistral",
+        "mistral-medium-2505",
+        &["mistral-medium-3", "mistral-medium-latest", "mistral-medium"],
+    ),
+    // D.6 DeepSeek
+    legacy(
+        "deepseek",
+        "deepseek-chat",
+        &["deepseek", "chat", "deepseek chat", "deepseek-v3"],
+    ),
+    legacy(
+        "deepseek",
+        "deepseek-reasoner",
+        &["deepseek reasoner", "reasoner", "r1", "deepseek r1", "deepseek-r1"],
+    ),
+    // D.6 OpenRouter
+    legacy(
+        "openrouter",
+        "qwen/qwen3-235b-a22b-thinking-2507",
+        &["qwen3-thinking", "qwen-thinking"],
+    ),
+    legacy("openrouter", "qwen/qwen3-coder", &["qwen3-coder", "qwen-coder"]),
+    // `k2`: 1.3.2's routing sent it to OpenRouter (C.4) but no alias named it, so OpenRouter
+    // got the literal model "k2" and refused it. Kimi K2 is what the name was routed for.
+    legacy(
+        "openrouter",
+        "moonshotai/kimi-k2",
+        &["kimi-k2", "moonshot-kimi", "k2"],
+    ),
+];
+
+/// Names 1.3.2's routing (C.4) took as a provider rather than a model: it sent the literal
+/// name, which the API refused. Here they mean that provider's default model, like `auto`.
+pub const LEGACY_PROVIDER_NAMES: &[(&str, &str)] = &[("google", "google")];
+
+/// 1.3.2 model ids that our catalog lists under another id for the same model: the dated
+/// snapshot 1.3.2 pinned is what the undated id points to.
+pub const SAME_MODEL: &[(&str, &str, &str)] = &[
+    ("openai", "o3-pro-2025-06-10", "o3-pro"),
+    ("openai", "gpt-4.1-2025-04-14", "gpt-4.1"),
+    ("xai", "grok-4-0709", "grok-4"),
+];
+
+/// 1.3.2 models the vendor has retired (or deprecated with a shutdown date), none of them in
+/// our catalog, and the catalog model that takes each one's place. The successor is the
+/// vendor's documented replacement where our catalog has it, otherwise the newest catalog
+/// model of the same line; the sources are the vendors' deprecation pages.
+pub const RETIRED: &[(&str, &str, &str)] = &[
+    // OpenAI replaced o3-mini with o4-mini (release notes, April 2025); the deprecations
+    // page lists o3-mini for shutdown.
+    ("openai", "o3-mini", "o4-mini"),
+    // xAI's retirement notice (docs.x.ai, migration guides) covers grok-3; grok-4 is its
+    // flagship successor in our catalog.
+    ("xai", "grok-3", "grok-4"),
+    // grok-3-fast was grok-3 on low-latency serving; grok-4-fast is xAI's low-latency line.
+    ("xai", "grok-3-fast", "grok-4-fast"),
+    // Google's Gemini deprecations page: replacement gemini-2.5-flash-lite.
+    ("google", "gemini-2.0-flash-lite", "gemini-2.5-flash-lite"),
+    // Anthropic's model-deprecations page for all four; Opus 4.1 was released as a drop-in
+    // replacement for Opus 4, and Sonnet 4.5 / Haiku 4.5 are the recommended replacements
+    // of the 3.x Sonnets and of Haiku 3.5.
+    ("anthropic", "claude-opus-4-20250514", "claude-opus-4-1"),
+    (
+        "anthropic",
+        "claude-3-7-sonnet-20250219",
+        "claude-sonnet-4-5",
+    ),
+    (
+        "anthropic",
+        "claude-3-5-sonnet-20241022",
+        "claude-sonnet-4-5",
+    ),
+    ("anthropic", "claude-3-5-haiku-20241022", "claude-haiku-4-5"),
+    // Mistral's model pages mark the 2506/2505 versions retired; the `-latest` ids in our
+    // catalog are the same lines' current versions.
+    (
+        "mistral",
+        "magistral-medium-2506",
+        "magistral-medium-latest",
+    ),
+    ("mistral", "magistral-small-2506", "magistral-small-latest"),
+    ("mistral", "mistral-medium-2505", "mistral-medium-latest"),
+];
+
+/// Where a converse 1.3.2 model name lands today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyTarget {
+    pub provider: String,
+    /// The API model id to send: a catalog model's name, or 1.3.2's own id for a model the
+    /// vendor still serves but our catalog does not list.
+    pub model: String,
+    /// One line for the answer's status header when the model 1.3.2 used is retired.
+    pub notice: Option<String>,
+}
+
+impl Catalog {
+    /// What a name converse 1.3.2 accepted means here: the same model if the catalog has
+    /// it, else its successor (with a notice) if it is retired, else 1.3.2's id unchanged.
+    /// `None` for every other name, and for a name the operator's own models file uses.
+    pub fn legacy(&self, name: &str) -> Option<LegacyTarget> {
+        if self
+            .user_providers
+            .iter()
+            .any(|p| self.find_in(p, name).is_some())
+        {
+            return None;
+        }
+        let wanted = normalize_name(name);
+        if let Some((_, provider)) = LEGACY_PROVIDER_NAMES
+            .iter()
+            .find(|(n, _)| normalize_name(n) == wanted)
+        {
+            return Some(LegacyTarget {
+                provider: provider.to_string(),
+                model: self.default_model(provider)?.to_string(),
+                notice: None,
+            });
+        }
+        let old = CONVERSE_1_3_2_MODELS.iter().find(|m| {
+            normalize_name(m.id) == wanted || m.aliases.iter().any(|a| normalize_name(a) == wanted)
+        })?;
+        let listed = |id: &str| self.find_in(old.provider, id).map(|m| m.name.clone());
+        let target = |model: String, notice: Option<String>| LegacyTarget {
+            provider: old.provider.to_string(),
+            model,
+            notice,
+        };
+        let same = SAME_MODEL
+            .iter()
+            .find(|(p, id, _)| *p == old.provider && *id == old.id)
+            .map_or(old.id, |(_, _, now)| now);
+        if let Some(model) = listed(same) {
+            return Some(target(model, None));
+        }
+        match RETIRED
+            .iter()
+            .find(|(p, id, _)| *p == old.provider && *id == old.id)
+        {
+            // A retired model whose successor the operator removed: ordinary routing
+            // decides, and the vendor's answer says the model is gone.
+            Some((_, _, successor)) => {
+                let model = listed(successor)?;
+                let shown = if wanted == normalize_name(old.id) {
+                    format!("model \"{}\" is retired", name.trim())
+                } else {
+                    format!("model \"{}\" ({}) is retired", name.trim(), old.id)
+                };
+                // Asking for the successor's own id is asking for what you get.
+                let notice = (wanted != normalize_name(&model))
+                    .then(|| format!("{shown}; using {model} (its successor)"));
+                Some(target(model, notice))
+            }
+            None => Some(target(old.id.to_string(), None)),
+        }
+    }
+}
+
 fn matches_name(model: &ModelInfo, name: &str) -> bool {
-    model.name.eq_ignore_ascii_case(name)
-        || model.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    let name = normalize_name(name);
+    normalize_name(&model.name) == name || model.aliases.iter().any(|a| normalize_name(a) == name)
+}
+
+/// The form in which model names are compared: lower case, with every run of spaces and
+/// dashes as one `-`. converse 1.3.2 listed spelled-out aliases next to the API ids (`gpt 4o
+/// mini`, `o3 mini`, `deepseek chat`, `grok 4 latest`), so a space and a dash must meet.
+/// Everything else stays significant: dots (`gpt-4.1` is not `gpt-41`), slashes and
+/// underscores, and a missing separator (`o3mini`), which 1.3.2 accepted only name by name
+/// and which would otherwise merge names such as `flash2` and `flash-2.5`.
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut pending_separator = false;
+    for c in name.trim().chars() {
+        if c == '-' || c.is_whitespace() {
+            pending_separator = true;
+            continue;
+        }
+        if pending_separator && !out.is_empty() {
+            out.push('-');
+        }
+        pending_separator = false;
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 fn parse(text: &str, origin: &str) -> Result<CatalogFile, CatalogError> {
@@ -356,6 +647,133 @@ mod tests {
         let (p, m) = c.find("flash").unwrap();
         assert_eq!((p, m.name.as_str()), ("google", "gemini-2.5-flash"));
         assert!(c.find("no-such-model").is_none());
+    }
+
+    #[test]
+    fn names_compare_with_spaces_and_dashes_as_one_separator() {
+        let cases = [
+            ("GPT 4o  Mini", "gpt-4o-mini"),
+            (" o3 - mini ", "o3-mini"),
+            ("deepseek chat", "deepseek-chat"),
+            ("qwen/qwen3-coder", "qwen/qwen3-coder"),
+            ("gpt-4.1", "gpt-4.1"),
+            ("o3mini", "o3mini"),
+            ("grok_4", "grok_4"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(normalize_name(name), want, "{name}");
+        }
+        let c = Catalog::built_in().unwrap();
+        assert_eq!(c.find("GPT 4o mini").unwrap().1.name, "gpt-4o-mini");
+        // Dots and missing separators still tell names apart.
+        assert!(c.find("gpt-41").is_none() && c.find("flash-2").is_none());
+    }
+
+    /// No two built-in catalog entries meet once normalised, so normalising never makes a
+    /// name ambiguous.
+    #[test]
+    fn normalised_catalog_names_are_unique() {
+        let c = Catalog::built_in().unwrap();
+        let mut seen = BTreeMap::new();
+        for (p, models) in &c.providers {
+            for m in &models.models {
+                for n in std::iter::once(&m.name).chain(&m.aliases) {
+                    if let Some(other) = seen.insert(normalize_name(n), (p, &m.name)) {
+                        assert_eq!(other, (p, &m.name), "{n}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn legacy_tables_agree_with_each_other_and_the_catalog() {
+        let c = Catalog::built_in().unwrap();
+        let mut seen = BTreeMap::new();
+        for m in CONVERSE_1_3_2_MODELS {
+            for n in std::iter::once(&m.id).chain(m.aliases) {
+                let before = seen.insert(normalize_name(n), (m.provider, m.id));
+                assert!(before.is_none_or(|b| b == (m.provider, m.id)), "{n}");
+            }
+        }
+        let known = |p: &str, id: &str| {
+            CONVERSE_1_3_2_MODELS
+                .iter()
+                .any(|m| m.provider == p && m.id == id)
+        };
+        for (p, old, now) in SAME_MODEL {
+            assert!(known(p, old) && c.find_in(p, now).is_some(), "{old}");
+        }
+        for (p, old, successor) in RETIRED {
+            assert!(known(p, old), "{old}");
+            assert!(c.find_in(p, old).is_none(), "{old} is still in the catalog");
+            assert_eq!(c.find_in(p, successor).unwrap().name, *successor);
+        }
+        for (name, p) in LEGACY_PROVIDER_NAMES {
+            assert!(c.find(name).is_none() && c.default_model(p).is_some());
+        }
+    }
+
+    /// The built-in aliases a 1.3.2 name takes over: 1.3.2 sent these to a model the
+    /// catalog still has, so they keep that meaning. Another entry here means a catalog
+    /// alias changed what a 1.3.2 name asks for.
+    #[test]
+    fn legacy_names_shadow_only_known_catalog_aliases() {
+        let c = Catalog::built_in().unwrap();
+        let mut shadowed = Vec::new();
+        for m in CONVERSE_1_3_2_MODELS {
+            for n in std::iter::once(&m.id).chain(m.aliases) {
+                let old = c.legacy(n).unwrap();
+                if let Some((p, now)) = c.find(n)
+                    && (p, now.name.as_str()) != (old.provider.as_str(), old.model.as_str())
+                {
+                    shadowed.push(*n);
+                }
+            }
+        }
+        assert_eq!(shadowed, ["sonnet", "claude-sonnet"]);
+    }
+
+    #[test]
+    fn retired_legacy_models_name_their_successor() {
+        let c = Catalog::built_in().unwrap();
+        let old = c.legacy("Claude-3.5-Sonnet").unwrap();
+        assert_eq!(
+            old.notice.as_deref(),
+            Some(
+                "model \"Claude-3.5-Sonnet\" (claude-3-5-sonnet-20241022) is retired; using claude-sonnet-4-5 (its successor)"
+            )
+        );
+        let old = c.legacy("o3-mini").unwrap();
+        assert_eq!(
+            old.notice.as_deref(),
+            Some("model \"o3-mini\" is retired; using o4-mini (its successor)")
+        );
+        // Asking for the successor's own id is no surprise.
+        let old = c.legacy("magistral-medium-latest").unwrap();
+        assert_eq!(
+            (old.model.as_str(), old.notice),
+            ("magistral-medium-latest", None)
+        );
+        assert!(c.legacy("gpt-5").is_none() && c.legacy("lab-ok").is_none());
+    }
+
+    #[test]
+    fn an_operator_file_outranks_legacy_names() {
+        let dir = std::env::temp_dir().join(format!("catalog-legacy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("models.yaml");
+        std::fs::write(
+            &path,
+            "providers:\n  anthropic:\n    default: claude-next\n    models:\n      - {name: claude-next, aliases: [sonnet], context_window: 1000, max_output: 100}\n",
+        )
+        .unwrap();
+        let c = Catalog::load(Some(&path)).unwrap();
+        assert!(c.legacy("sonnet").is_none());
+        // Without its successor in the operator's list, a retired model is left to routing.
+        assert!(c.legacy("claude-3.5-sonnet").is_none());
+        assert_eq!(c.legacy("o3 mini").unwrap().model, "o4-mini");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

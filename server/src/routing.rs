@@ -18,6 +18,9 @@ pub struct ResolvedModel {
     pub model: String,
     /// Catalog facts, when the model is known; unknown models get safe defaults.
     pub info: Option<ModelInfo>,
+    /// One line the tools show in the answer's status header: set when the name asked
+    /// for a model converse 1.3.2 used that is retired, and a successor answers instead.
+    pub notice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -127,8 +130,9 @@ impl Router {
         }
     }
 
-    /// Resolves a model name: `auto`; a catalog name or alias; a custom endpoint's
-    /// model; then the evident family of an unknown name, passed through unchanged.
+    /// Resolves a model name: `auto`; a custom endpoint's model; a name converse 1.3.2
+    /// accepted ([`Catalog::legacy`]); a catalog name or alias; then the evident family of
+    /// an unknown name, passed through unchanged.
     pub fn resolve(&self, name: &str) -> Result<ResolvedModel, RoutingError> {
         let name = name.trim();
         if name.is_empty() || name.eq_ignore_ascii_case("auto") {
@@ -144,10 +148,17 @@ impl Router {
         {
             return self.resolve_at(provider, model);
         }
+        if let Some(old) = self.catalog.legacy(name) {
+            let resolved = self.resolve_at(&old.provider, &old.model)?;
+            return Ok(ResolvedModel {
+                notice: old.notice,
+                ..resolved
+            });
+        }
         if let Some((provider, info)) = self.catalog.find(name) {
             return self.resolve_at(provider, &info.name.clone());
         }
-        match family_of(name) {
+        match family_of(name).or_else(|| legacy_family_of(name)) {
             Some(provider) => self.resolve_at(provider, name),
             None => Err(RoutingError::UnknownModel {
                 model: name.to_string(),
@@ -170,6 +181,7 @@ impl Router {
             provider_name: provider_name.to_string(),
             model: model.to_string(),
             info: self.catalog.find_in(provider_name, model).cloned(),
+            notice: None,
         })
     }
 }
@@ -178,6 +190,32 @@ impl Router {
 /// families), so new models work the day they ship.
 pub fn family_of(name: &str) -> Option<&'static str> {
     builtin_providers::family_of(name).map(|p| p.name)
+}
+
+/// Words converse 1.3.2 routed a name by wherever they appeared in it (inventory C.4), for
+/// names the provider table's prefixes miss: fine-tuned `ft:gpt-4o-mini:org::id`, Mistral's
+/// `open-mistral-nemo`. Only words that name one vendor's model line are kept. 1.3.2 also
+/// matched `pro`, `flash`, `o1`/`o3`/`o4`, `opus`/`sonnet`/`haiku` and `qwen`/`kimi`/`moonshot`
+/// anywhere and sent every other name to OpenAI; those sent `deepseek-prover` to Google and
+/// `llama-3` to OpenAI, whose APIs refused them, where an unknown name now gets an error that
+/// lists the configured providers.
+const LEGACY_NAME_WORDS: &[(&str, &str)] = &[
+    ("gpt", "openai"),
+    ("grok", "xai"),
+    ("gemini", "google"),
+    ("claude", "anthropic"),
+    ("mistral", "mistral"),
+    ("magistral", "mistral"),
+    ("deepseek", "deepseek"),
+];
+
+/// The provider 1.3.2 would have routed an unknown name to by one of [`LEGACY_NAME_WORDS`].
+pub fn legacy_family_of(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    LEGACY_NAME_WORDS
+        .iter()
+        .find(|(word, _)| lower.contains(word))
+        .map(|(_, provider)| *provider)
 }
 
 #[cfg(test)]
@@ -191,6 +229,21 @@ mod tests {
         assert_eq!(key_var_for("openrouter"), "OPENROUTER_API_KEY");
         assert_eq!(key_var_for("groq"), "GROQ_API_KEY");
         assert_eq!(key_var_for("local-vllm"), "CUSTOM_LOCAL_VLLM_API_KEY");
+    }
+
+    #[test]
+    fn words_route_names_the_prefixes_miss_as_converse_1_3_2_did() {
+        let cases = [
+            ("ft:gpt-4o-mini:acme::abc123", Some("openai")),
+            ("open-mistral-nemo", Some("mistral")),
+            ("my-gemini-tune", Some("google")),
+            ("llama-unknown", None),
+            ("some-pro-model", None),
+            ("qwen3", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(legacy_family_of(name), want, "{name}");
+        }
     }
 
     proptest::proptest! {

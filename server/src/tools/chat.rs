@@ -69,7 +69,8 @@ impl Engine {
             .load_conversation(shared.continuation_id.as_deref(), &owner)
             .await
             .map_err(Failure::Error)?;
-        let mut notes: Vec<String> = note.into_iter().collect();
+        // A retired 1.3.2 model's notice leads the status lines: it says who answered.
+        let mut notes: Vec<String> = resolved.notice.iter().cloned().chain(note).collect();
         let user = self
             .user_turn(&shared.files, &shared.images, prompt)
             .await?;
