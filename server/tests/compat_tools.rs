@@ -103,3 +103,45 @@ async fn options_inside_a_models_object_override_the_call_for_that_model() {
     assert!(close(&own["temperature"], 0.9), "{own}");
     assert!(close(&call_level["temperature"], 0.1), "{call_level}");
 }
+
+#[tokio::test]
+async fn unknown_arguments_fail_the_call_and_name_the_accepted_ones() {
+    let fake = fake().await;
+    let server = start_http(&env_for(&fake)).await;
+    let client = connect_modern(&server.url).await;
+
+    let chat = call(
+        &client,
+        "chat",
+        json!({"prompt": "hi", "model": "lab-ok", "temprature": 0.3, "relevant_files": []}),
+    )
+    .await;
+    assert_eq!(chat.is_error, Some(true), "{chat:?}");
+    let text = text_of(&chat);
+    assert!(
+        text.contains("`relevant_files`, `temprature`")
+            && text.contains("accepted: continuation_id, files, images, model, prompt, reasoning_effort, temperature, use_websearch"),
+        "{text}"
+    );
+
+    let consensus = call(
+        &client,
+        "consensus",
+        json!({
+            "prompt": "hi",
+            "models": ["lab-ok", {"model": "gpt-4o", "max_tokens": 10, "temperature": 0.2}],
+            "async": true,
+        }),
+    )
+    .await;
+    assert_eq!(consensus.is_error, Some(true), "{consensus:?}");
+    let text = text_of(&consensus);
+    assert!(
+        text.contains("consensus: unknown `async`; accepted: continuation_id, cross_feedback_prompt")
+            && text.contains(
+                "models[1] (gpt-4o): unknown `max_tokens`; accepted: model, reasoning_effort, temperature, use_websearch"
+            ),
+        "{text}"
+    );
+    assert!(fake.requests().is_empty(), "no model was asked");
+}

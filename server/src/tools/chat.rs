@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::params::{SharedParams, Wording};
 use super::{
-    CallSettings, Engine, Failure, Owner, ToolOutput, build_request, call_provider,
+    CallSettings, Engine, Failure, Owner, ToolOutput, args, build_request, call_provider,
     describe_provider_error, output,
 };
 use crate::conversation::Conversation;
@@ -21,6 +21,10 @@ pub struct ChatParams {
     /// Model name or alias, e.g. "gpt-5", "gemini-2.5-pro", "sonnet", "grok-4", or "auto" (default) for the first configured provider's default model.
     #[serde(default)]
     pub model: Option<String>,
+    /// Arguments chat does not know; any fails the call (see [`super::args`]).
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: args::Unknown,
 }
 
 /// How `chat` describes the parameters it shares with `consensus`.
@@ -59,6 +63,8 @@ impl Engine {
         owner: Owner,
         cancel: &CancellationToken,
     ) -> Result<ToolOutput, Failure> {
+        let problems = args::describe::<ChatParams>("chat", &params.unknown);
+        args::failure("chat", problems.into_iter().collect())?;
         let shared = &params.shared;
         let prompt = shared.question()?;
         let resolved = self

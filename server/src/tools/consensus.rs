@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::params::{SharedParams, Wording};
 use super::{
-    CallSettings, Engine, Failure, ModelSpec, Owner, ToolOutput, build_request, call_provider,
-    describe_provider_error, output, prompts,
+    CallSettings, Engine, Failure, ModelEntry, ModelSpec, Owner, ToolOutput, args, build_request,
+    call_provider, describe_provider_error, output, prompts,
 };
 use crate::conversation::Conversation;
 use crate::providers::{ChatRequest, ChatResponse, Message, Role, Usage};
@@ -33,6 +33,10 @@ pub struct ConsensusParams {
     /// Same as files (the name converse 1.3.2 used); when both are given, both lists are used.
     #[serde(default)]
     pub relevant_files: Vec<String>,
+    /// Arguments consensus does not know; any fails the call (see [`super::args`]).
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: args::Unknown,
 }
 
 impl ConsensusParams {
@@ -47,6 +51,21 @@ impl ConsensusParams {
             }
         }
         files
+    }
+
+    /// Fails the call when an argument, or a key of a models object, is unknown.
+    fn check_arguments(&self) -> Result<(), Failure> {
+        let mut problems: Vec<String> =
+            args::describe::<ConsensusParams>("consensus", &self.unknown)
+                .into_iter()
+                .collect();
+        for (i, spec) in self.models.iter().flatten().enumerate() {
+            if let ModelSpec::Object(entry) = spec {
+                let place = format!("models[{i}] ({})", entry.model);
+                problems.extend(args::describe::<ModelEntry>(&place, &entry.unknown));
+            }
+        }
+        args::failure("consensus", problems)
     }
 }
 
@@ -226,6 +245,7 @@ impl Engine {
         owner: Owner,
         cancel: &CancellationToken,
     ) -> Result<ToolOutput, Failure> {
+        params.check_arguments()?;
         let shared = &params.shared;
         let prompt = shared.question()?;
         check_model_count(params.models.as_deref())?;

@@ -2,6 +2,7 @@
 //! parameters and return a [`ToolOutput`] that the MCP layer turns into a
 //! `CallToolResult`. Keeping them free of protocol types makes them easy to test.
 
+pub mod args;
 pub mod chat;
 pub mod consensus;
 pub mod output;
@@ -102,6 +103,10 @@ pub struct ModelEntry {
     /// Whether this model may search the web, instead of the call's `use_websearch`.
     #[serde(default)]
     pub use_websearch: Option<bool>,
+    /// Keys this object does not know; any fails the call (see [`args`]).
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: args::Unknown,
 }
 
 impl ModelSpec {
