@@ -18,16 +18,25 @@
 //! connection call in it; for converse-server also without a session
 //! (2026-07-28, every request carrying its version, `Mcp-Method` and `Mcp-Name`).
 //!
+//! A fourth stage, `sessions`, is the compass goal: `BENCH_SESSIONS` (256) MCP
+//! sessions at once. For each server it raises the session cap to that number
+//! (`HTTP_MAX_CONCURRENT_SESSIONS`, which both servers read), opens all the
+//! sessions with plain HTTP at the same moment, each client with its own
+//! keep-alive connection, then keeps every session busy with one `tools/call
+//! chat` in flight; it reports sessions opened and refused, calls/s, p50/p99,
+//! errors, peak RSS and the RSS each open session costs.
+//!
 //! Run it with `make bench` (installs `bench/node`, builds, runs) or
 //! `cargo bench -p converse-server --bench load`. Settings, all optional:
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
-//! | `BENCH_STAGES` | `startup,load,wrk` | which stages to run |
+//! | `BENCH_STAGES` | `startup,load,wrk,sessions` | which stages to run |
 //! | `BENCH_SERVERS` | `rust,node` | which servers to measure |
 //! | `BENCH_MODES` | `sessions,shared` | `sessions`: N clients, one MCP session each; `shared`: one session, N calls in flight |
 //! | `BENCH_CONCURRENCY` | `1,8,32` | concurrency levels |
 //! | `BENCH_WRK_CONNECTIONS` | `1,16` | keep-alive connections per wrk level |
+//! | `BENCH_SESSIONS` | `256` | sessions at once in the `sessions` stage (1..=10000) |
 //! | `BENCH_WARMUP_SECS` | `3` | warm-up per level (not measured) |
 //! | `BENCH_DURATION_SECS` | `10` | measured time per level |
 //! | `BENCH_LATENCY_MS` | `50` | the fake provider's fixed latency per call |
@@ -123,6 +132,8 @@ enum Stage {
     Startup,
     Load,
     Wrk,
+    /// `BENCH_SESSIONS` sessions at once, each busy (the compass goal).
+    Sessions,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +143,8 @@ struct Settings {
     modes: Vec<Mode>,
     concurrency: Vec<usize>,
     wrk_connections: Vec<usize>,
+    /// Sessions at once in the `sessions` stage.
+    sessions: usize,
     warmup: Duration,
     duration: Duration,
     latency: Duration,
@@ -186,14 +199,15 @@ impl Settings {
             .parent()
             .context("server/ has a parent")?
             .to_path_buf();
-        let stages = list("BENCH_STAGES", "startup,load,wrk")
+        let stages = list("BENCH_STAGES", "startup,load,wrk,sessions")
             .iter()
             .map(|s| match s.as_str() {
                 "startup" => Ok(Stage::Startup),
                 "load" => Ok(Stage::Load),
                 "wrk" => Ok(Stage::Wrk),
+                "sessions" => Ok(Stage::Sessions),
                 other => Err(anyhow!(
-                    "BENCH_STAGES: unknown stage {other:?} (startup, load, wrk)"
+                    "BENCH_STAGES: unknown stage {other:?} (startup, load, wrk, sessions)"
                 )),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -219,6 +233,11 @@ impl Settings {
             .collect::<Result<Vec<_>>>()?;
         let concurrency = counts("BENCH_CONCURRENCY", "1,8,32")?;
         let wrk_connections = counts("BENCH_WRK_CONNECTIONS", "1,16")?;
+        // The Node server accepts a session cap up to 10000.
+        let sessions = match env_number("BENCH_SESSIONS", 256)? {
+            n @ 1..=10_000 => usize::try_from(n)?,
+            n => bail!("BENCH_SESSIONS: {n} is not in 1..=10000"),
+        };
         if [
             stages.len(),
             servers.len(),
@@ -249,6 +268,7 @@ impl Settings {
             modes,
             concurrency,
             wrk_connections,
+            sessions,
             warmup: Duration::from_secs(env_number("BENCH_WARMUP_SECS", 3)?),
             duration: Duration::from_secs(env_number("BENCH_DURATION_SECS", 10)?.max(1)),
             latency: Duration::from_millis(env_number("BENCH_LATENCY_MS", 50)?),
@@ -367,7 +387,14 @@ fn drain(stream: impl AsyncRead + Unpin + Send + 'static, log: Arc<Mutex<Vec<Str
     });
 }
 
-fn spawn_server(settings: &Settings, flavor: Flavor, fake: &FakeLlm) -> Result<ServerProcess> {
+/// Starts `flavor` on a free port against `fake`, with `extra` settings on top
+/// of the common ones.
+fn spawn_server(
+    settings: &Settings,
+    flavor: Flavor,
+    fake: &FakeLlm,
+    extra: &[(&str, String)],
+) -> Result<ServerProcess> {
     let port = free_port()?;
     let program = match flavor {
         Flavor::Rust => &settings.rust_bin,
@@ -384,7 +411,8 @@ fn spawn_server(settings: &Settings, flavor: Flavor, fake: &FakeLlm) -> Result<S
         .env("HTTP_HOST", "127.0.0.1")
         .env("HTTP_PORT", port.to_string())
         .env("OPENAI_API_KEY", FAKE_KEY)
-        .env("OPENAI_BASE_URL", fake.openai_base_url());
+        .env("OPENAI_BASE_URL", fake.openai_base_url())
+        .envs(extra.iter().map(|(name, value)| (name, value)));
     if flavor == Flavor::Node {
         let home = settings.scratch.join("node-home");
         std::fs::create_dir_all(&home).with_context(|| format!("create {}", home.display()))?;
@@ -546,6 +574,15 @@ fn tree_peak_kb(root: u32) -> u64 {
         .sum()
 }
 
+/// The tree's resident set right now, in MB.
+fn tree_rss_mb(root: u32) -> f64 {
+    process_tree(root)
+        .into_iter()
+        .filter_map(|pid| proc_kb(pid, "VmRSS"))
+        .sum::<u64>() as f64
+        / 1024.0
+}
+
 /// Samples the tree's peak RSS until stopped; returns the highest seen (so a
 /// child that exits before the end still counts).
 fn rss_sampler(
@@ -588,7 +625,7 @@ async fn measure_startup(settings: &Settings, flavor: Flavor, fake: &FakeLlm) ->
     let mut idle = Vec::new();
     for _ in 0..settings.startup_runs {
         let since = Instant::now();
-        let mut server = spawn_server(settings, flavor, fake)?;
+        let mut server = spawn_server(settings, flavor, fake, &[])?;
         let ready = wait_ready(&http, &mut server, since).await;
         let ready = match ready {
             Ok(ready) => ready,
@@ -599,13 +636,7 @@ async fn measure_startup(settings: &Settings, flavor: Flavor, fake: &FakeLlm) ->
         };
         times.push(ready.as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        idle.push(
-            process_tree(server.pid)
-                .into_iter()
-                .filter_map(|pid| proc_kb(pid, "VmRSS"))
-                .sum::<u64>() as f64
-                / 1024.0,
-        );
+        idle.push(tree_rss_mb(server.pid));
         server.stop().await;
     }
     times.sort_by(f64::total_cmp);
@@ -660,7 +691,7 @@ struct LoadResult {
     fake_max_in_flight: u64,
 }
 
-/// What one worker saw during the measured window.
+/// What one worker saw during the measured window (or all of them, merged).
 #[derive(Debug, Default)]
 struct WorkerStats {
     latencies: Vec<Duration>,
@@ -668,42 +699,46 @@ struct WorkerStats {
     first_error: Option<String>,
 }
 
-/// Calls `chat` in a loop until `end`; records the calls that finish inside
-/// `[measure_from, end]`.
-async fn worker(
-    peer: Peer<RoleClient>,
-    args: serde_json::Map<String, Value>,
+impl WorkerStats {
+    fn merge(&mut self, other: Self) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+/// The `p`th percentile (nearest rank) of sorted latencies, in ms; NaN if none.
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
+}
+
+/// Calls in a loop until `end`, one in flight; records the calls that finish
+/// inside `[measure_from, end]`. A call yields `None` when it got a result, or
+/// what went wrong.
+async fn worker<F, Fut>(
+    mut call: F,
     measure_from: Instant,
     end: Instant,
     call_timeout: Duration,
-) -> WorkerStats {
+) -> WorkerStats
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<String>>,
+{
     let mut stats = WorkerStats::default();
     while Instant::now() < end {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(
-            call_timeout,
-            peer.call_tool(CallToolRequestParams::new("chat").with_arguments(args.clone())),
-        )
-        .await;
+        let outcome = tokio::time::timeout(call_timeout, call()).await;
         let finished = Instant::now();
         let in_window = finished >= measure_from && finished <= end;
-        let failure = match outcome {
-            Err(_) => Some(format!("no answer within {call_timeout:?}")),
-            Ok(Err(e)) => Some(format!("protocol error: {e}")),
-            Ok(Ok(result)) if result.is_error == Some(true) => Some(format!(
-                "tool error: {}",
-                result
-                    .content
-                    .iter()
-                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            )),
-            Ok(Ok(_)) => None,
-        };
+        let failure =
+            outcome.unwrap_or_else(|_| Some(format!("no answer within {call_timeout:?}")));
         match failure {
             None if in_window => stats.latencies.push(finished - started),
             None => {}
@@ -720,6 +755,61 @@ async fn worker(
     stats
 }
 
+/// Runs one [`worker`] per call function: warm-up, then the measured window.
+/// Returns what they saw, merged, with the latencies sorted, and the most model
+/// calls the fake answered at once during the window.
+async fn drive<F, Fut>(
+    settings: &Settings,
+    fake: &FakeLlm,
+    calls: Vec<F>,
+) -> Result<(WorkerStats, u64)>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Option<String>> + Send + 'static,
+{
+    if calls.is_empty() {
+        return Ok((WorkerStats::default(), 0));
+    }
+    let measure_from = Instant::now() + settings.warmup;
+    let end = measure_from + settings.duration;
+    let workers: Vec<_> = calls
+        .into_iter()
+        .map(|call| tokio::spawn(worker(call, measure_from, end, settings.call_timeout)))
+        .collect();
+    // The fake's in-flight high-water mark, for the measured window only.
+    tokio::time::sleep_until(measure_from.into()).await;
+    fake.clear_requests();
+    let mut stats = WorkerStats::default();
+    for handle in workers {
+        stats.merge(handle.await.context("a load worker panicked")?);
+    }
+    stats.latencies.sort();
+    Ok((stats, fake.max_in_flight()))
+}
+
+/// One `tools/call chat` through rmcp's client.
+async fn rmcp_call(peer: Peer<RoleClient>, args: serde_json::Map<String, Value>) -> Option<String> {
+    match peer
+        .call_tool(CallToolRequestParams::new("chat").with_arguments(args))
+        .await
+    {
+        Err(e) => Some(format!("protocol error: {e}")),
+        Ok(result) if result.is_error == Some(true) => Some(format!(
+            "tool error: {}",
+            result
+                .content
+                .iter()
+                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(300)
+                .collect::<String>()
+        )),
+        Ok(_) => None,
+    }
+}
+
 async fn run_load(
     settings: &Settings,
     flavor: Flavor,
@@ -728,7 +818,7 @@ async fn run_load(
     fake: &FakeLlm,
 ) -> Result<LoadResult> {
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let mut server = spawn_server(settings, flavor, fake)?;
+    let mut server = spawn_server(settings, flavor, fake, &[])?;
     if let Err(e) = wait_ready(&http, &mut server, Instant::now()).await {
         server.stop().await;
         return Err(e);
@@ -755,71 +845,41 @@ async fn run_load(
     let sessions_up = clients.len();
 
     let args = flavor.chat_args();
-    let start = Instant::now();
-    let measure_from = start + settings.warmup;
-    let end = measure_from + settings.duration;
-    let mut workers = Vec::new();
-    if !clients.is_empty() {
-        let peers: Vec<Peer<RoleClient>> = match mode {
-            Mode::Sessions => clients.iter().map(|c| c.peer().clone()).collect(),
-            Mode::Shared => (0..concurrency)
-                .map(|_| clients[0].peer().clone())
-                .collect(),
-        };
-        for peer in peers {
-            workers.push(tokio::spawn(worker(
-                peer,
-                args.clone(),
-                measure_from,
-                end,
-                settings.call_timeout,
-            )));
-        }
-        // The fake's in-flight high-water mark, for the measured window only.
-        tokio::time::sleep_until(measure_from.into()).await;
-        fake.clear_requests();
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    let mut first_error =
-        init_error.map(|e| format!("{} of {wanted} sessions: {e}", wanted - sessions_up));
-    for handle in workers {
-        let stats = handle.await.context("a load worker panicked")?;
-        latencies.extend(stats.latencies);
-        errors += stats.errors;
-        if first_error.is_none() {
-            first_error = stats.first_error;
-        }
-    }
-    let fake_max_in_flight = fake.max_in_flight();
+    let peers: Vec<Peer<RoleClient>> = match (mode, clients.first()) {
+        (_, None) => Vec::new(),
+        (Mode::Sessions, _) => clients.iter().map(|c| c.peer().clone()).collect(),
+        (Mode::Shared, Some(client)) => vec![client.peer().clone(); concurrency],
+    };
+    let calls = peers
+        .into_iter()
+        .map(|peer| {
+            let args = args.clone();
+            move || rmcp_call(peer.clone(), args.clone())
+        })
+        .collect();
+    let outcome = drive(settings, fake, calls).await;
     let _ = stop_sampler.send(());
     let peak_kb = sampler.await.unwrap_or(0);
-
     for client in clients {
         let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
     }
     server.stop().await;
+    let (stats, fake_max_in_flight) = outcome?;
 
-    latencies.sort();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        // Nearest rank.
-        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
-        latencies[rank.clamp(1, latencies.len()) - 1].as_secs_f64() * 1000.0
-    };
+    let first_error = init_error
+        .map(|e| format!("{} of {wanted} sessions: {e}", wanted - sessions_up))
+        .or(stats.first_error);
     Ok(LoadResult {
         flavor,
         mode,
         concurrency,
         sessions_up,
         sessions_wanted: wanted,
-        calls: latencies.len(),
-        calls_per_s: latencies.len() as f64 / settings.duration.as_secs_f64(),
-        p50_ms: pct(50.0),
-        p99_ms: pct(99.0),
-        errors,
+        calls: stats.latencies.len(),
+        calls_per_s: stats.latencies.len() as f64 / settings.duration.as_secs_f64(),
+        p50_ms: percentile(&stats.latencies, 50.0),
+        p99_ms: percentile(&stats.latencies, 99.0),
+        errors: stats.errors,
         first_error,
         peak_rss_mb: peak_kb as f64 / 1024.0,
         fake_max_in_flight,
@@ -902,16 +962,18 @@ async fn post_mcp(
     request.send().await.context("POST to the server")
 }
 
-/// The JSON-RPC message of an answer, which may be plain JSON or one SSE event
-/// (the Node server answers every POST with a stream).
+/// The JSON-RPC answer in a response body, which may be plain JSON or an SSE
+/// stream (the Node server answers every POST with one); in a stream, the first
+/// event with a `result` or an `error` (notifications may come before it).
 fn jsonrpc_message(body: &str) -> Result<Value> {
     if let Ok(value) = serde_json::from_str(body) {
         return Ok(value);
     }
     body.lines()
         .filter_map(|line| line.strip_prefix("data:"))
-        .find_map(|data| serde_json::from_str(data.trim()).ok())
-        .with_context(|| format!("no JSON-RPC message in the answer: {body}"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|message| message.get("result").is_some() || message.get("error").is_some())
+        .with_context(|| format!("no JSON-RPC answer in the response: {body}"))
 }
 
 /// Opens one MCP session with plain HTTP (`initialize`, then
@@ -1166,7 +1228,7 @@ async fn run_wrk_level(
     fake: &FakeLlm,
 ) -> Result<WrkResult> {
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let mut server = spawn_server(settings, flavor, fake)?;
+    let mut server = spawn_server(settings, flavor, fake, &[])?;
     let outcome = async {
         wait_ready(&http, &mut server, Instant::now()).await?;
         let url = server.url();
@@ -1211,6 +1273,188 @@ async fn run_wrk_level(
     outcome
 }
 
+// ------------------------------------------------ many sessions at once
+
+// The compass goal: 256 MCP clients on one server, each with its own session
+// and its own keep-alive connection, all arriving together, all busy. Plain
+// HTTP (the 2025-11-25 session era, as in the wrk stage) rather than rmcp's
+// client: one reqwest client per session pins each session to its own
+// connection, as real clients are, and keeps the driver light on 2 shared cores.
+
+#[derive(Debug, Clone)]
+struct SessionsResult {
+    flavor: Flavor,
+    wanted: usize,
+    opened: usize,
+    /// Why the first session that could not be opened was refused.
+    first_refusal: Option<String>,
+    calls: usize,
+    calls_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+    first_error: Option<String>,
+    /// Resident set before any session, with all sessions open (before any
+    /// call), and the peak over the whole run.
+    idle_rss_mb: f64,
+    open_rss_mb: f64,
+    peak_rss_mb: f64,
+    fake_max_in_flight: u64,
+}
+
+impl SessionsResult {
+    /// What each open session adds to `rss_mb` over the idle server, in KB.
+    fn kb_per_session(&self, rss_mb: f64) -> f64 {
+        if self.opened == 0 {
+            return f64::NAN;
+        }
+        (rss_mb - self.idle_rss_mb) * 1024.0 / self.opened as f64
+    }
+}
+
+/// One client of the stage: its own HTTP client (so its own keep-alive
+/// connection) and the headers of its session.
+struct OpenSession {
+    http: reqwest::Client,
+    headers: Vec<(String, String)>,
+}
+
+/// Opens `n` sessions at the same moment: every client is built first, then all
+/// send `initialize` together (a barrier). Returns the sessions opened and the
+/// first refusal.
+async fn open_sessions(url: &str, n: usize) -> Result<(Vec<OpenSession>, Option<String>)> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut openers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let barrier = Arc::clone(&barrier);
+        let url = url.to_owned();
+        openers.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let (headers, _version) = open_session(&http, &url).await?;
+            Ok::<_, anyhow::Error>(OpenSession { http, headers })
+        }));
+    }
+    let mut sessions = Vec::with_capacity(n);
+    let mut first_refusal = None;
+    for opener in openers {
+        match opener.await.context("a session opener panicked")? {
+            Ok(session) => sessions.push(session),
+            Err(e) => {
+                first_refusal.get_or_insert(format!("{e:#}"));
+            }
+        }
+    }
+    Ok((sessions, first_refusal))
+}
+
+/// One `tools/call` in a session over plain HTTP; `Err` unless the answer is a
+/// result without `isError`.
+async fn http_call(session: &OpenSession, url: &str, body: &Value) -> Result<()> {
+    let response = post_mcp(&session.http, url, &session.headers, body).await?;
+    let status = response.status();
+    let text = response.text().await.context("read the answer")?;
+    let short = |s: &str| s.chars().take(300).collect::<String>();
+    if !status.is_success() {
+        bail!("{status}: {}", short(&text));
+    }
+    let message = jsonrpc_message(&text)?;
+    if let Some(error) = message.get("error") {
+        bail!("JSON-RPC error: {}", short(&error.to_string()));
+    }
+    if message.pointer("/result/isError") == Some(&Value::Bool(true)) {
+        bail!(
+            "tool error: {}",
+            short(&message["result"]["content"].to_string())
+        );
+    }
+    Ok(())
+}
+
+/// One call of a [`worker`], boxed (a function cannot name its closures' futures).
+type CallFuture = std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// A call function per session for [`drive`]: `tools/call chat`, a fresh id
+/// each time.
+fn session_calls(
+    flavor: Flavor,
+    url: &str,
+    sessions: Vec<OpenSession>,
+) -> Vec<impl FnMut() -> CallFuture + Send + 'static> {
+    let template = wrk_call_body(flavor, Era::Sessions);
+    sessions
+        .into_iter()
+        .map(|session| {
+            let session = Arc::new(session);
+            let (url, template) = (url.to_owned(), template.clone());
+            let mut id = 1_u64;
+            move || {
+                id += 1;
+                let mut body = template.clone();
+                body["id"] = json!(id);
+                let (session, url) = (Arc::clone(&session), url.clone());
+                Box::pin(async move {
+                    let outcome = http_call(&session, &url, &body).await;
+                    outcome.err().map(|e| format!("{e:#}"))
+                }) as CallFuture
+            }
+        })
+        .collect()
+}
+
+/// One server: a fresh process with its session cap at `BENCH_SESSIONS`, all
+/// sessions opened at once, then all busy through warm-up and the measured
+/// window.
+async fn run_sessions_level(
+    settings: &Settings,
+    flavor: Flavor,
+    fake: &FakeLlm,
+) -> Result<SessionsResult> {
+    let n = settings.sessions;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let cap = [("HTTP_MAX_CONCURRENT_SESSIONS", n.to_string())];
+    let mut server = spawn_server(settings, flavor, fake, &cap)?;
+    let outcome = async {
+        wait_ready(&http, &mut server, Instant::now()).await?;
+        // As in the startup stage: the resident set a moment after the first answer.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle_rss_mb = tree_rss_mb(server.pid);
+        let (stop_sampler, sampler) = rss_sampler(server.pid);
+        let url = server.url();
+        let (sessions, first_refusal) = open_sessions(&url, n).await?;
+        let opened = sessions.len();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let open_rss_mb = tree_rss_mb(server.pid);
+        let driven = drive(settings, fake, session_calls(flavor, &url, sessions)).await;
+        let _ = stop_sampler.send(());
+        let peak_kb = sampler.await.unwrap_or(0);
+        let (stats, fake_max_in_flight) = driven?;
+        Ok::<_, anyhow::Error>(SessionsResult {
+            flavor,
+            wanted: n,
+            opened,
+            first_refusal,
+            calls: stats.latencies.len(),
+            calls_per_s: stats.latencies.len() as f64 / settings.duration.as_secs_f64(),
+            p50_ms: percentile(&stats.latencies, 50.0),
+            p99_ms: percentile(&stats.latencies, 99.0),
+            errors: stats.errors,
+            first_error: stats.first_error,
+            idle_rss_mb,
+            open_rss_mb,
+            peak_rss_mb: peak_kb as f64 / 1024.0,
+            fake_max_in_flight,
+        })
+    }
+    .await;
+    let outcome = match outcome {
+        Ok(result) => Ok(result),
+        Err(e) => Err(anyhow!("{e:#}\nserver log:\n{}", server.recent_log().await)),
+    };
+    server.stop().await;
+    outcome
+}
+
 // -------------------------------------------------------------------- report
 
 fn fmt_ms(v: f64) -> String {
@@ -1236,6 +1480,7 @@ fn report(
     startups: &BTreeMap<Flavor, Startup>,
     results: &[LoadResult],
     wrk: &[WrkResult],
+    sessions: &[SessionsResult],
 ) -> String {
     let mut out = String::new();
     let timing = format!(
@@ -1244,7 +1489,7 @@ fn report(
         settings.duration.as_secs()
     );
     // The wrk table names its own fake's latency.
-    if results.is_empty() && startups.is_empty() {
+    if results.is_empty() && startups.is_empty() && sessions.is_empty() {
         let _ = write!(out, "Keep-alive stage only: {timing}");
     } else {
         let _ = write!(
@@ -1281,7 +1526,25 @@ fn report(
     if !wrk.is_empty() {
         wrk_table(&mut out, settings, wrk);
     }
+    if !sessions.is_empty() {
+        sessions_table(&mut out, settings, sessions);
+    }
+    let notes = error_notes(results, wrk, sessions);
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\nFirst error per level:\n");
+        for note in notes {
+            let _ = writeln!(out, "{note}");
+        }
+    }
+    out
+}
 
+/// `- <where>: <first line of the first error>` for every level that had one.
+fn error_notes(
+    results: &[LoadResult],
+    wrk: &[WrkResult],
+    sessions: &[SessionsResult],
+) -> Vec<String> {
     let load_notes = results.iter().filter_map(|r| {
         let e = r.first_error.as_ref()?;
         let where_ = format!(
@@ -1290,24 +1553,30 @@ fn report(
             r.mode.label(),
             r.concurrency
         );
-        Some((where_, e))
+        Some((where_, e.clone()))
     });
     let wrk_notes = wrk.iter().filter_map(|r| {
         let e = r.numbers.first_error.as_ref()?;
         let where_ = format!("{} wrk {} × {}", r.flavor.label(), r.era, r.connections);
-        Some((where_, e))
+        Some((where_, e.clone()))
     });
-    let notes: Vec<String> = load_notes
+    let sessions_notes = sessions.iter().flat_map(|r| {
+        let where_ = format!("{} {} sessions", r.flavor.label(), r.wanted);
+        let refused = r.first_refusal.as_ref().map(|e| {
+            let what = format!("{} of {} refused: {e}", r.wanted - r.opened, r.wanted);
+            (format!("{where_}, opening"), what)
+        });
+        let failed = r
+            .first_error
+            .as_ref()
+            .map(|e| (format!("{where_}, calls"), e.clone()));
+        refused.into_iter().chain(failed)
+    });
+    load_notes
         .chain(wrk_notes)
+        .chain(sessions_notes)
         .map(|(where_, e)| format!("- {where_}: {}", e.lines().next().unwrap_or_default()))
-        .collect();
-    if !notes.is_empty() {
-        let _ = writeln!(out, "\nFirst error per level:\n");
-        for note in notes {
-            let _ = writeln!(out, "{note}");
-        }
-    }
-    out
+        .collect()
 }
 
 fn load_table(out: &mut String, startups: &BTreeMap<Flavor, Startup>, results: &[LoadResult]) {
@@ -1422,6 +1691,65 @@ fn wrk_table(out: &mut String, settings: &Settings, wrk: &[WrkResult]) {
     }
 }
 
+fn sessions_table(out: &mut String, settings: &Settings, sessions: &[SessionsResult]) {
+    let _ = writeln!(
+        out,
+        "\n{} sessions at once (each its own keep-alive connection, all initialized together, one `tools/call chat` in flight each; fake provider latency {} ms):\n",
+        settings.sessions,
+        settings.latency.as_millis()
+    );
+    let _ = writeln!(
+        out,
+        "| server | sessions opened | refused | calls/s | p50 ms | p99 ms | errors | idle RSS MB | peak RSS MB | KB per session, open | KB per session, peak | fake max in flight |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for r in sessions {
+        let _ = writeln!(
+            out,
+            "| {} | {}/{} | {} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {} | {} | {} |",
+            r.flavor.label(),
+            r.opened,
+            r.wanted,
+            r.wanted - r.opened,
+            r.calls_per_s,
+            fmt_ms(r.p50_ms),
+            fmt_ms(r.p99_ms),
+            r.errors,
+            r.idle_rss_mb,
+            r.peak_rss_mb,
+            fmt_ms(r.kb_per_session(r.open_rss_mb)),
+            fmt_ms(r.kb_per_session(r.peak_rss_mb)),
+            r.fake_max_in_flight
+        );
+    }
+    let find = |flavor| sessions.iter().find(|r| r.flavor == flavor);
+    if let (Some(rust), Some(node)) = (find(Flavor::Rust), find(Flavor::Node)) {
+        let _ = writeln!(
+            out,
+            "\nRatios converse-server / Node at {} sessions:\n",
+            settings.sessions
+        );
+        let _ = writeln!(
+            out,
+            "| sessions opened | calls/s | p50 | p99 | peak RSS | KB per session, peak |"
+        );
+        let _ = writeln!(out, "|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            ratio(rust.opened as f64, node.opened as f64),
+            ratio(rust.calls_per_s, node.calls_per_s),
+            ratio(rust.p50_ms, node.p50_ms),
+            ratio(rust.p99_ms, node.p99_ms),
+            ratio(rust.peak_rss_mb, node.peak_rss_mb),
+            ratio(
+                rust.kb_per_session(rust.peak_rss_mb),
+                node.kb_per_session(node.peak_rss_mb)
+            ),
+        );
+    }
+}
+
 // ---------------------------------------------------------------------- main
 
 async fn run_startups(settings: &Settings, fake: &FakeLlm) -> Result<BTreeMap<Flavor, Startup>> {
@@ -1498,6 +1826,33 @@ async fn run_wrk_stage(settings: &Settings, fake: &FakeLlm) -> Result<Vec<WrkRes
     Ok(results)
 }
 
+async fn run_sessions_stage(settings: &Settings, fake: &FakeLlm) -> Result<Vec<SessionsResult>> {
+    let mut results = Vec::new();
+    for &flavor in &settings.servers {
+        eprintln!(
+            "bench: {} — {} sessions at once",
+            flavor.label(),
+            settings.sessions
+        );
+        let r = run_sessions_level(settings, flavor, fake).await?;
+        eprintln!(
+            "bench:   {}/{} sessions opened, {} calls, {:.1} calls/s, p50 {} ms, p99 {} ms, {} errors, RSS idle {:.1} / open {:.1} / peak {:.1} MB",
+            r.opened,
+            r.wanted,
+            r.calls,
+            r.calls_per_s,
+            fmt_ms(r.p50_ms),
+            fmt_ms(r.p99_ms),
+            r.errors,
+            r.idle_rss_mb,
+            r.open_rss_mb,
+            r.peak_rss_mb
+        );
+        results.push(r);
+    }
+    Ok(results)
+}
+
 async fn start_fake(latency: Duration) -> Result<FakeLlm> {
     let fake = FakeLlm::start(FakeLlmConfig {
         api_key: FAKE_KEY.to_owned(),
@@ -1538,7 +1893,12 @@ async fn run(settings: &Settings) -> Result<String> {
     } else {
         Vec::new()
     };
-    Ok(report(settings, &startups, &results, &wrk))
+    let sessions = if wants(Stage::Sessions) {
+        run_sessions_stage(settings, &fake).await?
+    } else {
+        Vec::new()
+    };
+    Ok(report(settings, &startups, &results, &wrk, &sessions))
 }
 
 #[tokio::main]
