@@ -5,7 +5,8 @@
 //!
 //! A spec the operator cannot build (invalid, or a Secret or key missing) is not an error of
 //! the reconcile: it becomes Stalled=True in status and waits for a change of the CR or of a
-//! referenced Secret (both are watched), so there is no hot loop. Errors (the API server, a bug
+//! referenced Secret (both are watched), so there is no hot loop; a missing ConfigMap or
+//! PersistentVolumeClaim of spec.files (not watched) is looked for again every 10 s. Errors (the API server, a bug
 //! in the build) go to [`error_policy`], which retries with exponential backoff.
 
 use std::collections::HashMap;
@@ -137,6 +138,12 @@ impl Error {
 /// How often a ConverseServer stalled on a name conflict looks again.
 const NAME_CONFLICT_RECHECK: Duration = Duration::from_secs(10);
 
+/// How often a ConverseServer stalled on a missing ConfigMap or PersistentVolumeClaim of
+/// spec.files looks again. They are not watched: a watch would hold every ConfigMap of the
+/// watched namespaces (metadata at least) for the few that back a files directory; a get every
+/// few seconds for each stalled ConverseServer is cheaper.
+const FILES_RECHECK: Duration = Duration::from_secs(10);
+
 /// One reconcile of `server` (what the controller calls; tests may call it to force one).
 pub async fn reconcile(server: Arc<ConverseServer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -212,7 +219,8 @@ async fn reconcile_phases(
 }
 
 /// A spec the operator cannot build: Stalled, and nothing to do until the CR or a referenced
-/// Secret changes (both are watched), so no requeue.
+/// Secret changes (both are watched), so no requeue; a missing source of spec.files (not
+/// watched) is looked at again periodically.
 fn stalled(target: &Target<'_>, invalid: &ValidationError, now: Timestamp) -> Reconciled {
     let server = target.server;
     let status = desired_status(
@@ -223,9 +231,15 @@ fn stalled(target: &Target<'_>, invalid: &ValidationError, now: Timestamp) -> Re
     );
     let (namespace, name) = (&target.namespace, &target.name);
     info!(%namespace, %name, reason = invalid.reason(), "stalled: {invalid}");
+    let action = match invalid {
+        ValidationError::UnresolvedFiles(_) => Action::requeue(FILES_RECHECK),
+        ValidationError::InvalidSpec(_) | ValidationError::UnresolvedSecrets(_) => {
+            Action::await_change()
+        }
+    };
     Reconciled {
         status,
-        action: Action::await_change(),
+        action,
         failure: Some(invalid.reason()),
         deleted: Vec::new(),
         warnings: Vec::new(),

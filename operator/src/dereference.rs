@@ -1,13 +1,14 @@
 //! Phase 1, dereference (client): read what the spec points at. The referenced Secrets (only
-//! those that exist; validate reports the rest), and the operator's own `<name>-generated`
-//! Secret: its JWT signing value is read back when present and generated once otherwise, so it
-//! stays stable across reconciles (the apply phase then stores it).
+//! those that exist; validate reports the rest), the ConfigMap or PersistentVolumeClaim of
+//! `spec.files` (likewise), and the operator's own `<name>-generated` Secret: its JWT signing
+//! value is read back when present and generated once otherwise, so it stays stable across
+//! reconciles (the apply phase then stores it).
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use kube::{Api, Client};
 use rand::RngCore;
 
-use crate::crd::ConverseServer;
+use crate::crd::{ConverseServer, ConverseServerSpec, FilesSource};
 use crate::desired::env::GENERATED_JWT_KEY;
 use crate::desired::generated_secret_name;
 use crate::references::{Dereferenced, secret_names};
@@ -41,10 +42,56 @@ pub async fn dereference(
         .await?
         .and_then(|s| stored_jwt_secret(&s))
         .unwrap_or_else(fresh_jwt_secret);
+    let dereferenced = Dereferenced::from_secrets(&secrets);
     Ok(Found {
-        dereferenced: Dereferenced::from_secrets(&secrets),
+        dereferenced: dereference_files(client, &server.spec, namespace, dereferenced).await?,
         generated_jwt_secret: generated,
     })
+}
+
+/// Adds the ConfigMap or PersistentVolumeClaim of `spec.files` to `found`, if it exists. The
+/// operator needs only `get` for it (no watch: a stalled ConverseServer looks again
+/// periodically). Without that permission (an RBAC set up before spec.files existed), the
+/// reference goes unchecked rather than failing every reconcile of the ConverseServer: the
+/// kubelet reports a missing volume on the pod anyway.
+async fn dereference_files(
+    client: &Client,
+    spec: &ConverseServerSpec,
+    namespace: &str,
+    found: Dereferenced,
+) -> Result<Dereferenced, kube::Error> {
+    let Some(source) = spec.files.as_ref().and_then(|f| f.source()) else {
+        return Ok(found);
+    };
+    Ok(match source {
+        FilesSource::ConfigMap(c) => {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+            match split_forbidden(api.get_opt(&c.name).await)? {
+                Ok(Some(cm)) => found.with_config_map_object(&cm),
+                Ok(None) => found,
+                Err(message) => found.with_unreadable("ConfigMap", message),
+            }
+        }
+        FilesSource::Claim(p) => {
+            let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+            match split_forbidden(api.get_opt(&p.claim_name).await)? {
+                Ok(Some(pvc)) => found.with_claim_object(&pvc),
+                Ok(None) => found,
+                Err(message) => found.with_unreadable("PersistentVolumeClaim", message),
+            }
+        }
+    })
+}
+
+/// Separates a 403 (`Ok(Err(message))`) from the errors worth a retry.
+fn split_forbidden<T>(
+    result: Result<Option<T>, kube::Error>,
+) -> Result<Result<Option<T>, String>, kube::Error> {
+    match result {
+        Ok(found) => Ok(Ok(found)),
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(Err(status.message.clone())),
+        Err(e) => Err(e),
+    }
 }
 
 /// The stored value, if the generated Secret holds a usable one.

@@ -1,7 +1,8 @@
 //! converse-operator: the `ConverseServer` custom resource and the pure phases of its
 //! reconcile (Stackable's five-phase shape):
 //!
-//! 1. dereference (client): read the CR and the Secrets it references ([`references`]);
+//! 1. dereference (client): read the CR and the Secrets, ConfigMap or PersistentVolumeClaim it
+//!    references ([`references`]);
 //! 2. [`validate`] (pure): spec + what was found → [`validate::ValidatedServer`] or a typed,
 //!    user-facing error;
 //! 3. [`desired`] (pure): [`build`] every desired child object ([`DesiredObjects`]);

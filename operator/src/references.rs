@@ -1,4 +1,5 @@
-//! Which Secret keys a spec uses, and what the dereference phase found in them.
+//! Which Secret keys a spec uses, and what the dereference phase found in them (and of the
+//! ConfigMap or PersistentVolumeClaim of `spec.files`).
 //!
 //! The controller fetches (and watches) exactly the Secrets listed by [`secret_references`];
 //! [`Dereferenced`] is what it hands to `validate`: per Secret, its keys with a SHA-256 and the
@@ -6,11 +7,11 @@
 //! list. The values themselves never leave the dereference phase: hashes are enough to roll the
 //! pods on rotation, lengths and entry numbers enough to catch an empty or short secret.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use converse_config::ApiKey;
 use converse_config::vars::MCP_API_KEYS;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use sha2::{Digest, Sha256};
 
 use crate::crd::{ConversationStore, ConverseServerSpec, SecretKeyRef};
@@ -156,10 +157,19 @@ impl ApiKeyEntries {
 }
 
 /// What the dereference phase found: the referenced Secrets that exist, with a digest of each
-/// key. A referenced Secret that is absent here does not exist.
+/// key, and the ConfigMap or PersistentVolumeClaim of `spec.files` if it exists. A referenced
+/// object that is absent here does not exist, unless its kind is listed in `unreadable`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dereferenced {
     pub secrets: BTreeMap<String, BTreeMap<String, KeyDigest>>,
+    /// ConfigMaps that exist: name → their keys (data and binaryData). Only the keys: the
+    /// contents are the kubelet's to mount, and edits must not roll the pods.
+    pub config_maps: BTreeMap<String, BTreeSet<String>>,
+    /// PersistentVolumeClaims that exist: name → their access modes (spec.accessModes).
+    pub claims: BTreeMap<String, Vec<String>>,
+    /// Kinds the operator may not read (RBAC refused the get): kind → the API server's message.
+    /// References to them are not checked; the pod's events will tell instead.
+    pub unreadable: BTreeMap<String, String>,
 }
 
 impl Dereferenced {
@@ -192,6 +202,64 @@ impl Dereferenced {
             .map(|(k, v)| (k.as_ref().to_owned(), KeyDigest::of(v.as_ref())))
             .collect();
         self.secrets.insert(name.to_owned(), keys);
+        self
+    }
+
+    /// Record a ConfigMap from the API server: its name and keys.
+    pub fn with_config_map_object(self, config_map: &ConfigMap) -> Self {
+        let Some(name) = &config_map.metadata.name else {
+            return self;
+        };
+        let keys = config_map
+            .data
+            .iter()
+            .flat_map(|d| d.keys())
+            .chain(config_map.binary_data.iter().flat_map(|d| d.keys()))
+            .cloned();
+        self.with_config_map(name, keys)
+    }
+
+    /// Record ConfigMap `name` with the given keys (tests and fixtures).
+    pub fn with_config_map<K: AsRef<str>>(
+        mut self,
+        name: &str,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Self {
+        let keys = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
+        self.config_maps.insert(name.to_owned(), keys);
+        self
+    }
+
+    /// Record a PersistentVolumeClaim from the API server: its name and access modes.
+    pub fn with_claim_object(self, claim: &PersistentVolumeClaim) -> Self {
+        let Some(name) = &claim.metadata.name else {
+            return self;
+        };
+        let modes = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.access_modes.clone())
+            .unwrap_or_default();
+        self.with_claim(name, modes)
+    }
+
+    /// Record PersistentVolumeClaim `name` with the given access modes (tests and fixtures).
+    pub fn with_claim<M: AsRef<str>>(
+        mut self,
+        name: &str,
+        access_modes: impl IntoIterator<Item = M>,
+    ) -> Self {
+        let modes = access_modes
+            .into_iter()
+            .map(|m| m.as_ref().to_owned())
+            .collect();
+        self.claims.insert(name.to_owned(), modes);
+        self
+    }
+
+    /// Record that objects of `kind` may not be read (RBAC).
+    pub fn with_unreadable(mut self, kind: &str, message: impl Into<String>) -> Self {
+        self.unreadable.insert(kind.to_owned(), message.into());
         self
     }
 
@@ -233,6 +301,26 @@ mod tests {
             assert!(!r.rule.contains('9'), "no length: {r:?}");
         }
         assert_eq!(KeyDigest::of(b" ,\n").api_keys, ApiKeyEntries::default());
+    }
+
+    #[test]
+    fn config_map_keys_come_from_data_and_binary_data() {
+        use k8s_openapi::ByteString;
+        let cm = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some("docs".to_owned()),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([("a.md".to_owned(), "# A".to_owned())])),
+            binary_data: Some(BTreeMap::from([(
+                "logo.png".to_owned(),
+                ByteString(vec![0x89, b'P']),
+            )])),
+            ..ConfigMap::default()
+        };
+        let d = Dereferenced::default().with_config_map_object(&cm);
+        let keys: Vec<&str> = d.config_maps["docs"].iter().map(String::as_str).collect();
+        assert_eq!(keys, ["a.md", "logo.png"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Phase 5, update status (client): what the reconcile found becomes `status` — conditions
-//! (kstatus-compatible Ready/Reconciling/Stalled plus Accepted, SecretsResolved, Available),
+//! (kstatus-compatible Ready/Reconciling/Stalled plus Accepted, SecretsResolved, FilesResolved,
+//! Available),
 //! `observedGeneration`, `url`, replicas, `authStrategy`, `configHash`. Computing the status is
 //! pure ([`desired_status`]); it is written (server-side apply on the status subresource, the
 //! operator's one field manager) only when it differs from what is stored, so a steady-state
@@ -16,7 +17,7 @@ use crate::apply::FIELD_MANAGER;
 use crate::crd::status::condition;
 use crate::crd::{ConverseServer, ConverseServerStatus};
 use crate::desired::DesiredObjects;
-use crate::validate::{ValidatedServer, ValidationError};
+use crate::validate::{FilesCheck, ValidatedServer, ValidationError};
 
 /// How the reconcile ended, as far as status is concerned.
 pub enum Outcome<'a> {
@@ -102,7 +103,7 @@ pub fn desired_status(
         }
         Outcome::NameConflict { validated, message } => {
             status.auth_strategy = Some(validated.auth_strategy);
-            name_conflict_conditions(&mut conditions, message);
+            name_conflict_conditions(&mut conditions, validated, message);
         }
         Outcome::Applied {
             validated,
@@ -128,10 +129,27 @@ fn stalled_conditions(conditions: &mut Conditions<'_>, err: &ValidationError) {
                 "SpecInvalid",
                 "Secret references are checked once the spec is valid",
             );
+            conditions.set(
+                condition::FILES_RESOLVED,
+                "Unknown",
+                "SpecInvalid",
+                "spec.files is checked once the spec is valid",
+            );
         }
         ValidationError::UnresolvedSecrets(_) => {
             conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
             conditions.set(condition::SECRETS_RESOLVED, "False", reason, &message);
+            conditions.set(
+                condition::FILES_RESOLVED,
+                "Unknown",
+                "SecretsUnresolved",
+                "spec.files is checked once the Secret references resolve",
+            );
+        }
+        ValidationError::UnresolvedFiles(_) => {
+            conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
+            secrets_resolved_condition(conditions);
+            conditions.set(condition::FILES_RESOLVED, "False", reason, &message);
         }
     }
     conditions.set(
@@ -154,7 +172,7 @@ fn apply_failed_status(
 ) {
     let message = format!("applying the children failed, retrying with backoff: {error}");
     status.auth_strategy = Some(validated.auth_strategy);
-    accepted_and_resolved_conditions(conditions);
+    accepted_and_resolved_conditions(conditions, validated);
     conditions.set(condition::AVAILABLE, "Unknown", "ApplyFailed", &message);
     // Not stalled: the cause is usually outside the spec and transient, and it is retried.
     conditions.set(condition::STALLED, "False", "ApplyFailed", "");
@@ -163,9 +181,13 @@ fn apply_failed_status(
 }
 
 /// A child's name is taken by someone else's object: stalled until that is resolved by a person.
-fn name_conflict_conditions(conditions: &mut Conditions<'_>, message: &str) {
+fn name_conflict_conditions(
+    conditions: &mut Conditions<'_>,
+    validated: &ValidatedServer,
+    message: &str,
+) {
     const REASON: &str = "NameConflict";
-    accepted_and_resolved_conditions(conditions);
+    accepted_and_resolved_conditions(conditions, validated);
     conditions.set(condition::AVAILABLE, "Unknown", REASON, message);
     conditions.set(condition::RECONCILING, "False", REASON, message);
     conditions.set(condition::STALLED, "True", REASON, message);
@@ -187,20 +209,52 @@ fn applied_status(
     status.replica_summary = Some(format!("{}/{}", rollout.ready, rollout.desired));
     status.auth_strategy = Some(validated.auth_strategy);
     status.config_hash = Some(desired.config_hash.clone());
-    accepted_and_resolved_conditions(conditions);
+    accepted_and_resolved_conditions(conditions, validated);
     conditions.set(condition::STALLED, "False", "Reconciled", "");
     rollout_conditions(conditions, &rollout);
 }
 
-/// Accepted=True and SecretsResolved=True: validate passed.
-fn accepted_and_resolved_conditions(conditions: &mut Conditions<'_>) {
+/// Accepted=True, SecretsResolved=True and FilesResolved: validate passed.
+fn accepted_and_resolved_conditions(conditions: &mut Conditions<'_>, validated: &ValidatedServer) {
     conditions.set(condition::ACCEPTED, "True", "Valid", "the spec is valid");
+    secrets_resolved_condition(conditions);
+    files_resolved_condition(conditions, &validated.files);
+}
+
+fn secrets_resolved_condition(conditions: &mut Conditions<'_>) {
     conditions.set(
         condition::SECRETS_RESOLVED,
         "True",
         "Resolved",
         "every referenced Secret and key exists",
     );
+}
+
+/// FilesResolved once validate passed: True, or Unknown when the operator may not look.
+fn files_resolved_condition(conditions: &mut Conditions<'_>, files: &FilesCheck) {
+    match files {
+        FilesCheck::NotSet => conditions.set(
+            condition::FILES_RESOLVED,
+            "True",
+            "NoFiles",
+            "spec.files is not set: no local files",
+        ),
+        FilesCheck::Found(source) => conditions.set(
+            condition::FILES_RESOLVED,
+            "True",
+            "Resolved",
+            &format!("{source} exists"),
+        ),
+        FilesCheck::NotChecked { source, message } => conditions.set(
+            condition::FILES_RESOLVED,
+            "Unknown",
+            "NotChecked",
+            &format!(
+                "the operator may not read {source}, so it is not checked (the pods' events \
+                 report a missing volume): {message}"
+            ),
+        ),
+    }
 }
 
 /// Available, Reconciling and Ready after an apply: Ready once the Deployment is available.
@@ -317,7 +371,8 @@ pub fn notices(
             out.push(Notice {
                 warning: false,
                 reason: "Recovered".to_owned(),
-                note: "no longer stalled: the spec is valid and its Secrets resolve".to_owned(),
+                note: "no longer stalled: the spec is valid and what it references exists"
+                    .to_owned(),
             });
         }
     }
@@ -377,7 +432,7 @@ pub async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::{FieldError, SecretProblem};
+    use crate::validate::{FieldError, FilesProblem, SecretProblem};
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).unwrap()
@@ -429,6 +484,85 @@ mod tests {
         assert_eq!(again, first);
         assert!(transitions(Some(&first), &again).is_empty());
         assert!(notices(Some(&first), &again, &[]).is_empty());
+    }
+
+    #[test]
+    fn missing_files_source_stalls_on_files_resolved_with_secrets_resolved() {
+        let err = ValidationError::UnresolvedFiles(vec![FilesProblem::ConfigMapNotFound {
+            name: "team-docs".into(),
+        }]);
+        let s = desired_status(Some(1), None, &Outcome::Stalled(&err), at(100));
+        let files = get(&s, condition::FILES_RESOLVED);
+        assert_eq!(
+            (files.status.as_str(), files.reason.as_str()),
+            ("False", "ConfigMapNotFound")
+        );
+        assert!(files.message.contains("\"team-docs\""), "{}", files.message);
+        assert_eq!(get(&s, condition::SECRETS_RESOLVED).status, "True");
+        assert_eq!(get(&s, condition::ACCEPTED).status, "True");
+        let stalled = get(&s, condition::STALLED);
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "ConfigMapNotFound")
+        );
+        assert_eq!(get(&s, condition::READY).status, "False");
+        let n = notices(None, &s, &[]);
+        assert!(n[0].warning && n[0].reason == "ConfigMapNotFound", "{n:?}");
+
+        // Before the files are looked at, FilesResolved is Unknown.
+        let secrets = ValidationError::UnresolvedSecrets(vec![SecretProblem::SecretNotFound {
+            field: "providers.openai.apiKeySecretRef".into(),
+            secret: "llm-keys".into(),
+        }]);
+        let s = desired_status(Some(1), None, &Outcome::Stalled(&secrets), at(100));
+        assert_eq!(get(&s, condition::FILES_RESOLVED).status, "Unknown");
+    }
+
+    #[test]
+    fn files_resolved_after_validation_says_what_was_found() {
+        let deployment = Deployment::default();
+        let mut v = minimal();
+        let desired = crate::desired::build(
+            &v,
+            &crate::desired::BuildContext {
+                default_image: "converse-server:1".into(),
+                default_version: "1".into(),
+                cluster_domain: "cluster.local".into(),
+                generated_jwt_secret: None,
+            },
+        )
+        .unwrap();
+        let files_condition = |v: &ValidatedServer| {
+            let outcome = Outcome::Applied {
+                validated: v,
+                desired: &desired,
+                deployment: &deployment,
+            };
+            let s = desired_status(Some(1), None, &outcome, at(100));
+            let c = get(&s, condition::FILES_RESOLVED).clone();
+            (c.status, c.reason, c.message)
+        };
+        let (status, reason, _) = files_condition(&v);
+        assert_eq!((status.as_str(), reason.as_str()), ("True", "NoFiles"));
+
+        v.files = FilesCheck::Found("ConfigMap \"team-docs\"".into());
+        let (status, reason, message) = files_condition(&v);
+        assert_eq!((status.as_str(), reason.as_str()), ("True", "Resolved"));
+        assert_eq!(message, "ConfigMap \"team-docs\" exists");
+
+        v.files = FilesCheck::NotChecked {
+            source: "ConfigMap \"team-docs\"".into(),
+            message: "forbidden".into(),
+        };
+        let (status, reason, message) = files_condition(&v);
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("Unknown", "NotChecked")
+        );
+        assert!(
+            message.contains("may not read ConfigMap \"team-docs\""),
+            "{message}"
+        );
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //!
 //! CEL rules reject most mistakes at `kubectl apply` time; this phase re-checks the few that
 //! the build relies on (a CRD can be installed without its rules, or an object can predate
-//! them), checks what only the operator can see (Secrets and keys exist and are usable), and
-//! finally runs the server's own parser over the environment the operator will write, with
-//! stand-ins for Secret values, so a value the server would refuse (a bad URL, a duration below
-//! its minimum, an origin with a path) is refused here, named by its spec field, instead of
-//! crash-looping the pods.
+//! them), checks what only the operator can see (Secrets and keys exist and are usable, the
+//! ConfigMap or PersistentVolumeClaim of `spec.files` exists), and finally runs the server's own
+//! parser over the environment the operator will write, with stand-ins for Secret values, so a
+//! value the server would refuse (a bad URL, a duration below its minimum, an origin with a
+//! path) is refused here, named by its spec field, instead of crash-looping the pods.
 
 use std::collections::BTreeSet;
 
@@ -17,7 +17,9 @@ use converse_config::vars::{self, *};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 
-use crate::crd::{AuthStrategy, ConversationStore, ConverseServer, ConverseServerSpec, rules};
+use crate::crd::{
+    AuthStrategy, ConversationStore, ConverseServer, ConverseServerSpec, Files, FilesSource, rules,
+};
 use crate::desired::env::{self, EnvInputs};
 use crate::endpoints;
 use crate::references::{Dereferenced, KeyDigest, secret_references};
@@ -38,6 +40,8 @@ pub struct ValidatedServer {
     pub secrets: Vec<ResolvedSecret>,
     /// Whether the operator must supply the oauth2 JWT signing secret (`<name>-generated`).
     pub needs_generated_jwt_secret: bool,
+    /// What was found of `spec.files`' source (the FilesResolved condition).
+    pub files: FilesCheck,
     /// Things worth telling the user that do not stop the build (become Events).
     pub warnings: Vec<String>,
 }
@@ -50,9 +54,22 @@ pub struct ResolvedSecret {
     pub sha256: String,
 }
 
+/// What validate found of the source of `spec.files`, for the FilesResolved condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilesCheck {
+    /// No `spec.files`: no files directory.
+    NotSet,
+    /// The source exists (and a ConfigMap has every listed key); says which, e.g.
+    /// `ConfigMap "docs"`.
+    Found(String),
+    /// The operator may not read the source's kind (RBAC), so it is not known whether it
+    /// exists: which source, and the API server's message.
+    NotChecked { source: String, message: String },
+}
+
 /// Why a ConverseServer cannot be built. Each variant maps to a condition (see
-/// [`ValidationError::condition_type`]); none is worth retrying until the spec or a Secret
-/// changes.
+/// [`ValidationError::condition_type`]); none is worth retrying until the spec, a Secret or the
+/// files source changes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
     /// The spec breaks a rule: Accepted=False, Stalled=True.
@@ -61,6 +78,11 @@ pub enum ValidationError {
     /// A referenced Secret or key is missing or unusable: SecretsResolved=False, Stalled=True.
     #[error("Secret references do not resolve: {}", join(.0))]
     UnresolvedSecrets(Vec<SecretProblem>),
+    /// The ConfigMap (or one of its listed keys) or PersistentVolumeClaim of `spec.files` is
+    /// missing: FilesResolved=False, Stalled=True. Neither is watched, so the controller looks
+    /// again periodically.
+    #[error("spec.files does not resolve: {}", join(.0))]
+    UnresolvedFiles(Vec<FilesProblem>),
 }
 
 impl ValidationError {
@@ -70,6 +92,7 @@ impl ValidationError {
         match self {
             ValidationError::InvalidSpec(_) => condition::ACCEPTED,
             ValidationError::UnresolvedSecrets(_) => condition::SECRETS_RESOLVED,
+            ValidationError::UnresolvedFiles(_) => condition::FILES_RESOLVED,
         }
     }
 
@@ -81,6 +104,11 @@ impl ValidationError {
                 Some(SecretProblem::SecretNotFound { .. }) => "SecretNotFound",
                 Some(SecretProblem::KeyNotFound { .. }) => "SecretKeyNotFound",
                 _ => "SecretValueInvalid",
+            },
+            ValidationError::UnresolvedFiles(problems) => match problems.first() {
+                Some(FilesProblem::ConfigMapKeyNotFound { .. }) => "ConfigMapKeyNotFound",
+                Some(FilesProblem::ClaimNotFound { .. }) => "PersistentVolumeClaimNotFound",
+                _ => "ConfigMapNotFound",
             },
         }
     }
@@ -154,7 +182,22 @@ pub enum SecretProblem {
     },
 }
 
-/// Phase 2. `dereferenced` holds the referenced Secrets that exist.
+/// What is missing of the source of `spec.files`: the pods could not start with it (the kubelet
+/// cannot mount the volume).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilesProblem {
+    #[error("ConfigMap {name:?} (spec.files.configMap) does not exist in the namespace")]
+    ConfigMapNotFound { name: String },
+    #[error("ConfigMap {name:?} has no key {key:?} (spec.files.configMap.items)")]
+    ConfigMapKeyNotFound { name: String, key: String },
+    #[error(
+        "PersistentVolumeClaim {name:?} (spec.files.persistentVolumeClaim) does not exist in the \
+         namespace"
+    )]
+    ClaimNotFound { name: String },
+}
+
+/// Phase 2. `dereferenced` holds the referenced objects that exist.
 pub fn validate(
     server: &ConverseServer,
     dereferenced: &Dereferenced,
@@ -184,7 +227,9 @@ pub fn validate(
 
     let secrets =
         resolve_secrets(spec, dereferenced).map_err(ValidationError::UnresolvedSecrets)?;
+    let files = resolve_files(spec, dereferenced).map_err(ValidationError::UnresolvedFiles)?;
     warnings.extend(advice(spec));
+    warnings.extend(files_advice(spec, dereferenced, &files));
 
     let auth_strategy = spec.auth.as_ref().map(|a| a.strategy).unwrap_or_default();
     let needs_generated_jwt_secret = auth_strategy == AuthStrategy::OAuth2
@@ -203,6 +248,7 @@ pub fn validate(
         auth_strategy,
         secrets,
         needs_generated_jwt_secret,
+        files,
         warnings,
     })
 }
@@ -264,6 +310,9 @@ fn structural_errors(spec: &ConverseServerSpec) -> Vec<FieldError> {
             ));
         }
     }
+    if let Some(files) = &spec.files {
+        errors.extend(files_errors(files));
+    }
     let managed: BTreeSet<&str> = rules::managed_variable_names().into_iter().collect();
     for e in &spec.env {
         if managed.contains(e.name.as_str()) || e.name.starts_with(rules::MANAGED_PREFIX) {
@@ -284,6 +333,38 @@ fn structural_errors(spec: &ConverseServerSpec) -> Vec<FieldError> {
                     format!("may not set {key}: the operator selects the pods with it"),
                 ));
             }
+        }
+    }
+    errors
+}
+
+/// `spec.files`: one source, and item paths the kubelet accepts (else the Deployment would fail
+/// to apply).
+fn files_errors(files: &Files) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if files.source().is_none() {
+        errors.push(FieldError::new(
+            "files",
+            "set exactly one of configMap and persistentVolumeClaim",
+        ));
+    }
+    let items = files.config_map.iter().flat_map(|c| &c.items);
+    let mut paths = BTreeSet::new();
+    for item in items {
+        if !item.path_is_valid() {
+            errors.push(FieldError::new(
+                "files.configMap.items",
+                format!(
+                    "path {:?} must be relative, without a '..' element, and not start with '..'",
+                    item.path
+                ),
+            ));
+        }
+        if !paths.insert(item.path.as_str()) {
+            errors.push(FieldError::new(
+                "files.configMap.items",
+                format!("path {:?} is listed twice", item.path),
+            ));
         }
     }
     errors
@@ -439,6 +520,94 @@ fn resolve_secrets(
     } else {
         Err(problems)
     }
+}
+
+/// Whether the source of `spec.files` exists (and a ConfigMap has the listed keys). Only the
+/// existence: whether the kubelet can mount a claim (bound, reachable from the node) is the
+/// pod's to report.
+fn resolve_files(
+    spec: &ConverseServerSpec,
+    dereferenced: &Dereferenced,
+) -> Result<FilesCheck, Vec<FilesProblem>> {
+    let Some(source) = spec.files.as_ref().and_then(|f| f.source()) else {
+        return Ok(FilesCheck::NotSet);
+    };
+    let (kind, name) = match source {
+        FilesSource::ConfigMap(c) => ("ConfigMap", c.name.as_str()),
+        FilesSource::Claim(p) => ("PersistentVolumeClaim", p.claim_name.as_str()),
+    };
+    let described = format!("{kind} {name:?}");
+    if let Some(message) = dereferenced.unreadable.get(kind) {
+        return Ok(FilesCheck::NotChecked {
+            source: described,
+            message: message.clone(),
+        });
+    }
+    match source {
+        FilesSource::ConfigMap(c) => {
+            let Some(keys) = dereferenced.config_maps.get(&c.name) else {
+                return Err(vec![FilesProblem::ConfigMapNotFound {
+                    name: c.name.clone(),
+                }]);
+            };
+            let missing: Vec<FilesProblem> = c
+                .items
+                .iter()
+                .filter(|i| !keys.contains(&i.key))
+                .map(|i| FilesProblem::ConfigMapKeyNotFound {
+                    name: c.name.clone(),
+                    key: i.key.clone(),
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(missing);
+            }
+        }
+        FilesSource::Claim(p) => {
+            if !dereferenced.claims.contains_key(&p.claim_name) {
+                return Err(vec![FilesProblem::ClaimNotFound {
+                    name: p.claim_name.clone(),
+                }]);
+            }
+        }
+    }
+    Ok(FilesCheck::Found(described))
+}
+
+/// Access modes that let pods on several nodes mount a claim read-only.
+const SHARED_ACCESS_MODES: &[&str] = &["ReadOnlyMany", "ReadWriteMany"];
+
+/// Valid but worth a word about `spec.files`: a claim several pods cannot share, a source the
+/// operator could not check.
+fn files_advice(
+    spec: &ConverseServerSpec,
+    dereferenced: &Dereferenced,
+    files: &FilesCheck,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let FilesCheck::NotChecked { source, message } = files {
+        out.push(format!(
+            "spec.files: the operator may not read {source} ({message}), so whether it exists is \
+             not checked; grant it get on configmaps and persistentvolumeclaims, or watch the \
+             pods' events (FailedMount, FailedScheduling)"
+        ));
+    }
+    let several = spec.replicas.is_some_and(|r| r > 1) || spec.autoscaling.is_some();
+    if let Some(FilesSource::Claim(p)) = spec.files.as_ref().and_then(|f| f.source())
+        && let Some(modes) = dereferenced.claims.get(&p.claim_name)
+        && several
+        && !modes
+            .iter()
+            .any(|m| SHARED_ACCESS_MODES.contains(&m.as_str()))
+    {
+        out.push(format!(
+            "spec.files.persistentVolumeClaim {:?} has access modes [{}]: pods on different \
+             nodes cannot all mount it; use ReadOnlyMany or ReadWriteMany with several replicas",
+            p.claim_name,
+            modes.join(", ")
+        ));
+    }
+    out
 }
 
 /// Valid but probably unintended.

@@ -112,6 +112,21 @@ fn pods_are_restricted() {
         let volume = &pod.volumes.as_ref().unwrap()[0];
         assert_eq!(volume.name, mount.name);
         assert!(volume.empty_dir.is_some());
+        // Every other mount is read-only, and every volume a kind the restricted Pod Security
+        // Standard allows.
+        for m in &c.volume_mounts.as_ref().unwrap()[1..] {
+            assert_eq!(m.read_only, Some(true), "{stem}: {m:?}");
+            assert!(m.sub_path.is_none(), "{stem}: {m:?}");
+        }
+        for v in pod.volumes.as_ref().unwrap() {
+            assert!(
+                v.empty_dir.is_some()
+                    || v.config_map.is_some()
+                    || v.persistent_volume_claim.is_some(),
+                "{stem}: {v:?}"
+            );
+            assert!(v.host_path.is_none(), "{stem}: {v:?}");
+        }
         // Probes on the server's health endpoints, via the named port.
         let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
             p.as_ref()
@@ -386,6 +401,84 @@ fn generated_secret_is_stable_and_required() {
 }
 
 #[test]
+fn files_directory_is_mounted_read_only_and_is_the_files_root() {
+    use converse_operator::desired::files::{FILES_MOUNT_PATH, FILES_VOLUME};
+
+    let o = render(&server_named("files-configmap"));
+    let pod = pod_spec(&o);
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == FILES_VOLUME)
+        .expect("files volume");
+    let cm = volume.config_map.as_ref().expect("a ConfigMap volume");
+    assert_eq!(cm.name, "team-docs");
+    let items: Vec<(&str, &str)> = cm
+        .items
+        .iter()
+        .flatten()
+        .map(|i| (i.key.as_str(), i.path.as_str()))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("design.md", "design/design.md"),
+            ("logo.png", "images/logo.png")
+        ]
+    );
+    let mount = container(&o)
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == FILES_VOLUME)
+        .expect("files mount");
+    assert_eq!(mount.mount_path, FILES_MOUNT_PATH);
+    assert_eq!(mount.read_only, Some(true));
+    // The whole volume: a subPath mount would never see ConfigMap edits.
+    assert!(mount.sub_path.is_none() && mount.sub_path_expr.is_none());
+    assert_eq!(env_value(&o, "CONVERSE_FILES_ROOT"), Some(FILES_MOUNT_PATH));
+
+    let o = render(&server_named("everything"));
+    let volume = pod_spec(&o)
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == FILES_VOLUME)
+        .expect("files volume");
+    let pvc = volume.persistent_volume_claim.as_ref().expect("a claim");
+    assert_eq!(
+        (pvc.claim_name.as_str(), pvc.read_only),
+        ("lab-docs", Some(true))
+    );
+    assert_eq!(env_value(&o, "CONVERSE_FILES_ROOT"), Some(FILES_MOUNT_PATH));
+
+    // Without spec.files: no volume, no mount, the variable written empty.
+    let o = render(&server_named("none-minimal"));
+    assert!(
+        pod_spec(&o)
+            .volumes
+            .iter()
+            .flatten()
+            .all(|v| v.name != FILES_VOLUME)
+    );
+    assert!(
+        container(&o)
+            .volume_mounts
+            .iter()
+            .flatten()
+            .all(|m| m.name != FILES_VOLUME)
+    );
+    let root = container(&o)
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "CONVERSE_FILES_ROOT")
+        .expect("written, empty");
+    assert!(root.value.is_none() && root.value_from.is_none());
+}
+
+#[test]
 fn config_hash_follows_secret_data_and_spec() {
     let server = server_named("apikey-ingress");
     let base = render(&server).config_hash;
@@ -410,6 +503,29 @@ fn config_hash_follows_secret_data_and_spec() {
     );
     let v = validate(&server, &unrelated).unwrap();
     assert_eq!(build(&v, &context()).unwrap().config_hash, base);
+
+    // Editing the files ConfigMap does not: the kubelet refreshes the volume in place.
+    let files = server_named("files-configmap");
+    let before = render(&files).config_hash;
+    let edited = dereferenced().with_config_map("team-docs", ["design.md", "logo.png", "new.md"]);
+    let v = validate(&files, &edited).unwrap();
+    assert_eq!(build(&v, &context()).unwrap().config_hash, before);
+    // Naming another ConfigMap does.
+    let mut renamed = files.clone();
+    if let Some(cm) = renamed
+        .spec
+        .files
+        .as_mut()
+        .and_then(|f| f.config_map.as_mut())
+    {
+        cm.name = "other-docs".to_owned();
+    }
+    let v = validate(
+        &renamed,
+        &edited.with_config_map("other-docs", ["design.md", "logo.png"]),
+    )
+    .unwrap();
+    assert_ne!(build(&v, &context()).unwrap().config_hash, before);
 
     // A spec change that shapes the pods does.
     let mut changed = server.clone();

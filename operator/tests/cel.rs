@@ -64,9 +64,19 @@ fn every_fixture_and_example_passes() {
     for (stem, server) in servers() {
         check(&serde_json::to_value(server).unwrap()).unwrap_or_else(|e| panic!("{stem}: {e}"));
     }
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/team-a.yaml");
-    let server = common::server(&example);
-    check(&serde_json::to_value(server).unwrap()).unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let server = common::server(&path);
+        check(&serde_json::to_value(server).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen += 1;
+    }
+    assert!(seen >= 2, "the examples: {seen}");
 }
 
 #[test]
@@ -298,6 +308,47 @@ fn other_cross_field_rules() {
         },
         "pod.labels may not set",
     );
+}
+
+#[test]
+fn files_come_from_exactly_one_source_with_relative_item_paths() {
+    rejects(
+        "files-configmap",
+        |v| {
+            set(
+                v,
+                "/spec/files/persistentVolumeClaim",
+                json!({"claimName": "docs"}),
+            )
+        },
+        "set exactly one of files.configMap and files.persistentVolumeClaim",
+    );
+    rejects(
+        "files-configmap",
+        |v| set(v, "/spec/files", json!({})),
+        "set exactly one of files.configMap and files.persistentVolumeClaim",
+    );
+    for bad in ["/etc/passwd", "..", "../x", "..data/x", "x/../../y", "x/.."] {
+        rejects(
+            "files-configmap",
+            |v| set(v, "/spec/files/configMap/items/0/path", json!(bad)),
+            "files.configMap.items[].path must be relative",
+        );
+    }
+    // Dots that are not a `..` element are fine, as for the kubelet.
+    for good in ["a..b.md", "x/.hidden", "x/..y", "./x"] {
+        let mut v = fixture("files-configmap");
+        set(&mut v, "/spec/files/configMap/items/0/path", json!(good));
+        check(&v).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    // The claim alone is a source too.
+    let mut v = fixture("files-configmap");
+    set(
+        &mut v,
+        "/spec/files",
+        json!({"persistentVolumeClaim": {"claimName": "docs"}}),
+    );
+    check(&v).unwrap();
 }
 
 #[test]

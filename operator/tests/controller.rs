@@ -797,3 +797,141 @@ async fn an_unowned_object_with_a_childs_name_is_left_alone() {
     assert!(owned_by(&ours, &recovered));
     drop(running);
 }
+
+const FILES_SERVER: &str = r#"
+apiVersion: converse.dev/v1alpha1
+kind: ConverseServer
+metadata: {name: docs}
+spec:
+  providers:
+    openai: {apiKeySecretRef: {name: llm-keys, key: openai}}
+  files:
+    configMap:
+      name: team-docs
+      items:
+        - {key: design.md, path: design/design.md}
+"#;
+
+/// spec.files.configMap: a missing ConfigMap stalls the ConverseServer on FilesResolved (no
+/// Deployment with a volume that cannot mount); once it exists the operator finds it on its
+/// periodic look (ConfigMaps are not watched), and the Deployment the API server accepts mounts
+/// it read-only at the files root.
+#[tokio::test]
+async fn files_config_map_is_mounted_and_a_missing_one_stalls_until_it_exists() {
+    use converse_operator::desired::files::{FILES_MOUNT_PATH, FILES_VOLUME};
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let test = "files_config_map_is_mounted_and_a_missing_one_stalls_until_it_exists";
+    let Some(client) = cluster(test).await else {
+        return;
+    };
+    install_crd(&client, TEST_MANAGER).await;
+    let ns = TestNamespace::create(&client, "op-files")
+        .await
+        .expect("namespace");
+    let running = Running::start(&client, &ns.name);
+    apply_secret(&client, &ns.name, "llm-keys", &[("openai", "sk-test")]).await;
+    apply_server(&client, &ns.name, FILES_SERVER).await;
+
+    let servers: Api<ConverseServer> = ns.api();
+    let stalled = wait_for(
+        &servers,
+        "docs",
+        |s: &ConverseServer| has_condition(s, "Stalled", "True"),
+        WAIT,
+    )
+    .await
+    .expect("Stalled");
+    let c = condition(&stalled, "FilesResolved").expect("FilesResolved");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "ConfigMapNotFound")
+    );
+    assert!(c.message.contains("\"team-docs\""), "{}", c.message);
+    assert!(has_condition(&stalled, "SecretsResolved", "True"));
+    let deployments: Api<Deployment> = ns.api();
+    assert!(deployments.get_opt("docs").await.expect("get").is_none());
+
+    // A ConfigMap without the listed key: still stalled, now naming the key.
+    let config_maps: Api<ConfigMap> = ns.api();
+    let apply_config_map = |data: serde_json::Value| {
+        let config_maps = config_maps.clone();
+        async move {
+            let cm = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "team-docs"},
+                "data": data,
+            });
+            config_maps
+                .patch(
+                    "team-docs",
+                    &PatchParams::apply(TEST_MANAGER).force(),
+                    &Patch::Apply(&cm),
+                )
+                .await
+                .expect("apply ConfigMap");
+        }
+    };
+    apply_config_map(serde_json::json!({"other.md": "# Other\n"})).await;
+    let missing_key = wait_for(
+        &servers,
+        "docs",
+        |s: &ConverseServer| {
+            condition(s, "FilesResolved").is_some_and(|c| c.reason == "ConfigMapKeyNotFound")
+        },
+        WAIT,
+    )
+    .await
+    .expect("FilesResolved ConfigMapKeyNotFound");
+    let c = condition(&missing_key, "FilesResolved").expect("FilesResolved");
+    assert!(c.message.contains("\"design.md\""), "{}", c.message);
+
+    // The key appears: the next look finds it, and the Deployment mounts the ConfigMap.
+    apply_config_map(serde_json::json!({"design.md": "# Design\n"})).await;
+    wait_for(
+        &servers,
+        "docs",
+        |s: &ConverseServer| {
+            has_condition(s, "Stalled", "False") && has_condition(s, "FilesResolved", "True")
+        },
+        WAIT,
+    )
+    .await
+    .expect("recovered");
+    let deployment = wait_for(&deployments, "docs", |_: &Deployment| true, WAIT)
+        .await
+        .expect("Deployment");
+    let pod = deployment.spec.template.spec.expect("pod");
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == FILES_VOLUME)
+        .expect("files volume");
+    assert_eq!(
+        volume.config_map.as_ref().map(|c| c.name.as_str()),
+        Some("team-docs")
+    );
+    let server = &pod.containers[0];
+    let mount = server
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == FILES_VOLUME)
+        .expect("files mount");
+    assert_eq!(
+        (mount.mount_path.as_str(), mount.read_only),
+        (FILES_MOUNT_PATH, Some(true))
+    );
+    assert!(mount.sub_path.is_none());
+    let root = server
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "CONVERSE_FILES_ROOT")
+        .and_then(|e| e.value.as_deref());
+    assert_eq!(root, Some(FILES_MOUNT_PATH));
+
+    running.stop().await;
+    ns.cleanup().await.expect("cleanup");
+}

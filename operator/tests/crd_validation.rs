@@ -181,6 +181,42 @@ fn cases() -> Vec<Case> {
             want: &["spec.http.maxConcurrentRequests in body should be greater than or equal to 1"],
         },
         Case {
+            name: "files-from-two-sources",
+            stem: "files-configmap",
+            change: |v| {
+                set(
+                    v,
+                    "/spec/files/persistentVolumeClaim",
+                    json!({"claimName": "docs"}),
+                )
+            },
+            want: &["set exactly one of files.configMap and files.persistentVolumeClaim"],
+        },
+        Case {
+            name: "files-item-path-escapes",
+            stem: "files-configmap",
+            change: |v| {
+                set(
+                    v,
+                    "/spec/files/configMap/items/0/path",
+                    json!("../../etc/passwd"),
+                )
+            },
+            want: &["files.configMap.items[].path must be relative"],
+        },
+        Case {
+            name: "files-item-paths-twice",
+            stem: "files-configmap",
+            change: |v| {
+                set(
+                    v,
+                    "/spec/files/configMap/items/1/path",
+                    json!("design/design.md"),
+                )
+            },
+            want: &["Duplicate value"],
+        },
+        Case {
             name: "custom-provider-named-openai",
             stem: "everything",
             change: |v| set(v, "/spec/providers/custom/0/name", json!("openai")),
@@ -214,6 +250,7 @@ async fn api_server_rejects_invalid_converseservers_with_readable_messages() {
         "apikey-ingress",
         "bearer-hs256",
         "everything",
+        "files-configmap",
         "none-minimal",
         "oauth2-generated",
     ] {

@@ -12,6 +12,7 @@ use converse_config::{
     AllowedUser, AuthStrategy, ConversationStoreKind, JwtAlgorithm, LogFormat, LogLevel,
     ServerConfig,
 };
+use converse_operator::desired::files::FILES_MOUNT_PATH;
 use secrecy::ExposeSecret;
 
 use common::*;
@@ -64,6 +65,16 @@ fn every_fixture_round_trips() {
         want.sort();
         got.sort();
         assert_eq!(got, want, "{stem}");
+        // Local files exactly when the CR has a files directory, at its mount.
+        assert_eq!(
+            config.files_root.as_deref(),
+            server
+                .spec
+                .files
+                .as_ref()
+                .map(|_| std::path::Path::new(FILES_MOUNT_PATH)),
+            "{stem}"
+        );
         // The public URL is what status.url will say (oidc needs it).
         if want_public_url(&server) {
             assert_eq!(
@@ -347,6 +358,28 @@ fn no_secret_is_ever_a_literal() {
     }
 }
 
+/// `spec.files` becomes `CONVERSE_FILES_ROOT`, which the server accepts (an absolute path) and
+/// which is where the Deployment mounts the files volume.
+#[test]
+fn files_root_is_the_mounted_directory() {
+    let c = parse("files-configmap");
+    assert_eq!(
+        c.files_root.as_deref(),
+        Some(std::path::Path::new(FILES_MOUNT_PATH))
+    );
+    let objects = render(&server_named("files-configmap"));
+    let mounts: Vec<&str> = container(&objects)
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.read_only == Some(true))
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(mounts, [FILES_MOUNT_PATH]);
+    // Without spec.files the server reads no local files over HTTP.
+    assert!(parse("none-minimal").files_root.is_none());
+}
+
 #[test]
 fn examples_round_trip() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
@@ -415,7 +448,7 @@ fn env_from_cannot_override_managed_variables() {
             .unwrap_or_else(|e| panic!("{stem}: {e}"));
         let attacked = ServerConfig::from_vars(resolve_env_with_env_from(&objects, &hostile), None)
             .unwrap_or_else(|e| panic!("{stem}: the hostile envFrom broke the env: {e}"));
-        assert!(attacked.files_root.is_none(), "{stem}");
+        assert_eq!(attacked.files_root, plain.files_root, "{stem}");
         assert_eq!(attacked.auth.strategy, plain.auth.strategy, "{stem}");
         assert_eq!(attacked.auth.required, plain.auth.required, "{stem}");
         assert_eq!(

@@ -5,7 +5,9 @@ mod common;
 
 use converse_operator::crd::AuthStrategy;
 use converse_operator::references::secret_names;
-use converse_operator::validate::{FieldError, SecretProblem, ValidationError};
+use converse_operator::validate::{
+    FieldError, FilesCheck, FilesProblem, SecretProblem, ValidationError,
+};
 use converse_operator::{ConverseServer, Dereferenced, validate};
 use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -301,5 +303,185 @@ fn warnings_for_valid_but_risky_specs() {
         validated(&server_named("apikey-ingress"))
             .warnings
             .is_empty()
+    );
+}
+
+fn files_problems(server: &ConverseServer, d: &Dereferenced) -> Vec<FilesProblem> {
+    match validate(server, d) {
+        Err(ValidationError::UnresolvedFiles(problems)) => problems,
+        other => panic!("expected UnresolvedFiles, got {other:?}"),
+    }
+}
+
+/// Without dereferenced's ConfigMaps and claims: only the fixture Secrets.
+fn secrets_only() -> Dereferenced {
+    Dereferenced {
+        config_maps: Default::default(),
+        claims: Default::default(),
+        ..dereferenced()
+    }
+}
+
+#[test]
+fn a_missing_files_source_or_key_is_named() {
+    let server = server_named("files-configmap");
+    assert_eq!(
+        files_problems(&server, &secrets_only()),
+        [FilesProblem::ConfigMapNotFound {
+            name: "team-docs".into()
+        }]
+    );
+    let err = validate(&server, &secrets_only()).unwrap_err();
+    assert_eq!(err.condition_type(), "FilesResolved");
+    assert_eq!(err.reason(), "ConfigMapNotFound");
+    assert!(
+        err.to_string()
+            .contains("ConfigMap \"team-docs\" (spec.files.configMap) does not exist"),
+        "{err}"
+    );
+
+    // Every listed key that is missing, by name.
+    let d = secrets_only().with_config_map("team-docs", ["design.md"]);
+    assert_eq!(
+        files_problems(&server, &d),
+        [FilesProblem::ConfigMapKeyNotFound {
+            name: "team-docs".into(),
+            key: "logo.png".into()
+        }]
+    );
+    assert_eq!(
+        validate(&server, &d).unwrap_err().reason(),
+        "ConfigMapKeyNotFound"
+    );
+
+    // Without items every key is a file: any ConfigMap of that name will do.
+    let mut all_keys = server.clone();
+    if let Some(cm) = all_keys
+        .spec
+        .files
+        .as_mut()
+        .and_then(|f| f.config_map.as_mut())
+    {
+        cm.items.clear();
+    }
+    let v = validate(
+        &all_keys,
+        &secrets_only().with_config_map("team-docs", [""; 0]),
+    )
+    .unwrap();
+    assert_eq!(v.files, FilesCheck::Found("ConfigMap \"team-docs\"".into()));
+
+    // A claim.
+    let server = server_named("everything");
+    let err = validate(&server, &secrets_only()).unwrap_err();
+    assert_eq!(err.reason(), "PersistentVolumeClaimNotFound");
+    assert!(
+        err.to_string().contains(
+            "PersistentVolumeClaim \"lab-docs\" (spec.files.persistentVolumeClaim) does not exist"
+        ),
+        "{err}"
+    );
+
+    // Secrets first: while a Secret is missing, the files are not looked at.
+    let server = server_named("files-configmap");
+    let err = validate(&server, &Dereferenced::default()).unwrap_err();
+    assert_eq!(err.condition_type(), "SecretsResolved");
+}
+
+#[test]
+fn files_found_or_not_checked() {
+    let v = validated(&server_named("files-configmap"));
+    assert_eq!(v.files, FilesCheck::Found("ConfigMap \"team-docs\"".into()));
+    assert_eq!(
+        validated(&server_named("none-minimal")).files,
+        FilesCheck::NotSet
+    );
+
+    // The operator may not read ConfigMaps: not checked, built anyway, and said once.
+    let d = secrets_only().with_unreadable("ConfigMap", "configmaps \"team-docs\" is forbidden");
+    let v = validate(&server_named("files-configmap"), &d).unwrap();
+    assert!(
+        matches!(&v.files, FilesCheck::NotChecked { source, .. } if source == "ConfigMap \"team-docs\""),
+        "{:?}",
+        v.files
+    );
+    assert!(
+        v.warnings
+            .iter()
+            .any(|w| w.contains("may not read ConfigMap \"team-docs\"")),
+        "{:?}",
+        v.warnings
+    );
+}
+
+#[test]
+fn a_claim_several_nodes_cannot_share_is_a_warning() {
+    // everything autoscales; its claim is ReadOnlyMany.
+    let server = server_named("everything");
+    let warned = |d: &Dereferenced| {
+        validate(&server, d)
+            .unwrap()
+            .warnings
+            .iter()
+            .any(|w| w.contains("spec.files.persistentVolumeClaim \"lab-docs\""))
+    };
+    assert!(!warned(&dereferenced()));
+    assert!(warned(
+        &dereferenced().with_claim("lab-docs", ["ReadWriteOnce"])
+    ));
+    assert!(!warned(
+        &dereferenced().with_claim("lab-docs", ["ReadWriteOnce", "ReadOnlyMany"])
+    ));
+    // One replica: nothing to share.
+    let mut single = server.clone();
+    single.spec.autoscaling = None;
+    single.spec.replicas = Some(1);
+    let v = validate(
+        &single,
+        &dereferenced().with_claim("lab-docs", ["ReadWriteOnce"]),
+    )
+    .unwrap();
+    assert!(
+        v.warnings.iter().all(|w| !w.contains("lab-docs")),
+        "{:?}",
+        v.warnings
+    );
+}
+
+#[test]
+fn files_structure_is_rechecked() {
+    let mut both = server_named("files-configmap");
+    if let Some(files) = both.spec.files.as_mut() {
+        files.persistent_volume_claim = Some(converse_operator::crd::FilesClaim {
+            claim_name: "docs".into(),
+        });
+    }
+    let errors = field_errors(&both);
+    assert!(
+        errors.iter().any(|e| e.field == "files"
+            && e.message
+                .contains("exactly one of configMap and persistentVolumeClaim")),
+        "{errors:?}"
+    );
+
+    let mut bad_paths = server_named("files-configmap");
+    if let Some(cm) = bad_paths
+        .spec
+        .files
+        .as_mut()
+        .and_then(|f| f.config_map.as_mut())
+    {
+        cm.items[0].path = "../escape".into();
+        cm.items[1].path = "../escape".into();
+    }
+    let messages: Vec<String> = field_errors(&bad_paths)
+        .into_iter()
+        .filter(|e| e.field == "files.configMap.items")
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("listed twice")),
+        "{messages:?}"
     );
 }

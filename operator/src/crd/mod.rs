@@ -6,6 +6,7 @@
 //! what only the operator can check is in [`crate::validate`].
 
 pub mod auth;
+pub mod files;
 pub mod network;
 pub mod providers;
 pub mod rules;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use auth::{
     ApiKeyAuth, Auth, AuthSecretKey, AuthStrategy, BearerAuth, OAuth2Auth, OidcAuth, SessionAuth,
 };
+pub use files::{Files, FilesClaim, FilesConfigMap, FilesItem, FilesSource};
 pub use network::{
     Cors, Http, Ingress, IngressTls, Network, NetworkPolicySpec, RateLimit, ServiceSpec,
     ServiceType, SessionAffinity, Sessions,
@@ -172,6 +174,17 @@ pub struct ConverseServerSpec {
     /// Where conversation history is kept, and how much of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversations: Option<Conversations>,
+
+    /// Local files the tools may read: the `files` and `images` arguments of the tools may
+    /// name paths in this directory (relative paths are resolved against it, absolute ones must
+    /// lie in it). The operator mounts the volume read-only at /var/lib/converse/files and sets
+    /// `CONVERSE_FILES_ROOT` to that path. Exactly one of configMap and persistentVolumeClaim.
+    ///
+    /// A file named in a tool call is sent to the LLM providers with the request: put nothing
+    /// here the providers may not see. Default: none (`CONVERSE_FILES_ROOT` empty), so clients
+    /// send content inline or as data: URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Files>,
 
     /// Expose the server through an Ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -194,6 +194,27 @@ pub fn pdb_one_bound() -> Rule {
         .message("set exactly one of minAvailable and maxUnavailable")
 }
 
+/// `Files`: the files directory comes from one place.
+pub fn files_one_source() -> Rule {
+    Rule::new("has(self.configMap) != has(self.persistentVolumeClaim)")
+        .message("set exactly one of files.configMap and files.persistentVolumeClaim")
+}
+
+/// `FilesItem`: the kubelet refuses a projected path that is absolute, has a `..` element or
+/// starts with `..` (the volume's own `..data`); refused here, the Deployment never fails to
+/// apply over it. The same rule as `FilesItem::path_is_valid`.
+pub fn files_item_path() -> Rule {
+    Rule::new(
+        "!self.path.startsWith('/') && !self.path.startsWith('..') && \
+         !self.path.contains('/../') && !self.path.endsWith('/..')",
+    )
+    .message(
+        "files.configMap.items[].path must be relative, without a '..' element, and not start \
+         with '..'",
+    )
+    .reason(Reason::FieldValueInvalid)
+}
+
 /// `Autoscaling`: a range that is not empty.
 pub fn autoscaling_range() -> Rule {
     Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas")
@@ -322,6 +343,16 @@ pub fn ingress(schema: &mut Schema) {
 /// Rules of `PodDisruptionBudgetSpec`.
 pub fn pdb(schema: &mut Schema) {
     attach(schema, [pdb_one_bound()]);
+}
+
+/// Rules of `Files`.
+pub fn files(schema: &mut Schema) {
+    attach(schema, [files_one_source()]);
+}
+
+/// Rules of `FilesItem`.
+pub fn files_item(schema: &mut Schema) {
+    attach(schema, [files_item_path()]);
 }
 
 /// Rules of `Autoscaling`.

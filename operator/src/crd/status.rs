@@ -9,7 +9,8 @@ use super::AuthStrategy;
 
 /// Condition types the operator sets.
 pub mod condition {
-    /// True only when the spec is accepted, its Secrets resolve and the Deployment is available.
+    /// True only when the spec is accepted, its Secrets and files resolve and the Deployment is
+    /// available.
     pub const READY: &str = "Ready";
     /// True while the operator converges the children (kstatus).
     pub const RECONCILING: &str = "Reconciling";
@@ -19,6 +20,9 @@ pub mod condition {
     pub const ACCEPTED: &str = "Accepted";
     /// Whether every referenced Secret and key exists.
     pub const SECRETS_RESOLVED: &str = "SecretsResolved";
+    /// Whether the ConfigMap or PersistentVolumeClaim of spec.files exists (True without
+    /// spec.files).
+    pub const FILES_RESOLVED: &str = "FilesResolved";
     /// Whether the Deployment has its desired ready replicas.
     pub const AVAILABLE: &str = "Available";
 }
@@ -50,7 +54,7 @@ pub struct ConverseServerStatus {
     /// pod-template annotation converse.dev/config-hash, so a change rolls the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
-    /// Ready, Reconciling, Stalled, Accepted, SecretsResolved, Available.
+    /// Ready, Reconciling, Stalled, Accepted, SecretsResolved, FilesResolved, Available.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

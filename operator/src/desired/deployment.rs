@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::env::{CONTAINER_PORT, ServerEnv};
-use super::{child_meta, labels};
+use super::{child_meta, files, labels};
 use crate::crd::{ConverseServerSpec, PodOptions};
 use crate::validate::ValidatedServer;
 
@@ -110,14 +110,38 @@ fn server_container(spec: &ConverseServerSpec, image: &str, server_env: &ServerE
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         readiness_probe: Some(http_probe("/readyz", 5, 2)),
         security_context: Some(restricted_container_security()),
-        // The root filesystem is read-only; temporary files go to an emptyDir.
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".to_owned(),
-            mount_path: "/tmp".to_owned(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(volume_mounts(spec)),
         ..Container::default()
     }
+}
+
+/// The root filesystem is read-only: temporary files go to an emptyDir at `/tmp`; the files
+/// directory of `spec.files`, when set, is mounted read-only.
+fn volume_mounts(spec: &ConverseServerSpec) -> Vec<VolumeMount> {
+    let mut mounts = vec![VolumeMount {
+        name: "tmp".to_owned(),
+        mount_path: "/tmp".to_owned(),
+        ..VolumeMount::default()
+    }];
+    // Exactly when there is a volume to mount (validate guarantees one source).
+    if spec.files.as_ref().and_then(files::volume).is_some() {
+        mounts.push(files::mount());
+    }
+    mounts
+}
+
+/// The pod's volumes: the `/tmp` emptyDir, and the files directory of `spec.files`.
+fn volumes(spec: &ConverseServerSpec) -> Vec<Volume> {
+    let mut volumes = vec![Volume {
+        name: "tmp".to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(quantity("64Mi")),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..Volume::default()
+    }];
+    volumes.extend(spec.files.as_ref().and_then(files::volume));
+    volumes
 }
 
 /// The container's part of the restricted Pod Security Standard: non-root, no privilege
@@ -142,7 +166,7 @@ fn restricted_container_security() -> SecurityContext {
 }
 
 /// The pod around `container`: its ServiceAccount without a token, the pod-level security
-/// context, the `/tmp` volume, and the user's scheduling settings.
+/// context, the volumes, and the user's scheduling settings.
 fn pod_spec(v: &ValidatedServer, pod: &PodOptions, container: Container) -> PodSpec {
     let spec = &v.spec;
     PodSpec {
@@ -164,14 +188,7 @@ fn pod_spec(v: &ValidatedServer, pod: &PodOptions, container: Container) -> PodS
             ..PodSecurityContext::default()
         }),
         containers: vec![container],
-        volumes: Some(vec![Volume {
-            name: "tmp".to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(quantity("64Mi")),
-                ..EmptyDirVolumeSource::default()
-            }),
-            ..Volume::default()
-        }]),
+        volumes: Some(volumes(spec)),
         image_pull_secrets: (!spec.image_pull_secrets.is_empty())
             .then(|| spec.image_pull_secrets.clone()),
         node_selector: (!pod.node_selector.is_empty()).then(|| pod.node_selector.clone()),

@@ -185,6 +185,16 @@ pub fn server_env(inputs: &EnvInputs<'_>) -> Result<ServerEnv, EnvError> {
     http(&mut w, inputs)?;
     conversations(&mut w, spec)?;
 
+    // The directory is the operator's mount of spec.files, so the two cannot disagree.
+    w.opt(
+        CONVERSE_FILES_ROOT,
+        spec.files
+            .as_ref()
+            .and_then(|f| f.source())
+            .map(|_| super::files::FILES_MOUNT_PATH),
+        "files",
+    )?;
+
     if let Some(t) = &spec.telemetry {
         w.opt(
             OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -631,6 +641,31 @@ mod tests {
         assert!(env.unset.iter().any(|n| n == CONVERSE_FILES_ROOT));
         assert!(env.unset.iter().any(|n| n == MCP_API_KEYS));
         assert!(!env.unset.iter().any(|n| n == "OPENAI_API_KEY"));
+    }
+
+    /// spec.files sets `CONVERSE_FILES_ROOT` to the operator's mount path, named after the
+    /// field; without it the variable is written empty (local files refused over HTTP).
+    #[test]
+    fn files_root_is_the_mount_path_when_files_are_set() {
+        let env = env_of(
+            "{providers: {openai: {apiKeySecretRef: {name: s, key: openai}}}, \
+             files: {configMap: {name: docs}}}",
+        );
+        let entry = env
+            .entries
+            .iter()
+            .find(|e| e.name == CONVERSE_FILES_ROOT)
+            .expect("CONVERSE_FILES_ROOT");
+        assert_eq!(
+            entry.value,
+            EnvValue::Literal(crate::desired::files::FILES_MOUNT_PATH.to_owned())
+        );
+        assert_eq!(env.origin(CONVERSE_FILES_ROOT), Some("files"));
+        assert!(!env.unset.iter().any(|n| n == CONVERSE_FILES_ROOT));
+
+        let env = env_of("{providers: {openai: {apiKeySecretRef: {name: s, key: openai}}}}");
+        assert!(!env.entries.iter().any(|e| e.name == CONVERSE_FILES_ROOT));
+        assert!(env.unset.iter().any(|n| n == CONVERSE_FILES_ROOT));
     }
 
     /// The environment reads exactly the auth Secret keys `Auth::secret_keys` lists (what the

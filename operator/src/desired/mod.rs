@@ -5,6 +5,7 @@
 
 pub mod deployment;
 pub mod env;
+pub mod files;
 pub mod hpa;
 pub mod ingress;
 pub mod labels;

@@ -16,6 +16,9 @@ use serde::Deserialize;
 
 pub const GENERATED_JWT: &str = "generated-jwt-secret-0123456789abcdefghij";
 
+/// Fixture files that hold what the ConverseServers reference, not ConverseServers.
+const NOT_SERVERS: &[&str] = &["secrets", "volumes"];
+
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -27,7 +30,10 @@ pub fn servers() -> Vec<(String, ConverseServer)> {
         .expect("fixtures dir")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .filter(|p| p.file_stem().is_some_and(|s| s != "secrets"))
+        .filter(|p| {
+            p.file_stem()
+                .is_some_and(|s| !NOT_SERVERS.iter().any(|n| s == *n))
+        })
         .collect();
     paths.sort();
     for path in paths {
@@ -68,13 +74,27 @@ pub fn secret_data() -> BTreeMap<String, BTreeMap<String, String>> {
     out
 }
 
-/// What the dereference phase would find for the fixture Secrets.
+/// What the dereference phase would find for the fixture Secrets, ConfigMaps and
+/// PersistentVolumeClaims.
 pub fn dereferenced() -> Dereferenced {
-    secret_data()
+    let secrets = secret_data()
         .into_iter()
         .fold(Dereferenced::default(), |d, (name, data)| {
             d.with_secret(&name, data)
-        })
+        });
+    let text = std::fs::read_to_string(fixtures_dir().join("volumes.yaml")).expect("volumes");
+    serde_norway::Deserializer::from_str(&text).fold(secrets, |d, doc| {
+        let value = serde_json::Value::deserialize(doc).expect("YAML");
+        match value["kind"].as_str() {
+            Some("ConfigMap") => {
+                d.with_config_map_object(&serde_json::from_value(value).expect("ConfigMap"))
+            }
+            Some("PersistentVolumeClaim") => {
+                d.with_claim_object(&serde_json::from_value(value).expect("PersistentVolumeClaim"))
+            }
+            other => panic!("volumes.yaml: unexpected kind {other:?}"),
+        }
+    })
 }
 
 pub fn context() -> BuildContext {
