@@ -211,6 +211,9 @@ fn needed() -> BTreeSet<(String, String, String)> {
         add(group, resource, &["delete"]);
     }
     add("events.k8s.io", "events", &apply);
+    // spec.files: does the ConfigMap or claim exist?
+    add("", "configmaps", &["get"]);
+    add("", "persistentvolumeclaims", &["get"]);
     out
 }
 

@@ -105,6 +105,12 @@ Recorder (events.k8s.io/v1: create, then patch for repeats). No wildcard.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["create", "patch", "delete"]
+# ConfigMaps and PersistentVolumeClaims, `get` only: whether the source of a CR's spec.files
+# exists (and has the keys it lists), so a missing one is a status condition, not a pod stuck in
+# ContainerCreating. Not watched: a stalled CR looks again every 10 s.
+- apiGroups: [""]
+  resources: ["configmaps", "persistentvolumeclaims"]
+  verbs: ["get"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses", "networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
