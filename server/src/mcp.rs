@@ -54,11 +54,12 @@ fn owner(ctx: &RequestContext<RoleServer>) -> Owner {
 fn into_result(output: Option<ToolOutput>) -> Result<CallToolResult, McpError> {
     // A cancelled call gets no answer the client will read; rmcp still needs one.
     let output = output.ok_or_else(|| McpError::internal_error("request cancelled", None))?;
-    let mut result = if output.is_error {
-        CallToolResult::error(vec![ContentBlock::text(output.text)])
-    } else {
-        CallToolResult::success(vec![ContentBlock::text(output.text)])
-    };
+    if output.is_error {
+        // No structuredContent: clients check it against the tool's outputSchema
+        // even on errors (the TypeScript SDK does), and the text says it all.
+        return Ok(CallToolResult::error(vec![ContentBlock::text(output.text)]));
+    }
+    let mut result = CallToolResult::success(vec![ContentBlock::text(output.text)]);
     result.structured_content = Some(output.structured);
     Ok(result)
 }
@@ -110,6 +111,7 @@ impl ConverseMcp {
 
     #[tool(
         description = "Ask several AI models the same question in parallel; each then refines its answer after seeing the others'. Returns every model's answers plus failures per model. For architectural choices, reviews and decisions that benefit from independent perspectives.",
+        output_schema = crate::tools::consensus_result::output_schema(),
         annotations(
             title = "Consensus of several models",
             read_only_hint = true,

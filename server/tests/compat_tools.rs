@@ -135,6 +135,8 @@ async fn unknown_arguments_fail_the_call_and_name_the_accepted_ones() {
     )
     .await;
     assert_eq!(consensus.is_error, Some(true), "{consensus:?}");
+    // Clients check structuredContent against the outputSchema even on errors.
+    assert_eq!(consensus.structured_content, None);
     let text = text_of(&consensus);
     assert!(
         text.contains("consensus: unknown `async`; accepted: continuation_id, cross_feedback_prompt")
@@ -144,4 +146,205 @@ async fn unknown_arguments_fail_the_call_and_name_the_accepted_ones() {
         "{text}"
     );
     assert!(fake.requests().is_empty(), "no model was asked");
+}
+
+/// converse 1.3.2's consensus result, read the way its consumers read it: only
+/// its field names, any others ignored.
+mod v132 {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    #[derive(Debug, Deserialize)]
+    pub struct ConsensusResult {
+        pub status: String,
+        pub models_consulted: usize,
+        pub successful_initial_responses: usize,
+        pub failed_responses: usize,
+        pub refined_responses: usize,
+        pub phases: Phases,
+        pub continuation: Continuation,
+        pub settings: Settings,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Phases {
+        pub initial: Vec<Initial>,
+        pub refined: Option<Vec<Refined>>,
+        pub failed: Vec<Failed>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Initial {
+        pub model: String,
+        pub provider: String,
+        pub status: String,
+        pub response: String,
+        pub metadata: Metadata,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Refined {
+        pub model: String,
+        pub provider: String,
+        pub status: String,
+        pub response: String,
+        pub initial_response: String,
+        pub refined_response: Option<String>,
+        pub refined_metadata: Option<Metadata>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Failed {
+        pub model: String,
+        pub status: String,
+        pub error: String,
+        pub metadata: Value,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Metadata {
+        pub model: String,
+        pub provider: String,
+        pub usage: Usage,
+        pub response_time_ms: u64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Usage {
+        pub input_tokens: u64,
+        pub output_tokens: u64,
+        pub total_tokens: u64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Continuation {
+        pub id: String,
+        #[serde(rename = "messageCount")]
+        pub message_count: usize,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Settings {
+        pub enable_cross_feedback: bool,
+        pub temperature: f64,
+        pub models_requested: Vec<String>,
+    }
+}
+
+#[tokio::test]
+async fn consensus_structured_content_is_the_1_3_2_result() {
+    let fake = fake().await;
+    let server = start_http(&env_for(&fake)).await;
+    let client = connect_legacy(&server.url).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let consensus = tools.iter().find(|t| t.name == "consensus").unwrap();
+    let schema = serde_json::to_value(consensus.output_schema.as_deref().unwrap()).unwrap();
+    assert!(
+        schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "phases"),
+        "outputSchema declares the 1.3.2 result: {schema}"
+    );
+
+    let result = call(
+        &client,
+        "consensus",
+        json!({
+            "prompt": "Tabs or spaces?",
+            "models": [{"model": "gpt-4o"}, {"model": "4o-mini"}, {"model": "fail-500-lab"}, {"model": "nonexistent-model-xyz"}],
+        }),
+    )
+    .await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let raw = result.structured_content.clone().unwrap();
+    let r: v132::ConsensusResult = serde_json::from_value(raw.clone()).expect("1.3.2's shape");
+    assert_eq!(r.status, "consensus_complete");
+    assert_eq!(
+        (
+            r.models_consulted,
+            r.successful_initial_responses,
+            r.failed_responses,
+            r.refined_responses
+        ),
+        (4, 2, 2, 2),
+        "{raw}"
+    );
+    let names: Vec<&str> = r.phases.initial.iter().map(|e| e.model.as_str()).collect();
+    assert_eq!(
+        names,
+        ["gpt-4o", "4o-mini"],
+        "as requested, not as resolved"
+    );
+    for e in &r.phases.initial {
+        assert_eq!(
+            (e.status.as_str(), e.provider.as_str()),
+            ("success", "openai")
+        );
+        assert!(e.response.starts_with("[fake"), "{}", e.response);
+        assert_eq!(e.metadata.provider, "openai");
+        assert!(e.metadata.model.starts_with("gpt-4o"), "{:?}", e.metadata);
+        let u = &e.metadata.usage;
+        assert!(u.input_tokens > 0 && u.total_tokens >= u.input_tokens + u.output_tokens);
+        assert!(e.metadata.response_time_ms < 60_000);
+    }
+    let refined = r.phases.refined.as_ref().expect("the refinement round ran");
+    assert_eq!(refined.len(), 2);
+    for (e, first) in refined.iter().zip(&r.phases.initial) {
+        assert_eq!(
+            (e.model.as_str(), e.status.as_str()),
+            (first.model.as_str(), "success")
+        );
+        assert_eq!(e.provider, "openai");
+        assert_eq!(
+            (&e.response, &e.initial_response),
+            (&first.response, &first.response)
+        );
+        let answer = e.refined_response.as_deref().unwrap();
+        assert!(answer.contains("Other answers"), "{answer}");
+        assert!(e.refined_metadata.is_some());
+    }
+    let failed: Vec<(&str, &str)> = r
+        .phases
+        .failed
+        .iter()
+        .map(|f| (f.model.as_str(), f.status.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("fail-500-lab", "failed"),
+            ("nonexistent-model-xyz", "failed")
+        ]
+    );
+    assert!(r.phases.failed[0].error.contains("HTTP 500"));
+    assert_eq!(r.phases.failed[0].metadata, json!({}));
+    assert!(r.continuation.id.starts_with("conv_"));
+    assert!(text_of(&result).contains(&r.continuation.id));
+    assert_eq!(r.continuation.message_count, 2);
+    assert!(r.settings.enable_cross_feedback);
+    assert!((r.settings.temperature - 0.2).abs() < 1e-6);
+    assert_eq!(
+        r.settings.models_requested,
+        ["gpt-4o", "4o-mini", "fail-500-lab", "nonexistent-model-xyz"]
+    );
+    // This server's own fields are still there.
+    assert_eq!(
+        (raw["successful"].clone(), raw["failed"].clone()),
+        (json!(2), json!(2))
+    );
+    assert_eq!(raw["models"].as_array().unwrap().len(), 4);
+
+    // Without a refinement round 1.3.2 has no `phases.refined`.
+    let single = call(
+        &client,
+        "consensus",
+        json!({"prompt": "Tabs?", "models": [{"model": "gpt-4o"}, {"model": "lab-ok"}], "enable_cross_feedback": false}),
+    )
+    .await;
+    let r: v132::ConsensusResult =
+        serde_json::from_value(single.structured_content.unwrap()).unwrap();
+    assert!(r.phases.refined.is_none() && r.refined_responses == 0);
+    assert!(!r.settings.enable_cross_feedback);
 }

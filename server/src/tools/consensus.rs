@@ -2,18 +2,21 @@
 //! the others' answers and refines its own. Wall time is the slowest model per
 //! phase, never the sum; one model failing never sinks the others.
 
+use std::time::Instant;
+
 use futures::future::join_all;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use super::consensus_result::{Answer, ModelOutcome, Report, Settings};
 use super::params::{SharedParams, Wording};
 use super::{
     CallSettings, Engine, Failure, ModelEntry, ModelSpec, Owner, ToolOutput, args, build_request,
-    call_provider, describe_provider_error, output, prompts,
+    call_provider, describe_provider_error, prompts,
 };
 use crate::conversation::Conversation;
-use crate::providers::{ChatRequest, ChatResponse, Message, Role, Usage};
+use crate::metrics::Metrics;
+use crate::providers::{ChatRequest, Message, ProviderError, Role};
 use crate::routing::ResolvedModel;
 
 /// Parameters of the `consensus` tool.
@@ -90,55 +93,6 @@ const DEFAULT_AUTO_MODELS: usize = 3;
 /// More parallel calls than this is almost certainly a mistake and costs money.
 const MAX_MODELS: usize = 10;
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ModelOutcome {
-    model: String,
-    provider: Option<String>,
-    /// `success`, `partial` (refinement failed) or `failed`.
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    initial: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refined: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    usage: Usage,
-}
-
-impl ModelOutcome {
-    fn failed(model: &str, provider: Option<String>, error: String) -> Self {
-        Self {
-            model: model.to_string(),
-            provider,
-            status: "failed",
-            initial: None,
-            refined: None,
-            error: Some(error),
-            usage: Usage::default(),
-        }
-    }
-
-    /// A phase-1 answer, before any refinement.
-    fn answered(resolved: &ResolvedModel, response: &ChatResponse) -> Self {
-        let mut outcome = Self {
-            model: response.model.clone(),
-            provider: Some(resolved.provider_name.clone()),
-            status: "success",
-            initial: Some(response.text.clone()),
-            refined: None,
-            error: None,
-            usage: Usage::default(),
-        };
-        add_usage(&mut outcome.usage, &response.usage);
-        outcome
-    }
-
-    fn final_answer(&self) -> Option<&str> {
-        self.refined.as_deref().or(self.initial.as_deref())
-    }
-}
-
 /// A model to consult: the name the caller gave, where it resolved to, and its
 /// settings (the call's, or the model entry's own options).
 struct Planned {
@@ -159,7 +113,7 @@ struct Answered<'p> {
 fn failure_list(failures: &[ModelOutcome]) -> String {
     let reasons: Vec<String> = failures
         .iter()
-        .map(|o| format!("- {}: {}", o.model, o.error.as_deref().unwrap_or("")))
+        .map(|o| format!("- {}: {}", o.requested, o.error.as_deref().unwrap_or("")))
         .collect();
     reasons.join("\n")
 }
@@ -179,18 +133,6 @@ fn check_model_count(models: Option<&[ModelSpec]>) -> Result<(), Failure> {
     Ok(())
 }
 
-fn add_usage(total: &mut Usage, more: &Usage) {
-    let add = |a: &mut Option<u64>, b: Option<u64>| {
-        if let Some(b) = b {
-            *a = Some(a.unwrap_or(0) + b);
-        }
-    };
-    add(&mut total.input_tokens, more.input_tokens);
-    add(&mut total.output_tokens, more.output_tokens);
-    add(&mut total.reasoning_tokens, more.reasoning_tokens);
-    add(&mut total.total_tokens, more.total_tokens);
-}
-
 impl Engine {
     /// The `consensus` tool as the MCP layer calls it: `None` when the client
     /// cancelled, an error output when the call failed.
@@ -203,16 +145,20 @@ impl Engine {
         super::reply(self.run_consensus(params, owner, &cancel).await)
     }
 
+    /// The models to consult: those requested, or `auto` for up to three providers.
+    fn requested(&self, specs: Option<Vec<ModelSpec>>) -> Vec<ModelSpec> {
+        specs.unwrap_or_else(|| {
+            let n = self.router.available().len().clamp(1, DEFAULT_AUTO_MODELS);
+            vec![ModelSpec::Name("auto".into()); n]
+        })
+    }
+
     /// Resolves the requested models; `auto` entries take successive providers.
     fn plan(
         &self,
-        specs: Option<Vec<ModelSpec>>,
+        specs: Vec<ModelSpec>,
         settings: CallSettings,
     ) -> (Vec<Planned>, Vec<ModelOutcome>) {
-        let specs = specs.unwrap_or_else(|| {
-            let n = self.router.available().len().clamp(1, DEFAULT_AUTO_MODELS);
-            vec![ModelSpec::Name("auto".into()); n]
-        });
         let mut planned = Vec::new();
         let mut failed = Vec::new();
         let mut autos = 0;
@@ -251,11 +197,18 @@ impl Engine {
         check_model_count(params.models.as_deref())?;
         let settings = shared.settings();
         let files = params.files();
-        let (planned, mut failures) = self.plan(params.models, settings);
+        let specs = self.requested(params.models);
+        let cross_feedback = params.enable_cross_feedback.unwrap_or(true);
+        let reported_settings = Settings {
+            enable_cross_feedback: cross_feedback,
+            temperature: settings.temperature,
+            models_requested: specs.iter().map(|s| s.name().to_string()).collect(),
+        };
+        let (planned, unusable) = self.plan(specs, settings);
         if planned.is_empty() {
             return Err(Failure::Error(format!(
                 "none of the requested models can be used:\n{}",
-                failure_list(&failures)
+                failure_list(&unusable)
             )));
         }
         let (id, history, note) = self
@@ -268,8 +221,9 @@ impl Engine {
         let results = self
             .initial_answers(&planned, &history, &user, cancel)
             .await?;
-        let mut answered = sort_initial_answers(&planned, results, &mut failures);
-        let cross_feedback = params.enable_cross_feedback.unwrap_or(true);
+        let (mut answered, mut failures) = sort_initial_answers(&planned, results);
+        // 1.3.2's order: the models that failed to answer, then those never asked.
+        failures.extend(unusable);
         if cross_feedback && answered.len() >= 2 {
             let instructions = params.cross_feedback_prompt.as_deref();
             self.cross_feedback(&mut answered, prompt, instructions, cancel)
@@ -288,12 +242,16 @@ impl Engine {
         let message_count = self
             .save_consensus(&id, history, user, &successes, owner, &mut notes)
             .await;
-        Ok(consensus_output(
-            &id,
-            &successes,
-            &failures,
+        let report = Report {
+            id,
+            successes,
+            failures,
             notes,
             message_count,
+            settings: reported_settings,
+        };
+        Ok(super::consensus_result::consensus_output(
+            &report,
             self.max_output_tokens,
         ))
     }
@@ -307,7 +265,7 @@ impl Engine {
         history: &[Message],
         user: &Message,
         cancel: &CancellationToken,
-    ) -> Result<Vec<Result<(ChatRequest, ChatResponse), String>>, Failure> {
+    ) -> Result<Vec<Result<(ChatRequest, Answer), String>>, Failure> {
         let results = join_all(
             planned
                 .iter()
@@ -329,7 +287,7 @@ impl Engine {
         history: &[Message],
         user: &Message,
         cancel: &CancellationToken,
-    ) -> Result<(ChatRequest, ChatResponse), String> {
+    ) -> Result<(ChatRequest, Answer), String> {
         let Planned {
             name,
             resolved,
@@ -342,10 +300,10 @@ impl Engine {
         messages.push(user.clone());
         super::fit_context(&mut messages, prompts::CONSENSUS, resolved)?;
         let (request, _) = build_request(resolved, prompts::CONSENSUS, messages, settings);
-        match call_provider(&self.metrics, resolved, &request, cancel).await {
+        match timed_call(&self.metrics, resolved, &request, cancel).await {
             // Cancellation is checked once all calls have stopped.
             None => Err("cancelled".to_string()),
-            Some(Ok(response)) => Ok((request, response)),
+            Some(Ok(answer)) => Ok((request, answer)),
             Some(Err(e)) => Err(describe_provider_error(&resolved.provider_name, name, &e)),
         }
     }
@@ -365,13 +323,14 @@ impl Engine {
             .iter()
             .map(|a| {
                 let o = &a.outcome;
-                (o.model.clone(), o.initial.clone().unwrap_or_default())
+                let initial = o.initial.as_ref().map(|i| i.text.clone());
+                (o.model().to_string(), initial.unwrap_or_default())
             })
             .collect();
         let metrics = self.metrics.as_ref();
         let results = join_all(answered.iter().enumerate().map(|(i, a)| {
             let request = refinement_request(a, i, &answers, prompt, instructions);
-            async move { call_provider(metrics, a.resolved, &request, cancel).await }
+            async move { timed_call(metrics, a.resolved, &request, cancel).await }
         }))
         .await;
         if cancel.is_cancelled() {
@@ -380,16 +339,11 @@ impl Engine {
         for (a, result) in answered.iter_mut().zip(results) {
             let outcome = &mut a.outcome;
             match result {
-                Some(Ok(response)) => {
-                    outcome.refined = Some(response.text);
-                    add_usage(&mut outcome.usage, &response.usage);
-                }
+                Some(Ok(answer)) => outcome.refined = Some(answer),
                 Some(Err(e)) => {
-                    outcome.status = "partial";
-                    outcome.error = Some(format!(
-                        "refinement failed, initial answer kept: {}",
-                        describe_provider_error(&a.resolved.provider_name, &outcome.model, &e)
-                    ));
+                    let why =
+                        describe_provider_error(&a.resolved.provider_name, outcome.model(), &e);
+                    outcome.error = Some(format!("refinement failed, initial answer kept: {why}"));
                 }
                 None => return Err(Failure::Cancelled),
             }
@@ -410,7 +364,7 @@ impl Engine {
     ) -> usize {
         let combined: String = successes
             .iter()
-            .map(|o| format!("## {}\n{}\n", o.model, o.final_answer().unwrap_or("")))
+            .map(|o| format!("## {}\n{}\n", o.model(), o.final_answer().unwrap_or("")))
             .collect::<Vec<_>>()
             .join("\n");
         let mut messages = history;
@@ -424,7 +378,7 @@ impl Engine {
         let conversation = Conversation {
             messages,
             provider: provider_names.join(","),
-            model: model_names(successes),
+            model: super::consensus_result::model_names(successes),
             owner,
         };
         self.save_conversation(id, conversation, notes).await;
@@ -432,20 +386,38 @@ impl Engine {
     }
 }
 
-/// Phase-1 results split into the models that answered (in plan order) and the
-/// failures, which join those of planning.
-fn sort_initial_answers<'p>(
-    planned: &'p [Planned],
-    results: Vec<Result<(ChatRequest, ChatResponse), String>>,
-    failures: &mut Vec<ModelOutcome>,
-) -> Vec<Answered<'p>> {
+/// One provider call, timed for the answer's metadata. `None` means cancelled.
+async fn timed_call(
+    metrics: &Metrics,
+    resolved: &ResolvedModel,
+    request: &ChatRequest,
+    cancel: &CancellationToken,
+) -> Option<Result<Answer, ProviderError>> {
+    let started = Instant::now();
+    let result = call_provider(metrics, resolved, request, cancel).await?;
+    Some(result.map(|response| Answer::new(response, started.elapsed())))
+}
+
+/// Phase-1 results split into the models that answered and those that failed,
+/// each in plan order.
+fn sort_initial_answers(
+    planned: &[Planned],
+    results: Vec<Result<(ChatRequest, Answer), String>>,
+) -> (Vec<Answered<'_>>, Vec<ModelOutcome>) {
     let mut answered = Vec::new();
+    let mut failures = Vec::new();
     for (Planned { name, resolved, .. }, result) in planned.iter().zip(results) {
         match result {
-            Ok((request, response)) => answered.push(Answered {
+            Ok((request, answer)) => answered.push(Answered {
                 resolved,
                 request,
-                outcome: ModelOutcome::answered(resolved, &response),
+                outcome: ModelOutcome {
+                    requested: name.clone(),
+                    provider: Some(resolved.provider_name.clone()),
+                    initial: Some(answer),
+                    refined: None,
+                    error: None,
+                },
             }),
             Err(error) => failures.push(ModelOutcome::failed(
                 name,
@@ -454,7 +426,7 @@ fn sort_initial_answers<'p>(
             )),
         }
     }
-    answered
+    (answered, failures)
 }
 
 /// Phase 1's request of the `i`th model continued by its own answer and the
@@ -475,7 +447,12 @@ fn refinement_request(
     let mut request = answered.request.clone();
     request.messages.push(super::text_message(
         Role::Assistant,
-        answered.outcome.initial.clone().unwrap_or_default(),
+        answered
+            .outcome
+            .initial
+            .as_ref()
+            .map(|a| a.text.clone())
+            .unwrap_or_default(),
     ));
     request.messages.push(super::text_message(
         Role::User,
@@ -484,108 +461,11 @@ fn refinement_request(
     request
 }
 
-/// The consulted models that answered, as `a,b,c`.
-fn model_names(successes: &[ModelOutcome]) -> String {
-    successes
-        .iter()
-        .map(|o| o.model.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Every answer and failure within the output cap, then the footer with the
-/// continuation id; the structured part lists each model's outcome.
-fn consensus_output(
-    id: &str,
-    successes: &[ModelOutcome],
-    failures: &[ModelOutcome],
-    notes: Vec<String>,
-    message_count: usize,
-    max_output_tokens: usize,
-) -> ToolOutput {
-    let mut total_usage = Usage::default();
-    for o in successes {
-        add_usage(&mut total_usage, &o.usage);
-    }
-    let refined = successes.iter().filter(|o| o.refined.is_some()).count();
-    let footer = super::chat::footer(
-        id,
-        "consensus",
-        &format!("{} models", successes.len()),
-        &notes,
-    );
-    let body = render(successes, failures, refined);
-    let content = output::cap(&body, max_output_tokens, footer.len() + 200);
-    let all: Vec<&ModelOutcome> = successes.iter().chain(failures.iter()).collect();
-    ToolOutput {
-        text: format!("{content}{footer}"),
-        structured: json!({
-            "status": "consensus_complete",
-            "content": content,
-            "models": all,
-            "successful": successes.len(),
-            "failed": failures.len(),
-            "refined": refined,
-            "continuation": {
-                "id": id,
-                "provider": "consensus",
-                "model": model_names(successes),
-                "messageCount": message_count,
-            },
-            "usage": total_usage,
-            "notes": notes,
-        }),
-        is_error: false,
-    }
-}
-
-fn render(successes: &[ModelOutcome], failures: &[ModelOutcome], refined: usize) -> String {
-    let mut text = format!(
-        "# Consensus: {} of {} models answered{}\n",
-        successes.len(),
-        successes.len() + failures.len(),
-        if refined > 0 {
-            format!(", {refined} refined after cross-feedback")
-        } else {
-            String::new()
-        }
-    );
-    for o in successes {
-        text.push_str(&format!(
-            "\n## {} ({})\n",
-            o.model,
-            o.provider.as_deref().unwrap_or("?")
-        ));
-        match (&o.refined, &o.initial) {
-            (Some(refined), Some(initial)) => {
-                text.push_str(&format!(
-                    "### Refined answer\n{refined}\n\n### Initial answer\n{initial}\n"
-                ));
-            }
-            (None, Some(initial)) => text.push_str(&format!("{initial}\n")),
-            _ => {}
-        }
-        if let Some(e) = &o.error {
-            text.push_str(&format!("\n(Note: {e})\n"));
-        }
-    }
-    if !failures.is_empty() {
-        text.push_str("\n## Failed\n");
-        for o in failures {
-            text.push_str(&format!(
-                "- {}: {}\n",
-                o.model,
-                o.error.as_deref().unwrap_or("failed")
-            ));
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::ReasoningEffort;
+    use serde_json::json;
 
     fn params(args: serde_json::Value) -> ConsensusParams {
         serde_json::from_value(args).expect("valid consensus arguments")

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod chat;
 pub mod consensus;
+pub mod consensus_result;
 pub mod output;
 pub mod params;
 pub mod prompts;
@@ -25,16 +26,17 @@ use crate::routing::{ResolvedModel, Router};
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolOutput {
     pub text: String,
+    /// `Null` for errors: clients check structured content against the tool's
+    /// output schema even on errors, so an error carries only its text.
     pub structured: Value,
     pub is_error: bool,
 }
 
 impl ToolOutput {
     pub fn error(message: impl Into<String>) -> Self {
-        let text = message.into();
         Self {
-            structured: serde_json::json!({ "error": text }),
-            text,
+            text: message.into(),
+            structured: Value::Null,
             is_error: true,
         }
     }
