@@ -193,12 +193,12 @@ fn ingress_for_nginx_with_tls_and_session_affinity() {
     assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
     let rule = &spec.rules.as_ref().unwrap()[0];
     assert_eq!(rule.host.as_deref(), Some("mcp.example.com"));
-    let path = &rule.http.as_ref().unwrap().paths[0];
-    assert_eq!(path.path.as_deref(), Some("/"));
-    assert_eq!(path.path_type, "Prefix");
-    let backend = path.backend.service.as_ref().unwrap();
-    assert_eq!(backend.name, "team-a");
-    assert_eq!(backend.port.as_ref().unwrap().name.as_deref(), Some("http"));
+    for path in &rule.http.as_ref().unwrap().paths {
+        assert_eq!(path.path_type, "Prefix");
+        let backend = path.backend.service.as_ref().unwrap();
+        assert_eq!(backend.name, "team-a");
+        assert_eq!(backend.port.as_ref().unwrap().name.as_deref(), Some("http"));
+    }
     let tls = &spec.tls.as_ref().unwrap()[0];
     assert_eq!(tls.secret_name.as_deref(), Some("mcp-example-tls"));
     assert_eq!(tls.hosts.clone().unwrap(), ["mcp.example.com"]);
@@ -208,7 +208,10 @@ fn ingress_for_nginx_with_tls_and_session_affinity() {
         "$http_mcp_session_id"
     );
     assert_eq!(a["nginx.ingress.kubernetes.io/proxy-buffering"], "off");
-    assert_eq!(a["nginx.ingress.kubernetes.io/proxy-read-timeout"], "600");
+    // http.requestTimeout 10m; providers.timeout 10m and maxRetries 2 by default: two sequential
+    // calls of 3 attempts with 30 s between them.
+    assert_eq!(a["nginx.ingress.kubernetes.io/proxy-read-timeout"], "3720");
+    assert_eq!(a["nginx.ingress.kubernetes.io/proxy-send-timeout"], "600");
     assert_eq!(
         a["nginx.ingress.kubernetes.io/proxy-body-size"],
         (20u64 << 20).to_string()
@@ -235,6 +238,67 @@ fn ingress_for_nginx_with_tls_and_session_affinity() {
         ["traefik.ingress.kubernetes.io/router.tls"]
     );
     assert!(render(&server_named("none-minimal")).ingress.is_none());
+}
+
+fn ingress_paths(server: &converse_operator::ConverseServer) -> Vec<String> {
+    let o = render(server);
+    let spec = o.ingress.as_ref().unwrap().spec.clone().unwrap();
+    let rules = spec.rules.unwrap();
+    assert_eq!(rules.len(), 1);
+    let paths = rules[0].http.clone().unwrap().paths;
+    assert!(paths.iter().all(|p| p.path_type == "Prefix"), "{paths:?}");
+    paths.into_iter().map(|p| p.path.unwrap()).collect()
+}
+
+/// The Ingress publishes what MCP clients use and nothing else: not `/`, so the probes, /info
+/// and /metrics (no credentials needed) stay in the cluster.
+#[test]
+fn ingress_routes_only_what_clients_need() {
+    let mcp_and_metadata = ["/mcp", "/.well-known/oauth-protected-resource"];
+    // apiKey, and bearer on the same fixture.
+    let mut server = server_named("apikey-ingress");
+    assert_eq!(ingress_paths(&server), mcp_and_metadata);
+    server.spec.auth = None;
+    assert_eq!(ingress_paths(&server), mcp_and_metadata, "strategy none");
+    // oidc: the metadata documents (/.well-known/oauth-protected-resource/mcp and the one for
+    // the public URL's path) are under the prefix.
+    assert_eq!(
+        ingress_paths(&server_named("oidc-ingress")),
+        mcp_and_metadata
+    );
+    // oauth2: the login flow too.
+    assert_eq!(
+        ingress_paths(&server_named("oauth2-generated")),
+        ["/mcp", "/.well-known/oauth-protected-resource", "/oauth"]
+    );
+}
+
+/// nginx never gives up on a call before the server does: the read timeout covers the longest
+/// tool call the provider settings allow, and never drops below http.requestTimeout.
+#[test]
+fn ingress_timeouts_follow_the_servers_longest_call() {
+    let timeouts = |providers_timeout: &str, retries: i32, request_timeout: &str| {
+        let mut server = server_named("apikey-ingress");
+        server.spec.providers.timeout = Some(providers_timeout.to_owned());
+        server.spec.providers.max_retries = Some(retries);
+        server.spec.http.as_mut().unwrap().request_timeout = Some(request_timeout.to_owned());
+        let a = render(&server)
+            .ingress
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap();
+        (
+            a["nginx.ingress.kubernetes.io/proxy-read-timeout"].clone(),
+            a["nginx.ingress.kubernetes.io/proxy-send-timeout"].clone(),
+        )
+    };
+    // 2 sequential calls × (1 + 4) attempts × 60 s + 2 × 4 retry delays × 30 s.
+    assert_eq!(timeouts("1m", 4, "5m"), ("840".into(), "300".into()));
+    // No retries: two calls of 90 s.
+    assert_eq!(timeouts("90s", 0, "1m"), ("180".into(), "60".into()));
+    // A request timeout above that wins.
+    assert_eq!(timeouts("30s", 0, "5m"), ("300".into(), "300".into()));
 }
 
 /// Annotations from the CR never replace the ones the operator sets (streaming, timeouts and

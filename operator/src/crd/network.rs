@@ -139,7 +139,9 @@ pub struct Http {
     pub max_concurrent_requests: Option<i32>,
 }
 
-/// Expose the server through an Ingress. Path / of `host` goes to the Service.
+/// Expose the server through an Ingress. Only what MCP clients need of `host` goes to the
+/// Service: /mcp, /.well-known/oauth-protected-resource (and below it), and /oauth/ with auth
+/// strategy oauth2. The probes, /info and /metrics stay inside the cluster.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[schemars(transform = rules::ingress)]
 #[serde(rename_all = "camelCase")]
@@ -165,9 +167,11 @@ pub struct Ingress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<IngressTls>,
     /// Extra annotations on the Ingress. The operator's own win over them: for ingress-nginx
-    /// proxy-buffering off, proxy-read-timeout and proxy-send-timeout from http.requestTimeout,
-    /// proxy-body-size from http.maxRequestSize, and upstream-hash-by for sessions.affinity
-    /// SessionHeader; change those through the spec fields.
+    /// proxy-buffering off; proxy-read-timeout no shorter than the server's longest call (two
+    /// sequential provider calls of 1 + providers.maxRetries attempts of providers.timeout each,
+    /// at least http.requestTimeout); proxy-send-timeout from http.requestTimeout;
+    /// proxy-body-size from http.maxRequestSize; and upstream-hash-by for sessions.affinity
+    /// SessionHeader. Change those through the spec fields.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "schema::string_map")]
     pub annotations: BTreeMap<String, String>,
