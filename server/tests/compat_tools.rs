@@ -348,3 +348,108 @@ async fn consensus_structured_content_is_the_1_3_2_result() {
     assert!(r.phases.refined.is_none() && r.refined_responses == 0);
     assert!(!r.settings.enable_cross_feedback);
 }
+
+/// Bytes of a result as the client receives them: text plus structured content.
+fn result_size(result: &rmcp::model::CallToolResult) -> usize {
+    let structured = result
+        .structured_content
+        .as_ref()
+        .map_or(0, |s| s.to_string().len());
+    text_of(result).len() + structured
+}
+
+#[tokio::test]
+async fn max_mcp_output_tokens_caps_text_and_structured_content_together() {
+    let fake = fake().await;
+    let mut env = env_for(&fake);
+    env.insert("MAX_MCP_OUTPUT_TOKENS".into(), "5000".into());
+    let models = env["CUSTOM_LAB_MODELS"].clone();
+    env.insert(
+        "CUSTOM_LAB_MODELS".into(),
+        format!("{models},long-20000-a,long-20000-b,long-300-c,long-12000-d"),
+    );
+    let server = start_http(&env).await;
+    let client = connect_legacy(&server.url).await;
+
+    let result = call(
+        &client,
+        "consensus",
+        json!({"prompt": "Write a lot", "models": ["long-20000-a", "long-20000-b", "long-300-c"]}),
+    )
+    .await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert!(
+        result_size(&result) <= 5000 * 4,
+        "{} bytes",
+        result_size(&result)
+    );
+    let text = text_of(&result);
+    assert!(
+        text.contains("[Response truncated")
+            && text.contains("MAX_MCP_OUTPUT_TOKENS = 5000")
+            && text.contains("long-20000-a initial")
+            && text.contains("continuation_id: conv_"),
+        "{text}"
+    );
+    let s = result.structured_content.clone().unwrap();
+    let truncated = &s["truncated"];
+    assert_eq!(truncated["limit_tokens"], 5000, "{truncated}");
+    let cut: Vec<(&str, &str)> = truncated["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["model"].as_str().unwrap(), c["part"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        cut,
+        [
+            ("long-20000-a", "initial"),
+            ("long-20000-a", "refined"),
+            ("long-20000-b", "initial"),
+            ("long-20000-b", "refined")
+        ],
+        "the short answer keeps its room"
+    );
+    assert_eq!(truncated["cuts"][0]["original_chars"], 20000);
+    let r: v132::ConsensusResult = serde_json::from_value(s.clone()).expect("still 1.3.2's shape");
+    assert_eq!(
+        r.phases.initial[2].response.chars().count(),
+        300,
+        "kept whole"
+    );
+    assert!(r.phases.initial[0].response.contains("[Response truncated"));
+
+    // Text that fits alone stays whole: structuredContent's copy gives way.
+    let result = call(
+        &client,
+        "chat",
+        json!({"prompt": "Write some", "model": "long-12000-d"}),
+    )
+    .await;
+    let text = text_of(&result);
+    let s = result.structured_content.clone().unwrap();
+    assert!(
+        result_size(&result) <= 5000 * 4,
+        "{} bytes",
+        result_size(&result)
+    );
+    assert!(
+        !text.contains("[Response truncated") && text.contains("this text is complete"),
+        "{text}"
+    );
+    assert_eq!(s["truncated"]["cuts"], json!([]), "{s}");
+    assert_eq!(s["truncated"]["shortened_fields"], json!(["content"]));
+
+    // Under the cap nothing is cut and nothing says so.
+    let result = call(
+        &client,
+        "chat",
+        json!({"prompt": "hi", "model": "long-300-c"}),
+    )
+    .await;
+    let s = result.structured_content.clone().unwrap();
+    assert!(
+        s.get("truncated").is_none() && s["content"].as_str().unwrap().len() == 300,
+        "{s}"
+    );
+}

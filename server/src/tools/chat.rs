@@ -150,7 +150,8 @@ fn chat_request(
     Ok(request)
 }
 
-/// The answer within the output cap, then the footer with the continuation id.
+/// The answer, then the footer with the continuation id; the whole result
+/// within the output cap (structuredContent's copy of the answer shrinks first).
 fn chat_output(
     id: &str,
     resolved: &ResolvedModel,
@@ -159,12 +160,15 @@ fn chat_output(
     notes: Vec<String>,
     max_output_tokens: usize,
 ) -> ToolOutput {
-    let footer = footer(id, &resolved.provider_name, &resolved.model, &notes);
-    let content = output::cap(&response.text, max_output_tokens, footer.len() + 200);
-    let text = format!("{content}{footer}");
-    ToolOutput {
-        structured: json!({
-            "content": content,
+    output::fit(max_output_tokens, response.text.len(), |trim| {
+        let mut cuts = Vec::new();
+        let shown = trim.primary(&response.model, "answer", &response.text, &mut cuts);
+        let truncated = trim.report(cuts, &["content"]);
+        let mut text_notes = notes.clone();
+        text_notes.extend(truncated.as_ref().map(output::Truncation::note));
+        let footer = footer(id, &resolved.provider_name, &resolved.model, &text_notes);
+        let mut structured = json!({
+            "content": trim.extra(&response.text),
             "continuation": {
                 "id": id,
                 "provider": resolved.provider_name,
@@ -174,10 +178,16 @@ fn chat_output(
             "usage": response.usage,
             "finishReason": response.finish_reason,
             "notes": notes,
-        }),
-        text,
-        is_error: false,
-    }
+        });
+        if let Some(truncated) = truncated {
+            structured["truncated"] = json!(truncated);
+        }
+        ToolOutput {
+            text: format!("{shown}{footer}"),
+            structured,
+            is_error: false,
+        }
+    })
 }
 
 /// The lines after the answer: the continuation id (the calling model must see

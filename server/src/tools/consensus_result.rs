@@ -158,6 +158,9 @@ pub struct ConsensusResult {
     pub usage: Usage,
     /// What the caller should know: trimmed history, skipped rounds, storage problems.
     pub notes: Vec<String>,
+    /// Present when the output limit shortened answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<output::Truncation>,
 }
 
 /// The rounds as converse 1.3.2 reports them.
@@ -405,25 +408,65 @@ pub fn model_names(successes: &[ModelOutcome]) -> String {
         .join(",")
 }
 
-/// The structured result, with `content` as the Markdown body.
-fn result(report: &Report, content: String) -> ConsensusResult {
+/// Copies of outcomes with every answer passed through `trim(outcome, part, text)`.
+fn trimmed(
+    outcomes: &[ModelOutcome],
+    mut trim: impl FnMut(&ModelOutcome, &'static str, &str) -> String,
+) -> Vec<ModelOutcome> {
+    outcomes
+        .iter()
+        .map(|o| {
+            let mut copy = o.clone();
+            for (part, answer) in [
+                ("initial", &mut copy.initial),
+                ("refined", &mut copy.refined),
+            ] {
+                if let Some(answer) = answer {
+                    answer.text = trim(o, part, &answer.text);
+                }
+            }
+            copy
+        })
+        .collect()
+}
+
+/// The fields of the structured result that repeat the answers for convenience:
+/// they shrink before the text and 1.3.2's `phases` do.
+const EXTRA_FIELDS: [&str; 3] = ["content", "models[].initial", "models[].refined"];
+
+/// The result with the answers shortened as `trim` says.
+fn build(report: &Report, trim: output::Trim) -> ToolOutput {
     let Report {
         successes,
         failures,
         ..
     } = report;
+    let mut cuts = Vec::new();
+    let primary = trimmed(successes, |o, part, text| {
+        trim.primary(o.model(), part, text, &mut cuts)
+    });
+    let extra = trimmed(successes, |_, _, text| trim.extra(text));
+    let truncated = trim.report(cuts, &EXTRA_FIELDS);
+    let mut text_notes = report.notes.clone();
+    text_notes.extend(truncated.as_ref().map(output::Truncation::note));
+    let footer = super::chat::footer(
+        &report.id,
+        "consensus",
+        &format!("{} models", successes.len()),
+        &text_notes,
+    );
     let refined = successes.iter().filter(|o| o.refined.is_some()).count();
     let mut usage = Usage::default();
     for o in successes {
         add_usage(&mut usage, &o.usage());
     }
-    ConsensusResult {
+    let structured = ConsensusResult {
         status: "consensus_complete",
         models_consulted: report.settings.models_requested.len(),
         successful_initial_responses: successes.len(),
         failed_responses: failures.len(),
         refined_responses: refined,
-        phases: phases(successes, failures),
+        phases: phases(&primary, failures),
         continuation: Continuation {
             id: report.id.clone(),
             message_count: report.message_count,
@@ -431,33 +474,34 @@ fn result(report: &Report, content: String) -> ConsensusResult {
             model: model_names(successes),
         },
         settings: report.settings.clone(),
-        content,
-        models: successes.iter().chain(failures).map(view).collect(),
+        content: render(&extra, failures),
+        models: extra.iter().chain(failures).map(view).collect(),
         successful: successes.len(),
         failed: failures.len(),
         refined,
         usage,
         notes: report.notes.clone(),
-    }
-}
-
-/// Every answer and failure within the output cap, then the footer with the
-/// continuation id; the structured part as [`ConsensusResult`].
-pub fn consensus_output(report: &Report, max_output_tokens: usize) -> ToolOutput {
-    let footer = super::chat::footer(
-        &report.id,
-        "consensus",
-        &format!("{} models", report.successes.len()),
-        &report.notes,
-    );
-    let body = render(&report.successes, &report.failures);
-    let content = output::cap(&body, max_output_tokens, footer.len() + 200);
-    let structured = result(report, content.clone());
+        truncated,
+    };
     ToolOutput {
-        text: format!("{content}{footer}"),
+        text: format!("{}{footer}", render(&primary, failures)),
         structured: serde_json::to_value(structured).unwrap_or_default(),
         is_error: false,
     }
+}
+
+/// Every answer and failure, then the footer with the continuation id; the
+/// structured part as [`ConsensusResult`]; all within the output cap.
+pub fn consensus_output(report: &Report, max_output_tokens: usize) -> ToolOutput {
+    let longest = [&report.successes, &report.failures]
+        .into_iter()
+        .flatten()
+        .flat_map(|o| [&o.initial, &o.refined])
+        .flatten()
+        .map(|a| a.text.len())
+        .max()
+        .unwrap_or(0);
+    output::fit(max_output_tokens, longest, |trim| build(report, trim))
 }
 
 /// The Markdown body: each model's answers (refined first), then the failures.
