@@ -263,9 +263,21 @@ fn read_text(policy: &FilePolicy, input: &str) -> Result<(String, String), FileE
     ))
 }
 
-/// `path:START-END` or `path:LINE` (1-based, inclusive; START ≤ END) split into the path and
-/// the range; `None` when `input` does not end like that.
+/// `path:START-END` or `path:LINE`, or later converse versions' `path{START:END}`, `path{START:}`
+/// and `path{:END}` (1-based, inclusive; START ≤ END) split into the path and the range; `None`
+/// when `input` does not end like that.
 fn split_line_range(input: &str) -> Option<(&str, (usize, usize))> {
+    if let Some(braced) = input.strip_suffix('}') {
+        let (path, range) = braced.rsplit_once('{')?;
+        let (a, b) = range.split_once(':')?;
+        let first = if a.is_empty() { 1 } else { a.parse().ok()? };
+        let last = if b.is_empty() {
+            usize::MAX
+        } else {
+            b.parse().ok()?
+        };
+        return (!path.is_empty() && first >= 1 && first <= last).then_some((path, (first, last)));
+    }
     let (path, range) = input.rsplit_once(':')?;
     let (first, last) = match range.split_once('-') {
         Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
@@ -468,6 +480,9 @@ mod tests {
         );
         assert!(text("ten.txt:7").contains("line 7\n"));
         assert!(text("ten.txt:9-99").contains("lines 9-10 of 10"));
+        assert!(text("ten.txt{3:5}").contains("lines 3-5 of 10"));
+        assert!(text("ten.txt{8:}").contains("lines 8-10 of 10"));
+        assert!(text("ten.txt{:2}").contains("lines 1-2 of 10"));
         assert!(
             text("odd:2-3").contains("a file named like a range"),
             "exists as written"
