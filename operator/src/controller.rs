@@ -1,13 +1,13 @@
-//! The controller: watches ConverseServers, the children they own and the Secrets they
-//! reference, and reconciles each ConverseServer in five phases — [`dereference`] (client),
+//! The controller: watches ConverseServers, the children they own and the Secrets and ConfigMaps
+//! they reference, and reconciles each ConverseServer in five phases — [`dereference`] (client),
 //! [`validate`](crate::validate) (pure), [`build`](crate::build) (pure),
 //! [`apply`](crate::apply) (client), [`status`](crate::status) (client).
 //!
-//! A spec the operator cannot build (invalid, or a Secret or key missing) is not an error of
-//! the reconcile: it becomes Stalled=True in status and waits for a change of the CR or of a
-//! referenced Secret (both are watched), so there is no hot loop; a missing ConfigMap or
-//! PersistentVolumeClaim of spec.files (not watched) is looked for again every 10 s. Errors (the API server, a bug
-//! in the build) go to [`error_policy`], which retries with exponential backoff.
+//! A spec the operator cannot build (invalid, or a Secret, ConfigMap or key missing) is not an
+//! error of the reconcile: it becomes Stalled=True in status and waits for a change of the CR or
+//! of a referenced Secret or ConfigMap (all watched), so there is no hot loop; a missing source of
+//! spec.files is also looked for again every 10 s (claims are not watched). Errors (the API
+//! server, a bug in the build) go to [`error_policy`], which retries with exponential backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
@@ -34,7 +34,7 @@ use crate::crd::{ConverseServer, ConverseServerStatus};
 use crate::dereference::dereference;
 use crate::desired::{BuildContext, BuildError, build, generated_secret_name, labels};
 use crate::metrics::Metrics;
-use crate::references::secret_names;
+use crate::references::{config_map_names, secret_names};
 use crate::status::{Notice, Outcome, desired_status, notices, write_status};
 use crate::validate::{ValidatedServer, ValidationError, validate};
 
@@ -138,10 +138,11 @@ impl Error {
 /// How often a ConverseServer stalled on a name conflict looks again.
 const NAME_CONFLICT_RECHECK: Duration = Duration::from_secs(10);
 
-/// How often a ConverseServer stalled on a missing ConfigMap or PersistentVolumeClaim of
-/// spec.files looks again. They are not watched: a watch would hold every ConfigMap of the
-/// watched namespaces (metadata at least) for the few that back a files directory; a get every
-/// few seconds for each stalled ConverseServer is cheaper.
+/// How often a ConverseServer stalled on a missing source of spec.files looks again.
+/// PersistentVolumeClaims are not watched: a watch would hold every claim of the watched
+/// namespaces for the few that back a files directory; a get every few seconds for each stalled
+/// ConverseServer is cheaper. (ConfigMaps are watched, for the environment's sake, so a files
+/// ConfigMap is found at once; the look also covers an operator that may not read them.)
 const FILES_RECHECK: Duration = Duration::from_secs(10);
 
 /// One reconcile of `server` (what the controller calls; tests may call it to force one).
@@ -219,8 +220,8 @@ async fn reconcile_phases(
 }
 
 /// A spec the operator cannot build: Stalled, and nothing to do until the CR or a referenced
-/// Secret changes (both are watched), so no requeue; a missing source of spec.files (not
-/// watched) is looked at again periodically.
+/// Secret or ConfigMap changes (all watched), so no requeue; a missing source of spec.files is
+/// looked at again periodically.
 fn stalled(target: &Target<'_>, invalid: &ValidationError, now: Timestamp) -> Reconciled {
     let server = target.server;
     let status = desired_status(
@@ -442,6 +443,24 @@ pub fn servers_for_secret(
         .collect()
 }
 
+/// The ConverseServers in `store` whose environment or files directory reads the ConfigMap
+/// `config_map` (its metadata).
+pub fn servers_for_config_map(
+    store: &Store<ConverseServer>,
+    config_map: &ObjectMeta,
+) -> Vec<ObjectRef<ConverseServer>> {
+    let (Some(name), Some(namespace)) = (&config_map.name, &config_map.namespace) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .into_iter()
+        .filter(|s| s.metadata.namespace.as_ref() == Some(namespace))
+        .filter(|s| config_map_names(&s.spec).iter().any(|n| n == name))
+        .map(|s| ObjectRef::from_obj(&*s))
+        .collect()
+}
+
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -477,10 +496,11 @@ pub async fn run(
         })
     };
     info!(namespace = ns.unwrap_or("(all)"), "controller starting");
-    // Children and Secrets only trigger reconciles, and their metadata is all a trigger needs
-    // (owner references, names; every change moves the resourceVersion). An
+    // Children, Secrets and ConfigMaps only trigger reconciles, and their metadata is all a
+    // trigger needs (owner references, names; every change moves the resourceVersion). An
     // `Api<PartialObjectMeta<_>>` watches metadata only, which keeps whole objects — and Secret
-    // data above all — out of the operator.
+    // data above all — out of the operator; the dereference phase reads the few referenced ones.
+    let config_map_store = store.clone();
     controller
         .owns(
             api::<PartialObjectMeta<Deployment>>(&client, ns),
@@ -503,8 +523,13 @@ pub async fn run(
         .owns(api::<PartialObjectMeta<NetworkPolicy>>(&client, ns), ours)
         .watches(
             api::<PartialObjectMeta<Secret>>(&client, ns),
-            all,
+            all.clone(),
             move |secret| servers_for_secret(&store, &secret.metadata),
+        )
+        .watches(
+            api::<PartialObjectMeta<ConfigMap>>(&client, ns),
+            all,
+            move |config_map| servers_for_config_map(&config_map_store, &config_map.metadata),
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

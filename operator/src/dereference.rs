@@ -1,5 +1,6 @@
-//! Phase 1, dereference (client): read what the spec points at. The referenced Secrets (only
-//! those that exist; validate reports the rest), the ConfigMap or PersistentVolumeClaim of
+//! Phase 1, dereference (client): read what the spec points at. The referenced Secrets and
+//! ConfigMaps (the spec's own references, those of `spec.env`/`spec.envFrom`, and the source of
+//! `spec.files`; only those that exist, validate reports the rest), the PersistentVolumeClaim of
 //! `spec.files` (likewise), and the operator's own `<name>-generated` Secret: its JWT signing
 //! value is read back when present and generated once otherwise, so it stays stable across
 //! reconciles (the apply phase then stores it).
@@ -11,7 +12,7 @@ use rand::RngCore;
 use crate::crd::{ConverseServer, ConverseServerSpec, FilesSource};
 use crate::desired::env::GENERATED_JWT_KEY;
 use crate::desired::generated_secret_name;
-use crate::references::{Dereferenced, secret_names};
+use crate::references::{Dereferenced, config_map_names, secret_names};
 
 /// What phase 1 found.
 #[derive(Debug, Clone, Default)]
@@ -43,43 +44,52 @@ pub async fn dereference(
         .and_then(|s| stored_jwt_secret(&s))
         .unwrap_or_else(fresh_jwt_secret);
     let dereferenced = Dereferenced::from_secrets(&secrets);
+    let dereferenced =
+        dereference_config_maps(client, &server.spec, namespace, dereferenced).await?;
     Ok(Found {
-        dereferenced: dereference_files(client, &server.spec, namespace, dereferenced).await?,
+        dereferenced: dereference_claim(client, &server.spec, namespace, dereferenced).await?,
         generated_jwt_secret: generated,
     })
 }
 
-/// Adds the ConfigMap or PersistentVolumeClaim of `spec.files` to `found`, if it exists. The
-/// operator needs only `get` for it (no watch: a stalled ConverseServer looks again
-/// periodically). Without that permission (an RBAC set up before spec.files existed), the
-/// reference goes unchecked rather than failing every reconcile of the ConverseServer: the
-/// kubelet reports a missing volume on the pod anyway.
-async fn dereference_files(
+/// Adds the ConfigMaps the spec names (the environment's, the files source) that exist to
+/// `found`. Without `get` on ConfigMaps (an RBAC set up before the operator read them) the
+/// references go unchecked rather than failing every reconcile of the ConverseServer: the
+/// kubelet reports a missing one on the pod anyway.
+async fn dereference_config_maps(
+    client: &Client,
+    spec: &ConverseServerSpec,
+    namespace: &str,
+    mut found: Dereferenced,
+) -> Result<Dereferenced, kube::Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    for name in config_map_names(spec) {
+        found = match split_forbidden(api.get_opt(&name).await)? {
+            Ok(Some(cm)) => found.with_config_map_object(&cm),
+            Ok(None) => found,
+            Err(message) => return Ok(found.with_unreadable("ConfigMap", message)),
+        };
+    }
+    Ok(found)
+}
+
+/// Adds the PersistentVolumeClaim of `spec.files` to `found`, if it exists. The operator needs
+/// only `get` for it (no watch: a stalled ConverseServer looks again periodically). Without that
+/// permission the reference goes unchecked, as for ConfigMaps.
+async fn dereference_claim(
     client: &Client,
     spec: &ConverseServerSpec,
     namespace: &str,
     found: Dereferenced,
 ) -> Result<Dereferenced, kube::Error> {
-    let Some(source) = spec.files.as_ref().and_then(|f| f.source()) else {
+    let Some(FilesSource::Claim(p)) = spec.files.as_ref().and_then(|f| f.source()) else {
         return Ok(found);
     };
-    Ok(match source {
-        FilesSource::ConfigMap(c) => {
-            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-            match split_forbidden(api.get_opt(&c.name).await)? {
-                Ok(Some(cm)) => found.with_config_map_object(&cm),
-                Ok(None) => found,
-                Err(message) => found.with_unreadable("ConfigMap", message),
-            }
-        }
-        FilesSource::Claim(p) => {
-            let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-            match split_forbidden(api.get_opt(&p.claim_name).await)? {
-                Ok(Some(pvc)) => found.with_claim_object(&pvc),
-                Ok(None) => found,
-                Err(message) => found.with_unreadable("PersistentVolumeClaim", message),
-            }
-        }
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    Ok(match split_forbidden(api.get_opt(&p.claim_name).await)? {
+        Ok(Some(pvc)) => found.with_claim_object(&pvc),
+        Ok(None) => found,
+        Err(message) => found.with_unreadable("PersistentVolumeClaim", message),
     })
 }
 

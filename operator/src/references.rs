@@ -1,20 +1,22 @@
-//! Which Secret keys a spec uses, and what the dereference phase found in them (and of the
-//! ConfigMap or PersistentVolumeClaim of `spec.files`).
+//! Which Secret keys a spec uses, which Secrets and ConfigMaps the pods' environment reads
+//! (`spec.env[].valueFrom`, `spec.envFrom`), and what the dereference phase found in them (and of
+//! the ConfigMap or PersistentVolumeClaim of `spec.files`).
 //!
-//! The controller fetches (and watches) exactly the Secrets listed by [`secret_references`];
-//! [`Dereferenced`] is what it hands to `validate`: per Secret, its keys with a SHA-256 and the
-//! length of their data, and which entries the server would refuse were the value an API-key
-//! list. The values themselves never leave the dereference phase: hashes are enough to roll the
-//! pods on rotation, lengths and entry numbers enough to catch an empty or short secret.
+//! The controller fetches (and watches) exactly the Secrets listed by [`secret_names`] and the
+//! ConfigMaps listed by [`config_map_names`]; [`Dereferenced`] is what it hands to `validate`: per
+//! Secret, its keys with a SHA-256 and the length of their data, and which entries the server
+//! would refuse were the value an API-key list; per ConfigMap, its keys with a SHA-256. The values
+//! themselves never leave the dereference phase: hashes are enough to roll the pods on rotation,
+//! lengths and entry numbers enough to catch an empty or short secret.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use converse_config::ApiKey;
 use converse_config::vars::MCP_API_KEYS;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use sha2::{Digest, Sha256};
 
-use crate::crd::{ConversationStore, ConverseServerSpec, SecretKeyRef};
+use crate::crd::{ConversationStore, ConverseServerSpec, FilesSource, SecretKeyRef};
 
 /// One use of a Secret key by the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,12 +84,115 @@ pub fn secret_references(spec: &ConverseServerSpec) -> Vec<SecretReference> {
     refs
 }
 
-/// The names of the Secrets the spec uses, deduplicated and sorted (what to fetch and watch).
+/// The kind of object the pods' environment reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EnvSourceKind {
+    Secret,
+    ConfigMap,
+}
+
+impl EnvSourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvSourceKind::Secret => "Secret",
+            EnvSourceKind::ConfigMap => "ConfigMap",
+        }
+    }
+}
+
+/// An object, or one key of it, that the server container reads through `spec.env[].valueFrom`
+/// or `spec.envFrom`. The kubelet resolves these when a container starts, so a change reaches
+/// the server only in new pods: their digests go into the config hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvReference {
+    /// Path of the referencing field under `spec.`, for messages.
+    pub field: String,
+    pub kind: EnvSourceKind,
+    pub name: String,
+    /// The key (`valueFrom`); `None`: every key of the object (`envFrom`).
+    pub key: Option<String>,
+    /// `optional: true`: the kubelet starts the container without it.
+    pub optional: bool,
+}
+
+/// Every Secret and ConfigMap the spec's `env` and `envFrom` read, in spec order. Entries without
+/// a name are left out (the API server refuses such a Deployment anyway).
+pub fn env_references(spec: &ConverseServerSpec) -> Vec<EnvReference> {
+    let mut refs = Vec::new();
+    let mut push = |field: String, kind, name: &str, key: Option<&str>, optional: Option<bool>| {
+        if !name.is_empty() {
+            refs.push(EnvReference {
+                field,
+                kind,
+                name: name.to_owned(),
+                key: key.map(str::to_owned),
+                optional: optional.unwrap_or(false),
+            });
+        }
+    };
+    for e in &spec.env {
+        let Some(from) = &e.value_from else { continue };
+        if let Some(r) = &from.secret_key_ref {
+            let field = format!("env[{}].valueFrom.secretKeyRef", e.name);
+            push(
+                field,
+                EnvSourceKind::Secret,
+                &r.name,
+                Some(&r.key),
+                r.optional,
+            );
+        }
+        if let Some(r) = &from.config_map_key_ref {
+            let field = format!("env[{}].valueFrom.configMapKeyRef", e.name);
+            push(
+                field,
+                EnvSourceKind::ConfigMap,
+                &r.name,
+                Some(&r.key),
+                r.optional,
+            );
+        }
+    }
+    for (i, e) in spec.env_from.iter().enumerate() {
+        if let Some(r) = &e.secret_ref {
+            let field = format!("envFrom[{i}].secretRef");
+            push(field, EnvSourceKind::Secret, &r.name, None, r.optional);
+        }
+        if let Some(r) = &e.config_map_ref {
+            let field = format!("envFrom[{i}].configMapRef");
+            push(field, EnvSourceKind::ConfigMap, &r.name, None, r.optional);
+        }
+    }
+    refs
+}
+
+/// The names of the Secrets the spec uses, its own references and the environment's,
+/// deduplicated and sorted (what to fetch and watch).
 pub fn secret_names(spec: &ConverseServerSpec) -> Vec<String> {
-    let mut names: Vec<String> = secret_references(spec)
+    let own = secret_references(spec).into_iter().map(|r| r.secret.name);
+    let env = env_references(spec)
         .into_iter()
-        .map(|r| r.secret.name)
-        .collect();
+        .filter(|r| r.kind == EnvSourceKind::Secret)
+        .map(|r| r.name);
+    sorted_names(own.chain(env))
+}
+
+/// The names of the ConfigMaps the spec uses, the environment's and the source of `spec.files`,
+/// deduplicated and sorted (what to fetch and watch).
+pub fn config_map_names(spec: &ConverseServerSpec) -> Vec<String> {
+    let files = match spec.files.as_ref().and_then(|f| f.source()) {
+        Some(FilesSource::ConfigMap(c)) => Some(c.name.clone()),
+        _ => None,
+    };
+    let env = env_references(spec)
+        .into_iter()
+        .filter(|r| r.kind == EnvSourceKind::ConfigMap)
+        .map(|r| r.name);
+    sorted_names(files.into_iter().chain(env))
+}
+
+fn sorted_names(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = names.collect();
     names.sort();
     names.dedup();
     names
@@ -157,14 +262,16 @@ impl ApiKeyEntries {
 }
 
 /// What the dereference phase found: the referenced Secrets that exist, with a digest of each
-/// key, and the ConfigMap or PersistentVolumeClaim of `spec.files` if it exists. A referenced
-/// object that is absent here does not exist, unless its kind is listed in `unreadable`.
+/// key, the referenced ConfigMaps that exist (the environment's and the one of `spec.files`),
+/// and the PersistentVolumeClaim of `spec.files` if it exists. A referenced object that is
+/// absent here does not exist, unless its kind is listed in `unreadable`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dereferenced {
     pub secrets: BTreeMap<String, BTreeMap<String, KeyDigest>>,
-    /// ConfigMaps that exist: name → their keys (data and binaryData). Only the keys: the
-    /// contents are the kubelet's to mount, and edits must not roll the pods.
-    pub config_maps: BTreeMap<String, BTreeSet<String>>,
+    /// ConfigMaps that exist: name → their keys (data and binaryData) → SHA-256 of the value.
+    /// Only what the environment reads goes into the config hash: a files ConfigMap is the
+    /// kubelet's to refresh in place, and its edits must not roll the pods.
+    pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
     /// PersistentVolumeClaims that exist: name → their access modes (spec.accessModes).
     pub claims: BTreeMap<String, Vec<String>>,
     /// Kinds the operator may not read (RBAC refused the get): kind → the API server's message.
@@ -205,27 +312,45 @@ impl Dereferenced {
         self
     }
 
-    /// Record a ConfigMap from the API server: its name and keys.
-    pub fn with_config_map_object(self, config_map: &ConfigMap) -> Self {
+    /// Record a ConfigMap from the API server: its name, keys and a digest of each value.
+    pub fn with_config_map_object(mut self, config_map: &ConfigMap) -> Self {
         let Some(name) = &config_map.metadata.name else {
             return self;
         };
-        let keys = config_map
+        let text = config_map
             .data
             .iter()
-            .flat_map(|d| d.keys())
-            .chain(config_map.binary_data.iter().flat_map(|d| d.keys()))
-            .cloned();
-        self.with_config_map(name, keys)
+            .flatten()
+            .map(|(k, v)| (k.clone(), sha256_hex(v.as_bytes())));
+        let binary = config_map
+            .binary_data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), sha256_hex(&v.0)));
+        self.config_maps
+            .insert(name.clone(), text.chain(binary).collect());
+        self
     }
 
-    /// Record ConfigMap `name` with the given keys (tests and fixtures).
+    /// Record ConfigMap `name` with the given keys, all empty (tests and fixtures).
     pub fn with_config_map<K: AsRef<str>>(
-        mut self,
+        self,
         name: &str,
         keys: impl IntoIterator<Item = K>,
     ) -> Self {
-        let keys = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
+        self.with_config_map_data(name, keys.into_iter().map(|k| (k, "")))
+    }
+
+    /// Record ConfigMap `name` with the given keys and values (tests and fixtures).
+    pub fn with_config_map_data<K: AsRef<str>, V: AsRef<[u8]>>(
+        mut self,
+        name: &str,
+        data: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let keys = data
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), sha256_hex(v.as_ref())))
+            .collect();
         self.config_maps.insert(name.to_owned(), keys);
         self
     }
@@ -267,6 +392,52 @@ impl Dereferenced {
     pub fn digest(&self, r: &SecretKeyRef) -> Option<&KeyDigest> {
         self.secrets.get(&r.name).and_then(|keys| keys.get(&r.key))
     }
+
+    /// What the environment reference `r` reads, as far as the operator can tell.
+    pub fn env_source(&self, r: &EnvReference) -> EnvSource {
+        let keys: Option<BTreeMap<&str, &str>> = match r.kind {
+            EnvSourceKind::Secret => self.secrets.get(&r.name).map(|keys| {
+                keys.iter()
+                    .map(|(k, d)| (k.as_str(), d.sha256.as_str()))
+                    .collect()
+            }),
+            EnvSourceKind::ConfigMap => {
+                if self.unreadable.contains_key(r.kind.as_str()) {
+                    return EnvSource::NotChecked;
+                }
+                self.config_maps
+                    .get(&r.name)
+                    .map(|keys| keys.iter().map(|(k, d)| (k.as_str(), d.as_str())).collect())
+            }
+        };
+        let Some(keys) = keys else {
+            return EnvSource::ObjectMissing;
+        };
+        match &r.key {
+            Some(key) => keys.get(key.as_str()).map_or(EnvSource::KeyMissing, |d| {
+                EnvSource::Digest((*d).to_owned())
+            }),
+            // The whole object: every key and its value's digest, so adding, removing or
+            // changing any variable changes it.
+            None => {
+                let listing: String = keys.iter().map(|(k, d)| format!("{k}={d}\n")).collect();
+                EnvSource::Digest(sha256_hex(listing.as_bytes()))
+            }
+        }
+    }
+}
+
+/// What the dereference phase found for one [`EnvReference`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvSource {
+    /// SHA-256 of the key's value, or for a whole object of its keys and their digests.
+    Digest(String),
+    /// The object does not exist.
+    ObjectMissing,
+    /// The object exists without the key.
+    KeyMissing,
+    /// The operator may not read objects of this kind (RBAC).
+    NotChecked,
 }
 
 /// Lower-case hex SHA-256.
@@ -319,8 +490,127 @@ mod tests {
             ..ConfigMap::default()
         };
         let d = Dereferenced::default().with_config_map_object(&cm);
-        let keys: Vec<&str> = d.config_maps["docs"].iter().map(String::as_str).collect();
+        let keys: Vec<&str> = d.config_maps["docs"].keys().map(String::as_str).collect();
         assert_eq!(keys, ["a.md", "logo.png"]);
+        // Digests of the values, text and binary alike; never the values.
+        assert_eq!(d.config_maps["docs"]["a.md"], sha256_hex(b"# A"));
+        assert_eq!(d.config_maps["docs"]["logo.png"], sha256_hex(&[0x89, b'P']));
+    }
+
+    const ENV_SPEC: &str = "{providers: {openai: {apiKeySecretRef: {name: llm, key: openai}}}, \
+        files: {configMap: {name: docs}}, \
+        env: [{name: A, valueFrom: {secretKeyRef: {name: extra, key: a, optional: true}}}, \
+              {name: B, valueFrom: {configMapKeyRef: {name: settings, key: b}}}, \
+              {name: C, value: plain}, \
+              {name: D, valueFrom: {fieldRef: {fieldPath: metadata.name}}}], \
+        envFrom: [{secretRef: {name: bulk}}, {configMapRef: {name: tuning, optional: true}, prefix: T_}]}";
+
+    #[test]
+    fn env_references_are_every_secret_and_config_map_the_environment_reads() {
+        let spec: ConverseServerSpec = serde_norway::from_str(ENV_SPEC).unwrap();
+        let refs: Vec<(String, EnvSourceKind, String, Option<String>, bool)> =
+            env_references(&spec)
+                .into_iter()
+                .map(|r| (r.field, r.kind, r.name, r.key, r.optional))
+                .collect();
+        let s = |x: &str| x.to_owned();
+        assert_eq!(
+            refs,
+            [
+                (
+                    s("env[A].valueFrom.secretKeyRef"),
+                    EnvSourceKind::Secret,
+                    s("extra"),
+                    Some(s("a")),
+                    true
+                ),
+                (
+                    s("env[B].valueFrom.configMapKeyRef"),
+                    EnvSourceKind::ConfigMap,
+                    s("settings"),
+                    Some(s("b")),
+                    false
+                ),
+                (
+                    s("envFrom[0].secretRef"),
+                    EnvSourceKind::Secret,
+                    s("bulk"),
+                    None,
+                    false
+                ),
+                (
+                    s("envFrom[1].configMapRef"),
+                    EnvSourceKind::ConfigMap,
+                    s("tuning"),
+                    None,
+                    true
+                ),
+            ]
+        );
+        // What to fetch and watch: the spec's own references and the environment's, sorted.
+        assert_eq!(secret_names(&spec), ["bulk", "extra", "llm"]);
+        assert_eq!(config_map_names(&spec), ["docs", "settings", "tuning"]);
+    }
+
+    #[test]
+    fn env_sources_are_digested_by_key_or_whole() {
+        let d = Dereferenced::default()
+            .with_secret("bulk", [("X", "1"), ("Y", "2")])
+            .with_config_map_data("settings", [("b", "on")]);
+        let r = |kind, name: &str, key: Option<&str>| EnvReference {
+            field: "f".to_owned(),
+            kind,
+            name: name.to_owned(),
+            key: key.map(str::to_owned),
+            optional: false,
+        };
+        let secret = EnvSourceKind::Secret;
+        let config_map = EnvSourceKind::ConfigMap;
+        assert_eq!(
+            d.env_source(&r(secret, "bulk", Some("X"))),
+            EnvSource::Digest(sha256_hex(b"1"))
+        );
+        assert_eq!(
+            d.env_source(&r(config_map, "settings", Some("b"))),
+            EnvSource::Digest(sha256_hex(b"on"))
+        );
+        assert_eq!(
+            d.env_source(&r(secret, "bulk", Some("Z"))),
+            EnvSource::KeyMissing
+        );
+        assert_eq!(
+            d.env_source(&r(secret, "other", None)),
+            EnvSource::ObjectMissing
+        );
+        // A ConfigMap and a Secret of the same name are different objects.
+        assert_eq!(
+            d.env_source(&r(config_map, "bulk", None)),
+            EnvSource::ObjectMissing
+        );
+
+        // A whole object's digest changes with any value, and with a key added or removed.
+        let whole = |d: &Dereferenced| d.env_source(&r(secret, "bulk", None));
+        let base = whole(&d);
+        assert!(matches!(base, EnvSource::Digest(_)));
+        let changed = d.clone().with_secret("bulk", [("X", "1"), ("Y", "3")]);
+        let added = d
+            .clone()
+            .with_secret("bulk", [("X", "1"), ("Y", "2"), ("Z", "")]);
+        let removed = d.clone().with_secret("bulk", [("X", "1")]);
+        for other in [&changed, &added, &removed] {
+            assert_ne!(whole(other), base);
+        }
+        assert_eq!(
+            whole(&d.clone().with_secret("bulk", [("Y", "2"), ("X", "1")])),
+            base
+        );
+
+        // ConfigMaps the operator may not read are not checked.
+        let forbidden = d.with_unreadable("ConfigMap", "forbidden");
+        assert_eq!(
+            forbidden.env_source(&r(config_map, "settings", Some("b"))),
+            EnvSource::NotChecked
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! CEL rules reject most mistakes at `kubectl apply` time; this phase re-checks the few that
 //! the build relies on (a CRD can be installed without its rules, or an object can predate
 //! them), checks what only the operator can see (Secrets and keys exist and are usable, the
-//! ConfigMap or PersistentVolumeClaim of `spec.files` exists), and finally runs the server's own
+//! Secrets and ConfigMaps of `spec.env`/`spec.envFrom` exist unless optional, the ConfigMap or
+//! PersistentVolumeClaim of `spec.files` exists), and finally runs the server's own
 //! parser over the environment the operator will write, with stand-ins for Secret values, so a
 //! value the server would refuse (a bad URL, a duration below its minimum, an origin with a
 //! path) is refused here, named by its spec field, instead of crash-looping the pods.
@@ -22,7 +23,9 @@ use crate::crd::{
 };
 use crate::desired::env::{self, EnvInputs};
 use crate::endpoints;
-use crate::references::{Dereferenced, KeyDigest, secret_references};
+use crate::references::{
+    Dereferenced, EnvSource, EnvSourceKind, KeyDigest, env_references, secret_references,
+};
 
 /// A spec the operator can build from, with the facts derived while checking it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +41,9 @@ pub struct ValidatedServer {
     pub auth_strategy: AuthStrategy,
     /// Every referenced Secret key with its digest, sorted: part of the config hash.
     pub secrets: Vec<ResolvedSecret>,
+    /// What `spec.env`/`spec.envFrom` read from Secrets and ConfigMaps, sorted: part of the
+    /// config hash, so a change rolls the pods.
+    pub env_sources: Vec<ResolvedEnvSource>,
     /// Whether the operator must supply the oauth2 JWT signing secret (`<name>-generated`).
     pub needs_generated_jwt_secret: bool,
     /// What was found of `spec.files`' source (the FilesResolved condition).
@@ -52,6 +58,18 @@ pub struct ResolvedSecret {
     pub name: String,
     pub key: String,
     pub sha256: String,
+}
+
+/// A Secret or ConfigMap (or one key of it) the pods' environment reads, with its digest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResolvedEnvSource {
+    pub kind: EnvSourceKind,
+    pub name: String,
+    /// The key (`valueFrom`); `None`: every key (`envFrom`).
+    pub key: Option<String>,
+    /// SHA-256 of what is read; `None` when there is nothing to digest: an optional reference
+    /// to something absent, or a ConfigMap the operator may not read.
+    pub sha256: Option<String>,
 }
 
 /// What validate found of the source of `spec.files`, for the FilesResolved condition.
@@ -75,8 +93,9 @@ pub enum ValidationError {
     /// The spec breaks a rule: Accepted=False, Stalled=True.
     #[error("the spec is invalid: {}", join(.0))]
     InvalidSpec(Vec<FieldError>),
-    /// A referenced Secret or key is missing or unusable: SecretsResolved=False, Stalled=True.
-    #[error("Secret references do not resolve: {}", join(.0))]
+    /// A referenced Secret or key is missing or unusable, or a Secret or ConfigMap the pods'
+    /// environment reads is missing: SecretsResolved=False, Stalled=True.
+    #[error("references do not resolve: {}", join(.0))]
     UnresolvedSecrets(Vec<SecretProblem>),
     /// The ConfigMap (or one of its listed keys) or PersistentVolumeClaim of `spec.files` is
     /// missing: FilesResolved=False, Stalled=True. Neither is watched, so the controller looks
@@ -103,6 +122,8 @@ impl ValidationError {
             ValidationError::UnresolvedSecrets(problems) => match problems.first() {
                 Some(SecretProblem::SecretNotFound { .. }) => "SecretNotFound",
                 Some(SecretProblem::KeyNotFound { .. }) => "SecretKeyNotFound",
+                Some(SecretProblem::ConfigMapNotFound { .. }) => "ConfigMapNotFound",
+                Some(SecretProblem::ConfigMapKeyNotFound { .. }) => "ConfigMapKeyNotFound",
                 _ => "SecretValueInvalid",
             },
             ValidationError::UnresolvedFiles(problems) => match problems.first() {
@@ -140,9 +161,20 @@ impl FieldError {
     }
 }
 
-/// One Secret reference that does not resolve. Messages name the Secret and key, never a value.
+/// One Secret reference that does not resolve, or a ConfigMap the environment reads that is
+/// missing. Messages name the object and key, never a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretProblem {
+    /// A ConfigMap `spec.env`/`spec.envFrom` read without `optional: true`: the kubelet would not
+    /// start the container.
+    #[error("ConfigMap {config_map:?} (spec.{field}) does not exist in the namespace")]
+    ConfigMapNotFound { field: String, config_map: String },
+    #[error("ConfigMap {config_map:?} has no key {key:?} (spec.{field})")]
+    ConfigMapKeyNotFound {
+        field: String,
+        config_map: String,
+        key: String,
+    },
     #[error("Secret {secret:?} (spec.{field}) does not exist in the namespace")]
     SecretNotFound { field: String, secret: String },
     #[error("Secret {secret:?} has no key {key:?} (spec.{field})")]
@@ -225,11 +257,23 @@ pub fn validate(
         return Err(ValidationError::InvalidSpec(errors));
     }
 
-    let secrets =
-        resolve_secrets(spec, dereferenced).map_err(ValidationError::UnresolvedSecrets)?;
+    // Every problem of both kinds at once: one fix per round trip is tedious.
+    let (secrets, env_sources) = match (
+        resolve_secrets(spec, dereferenced),
+        resolve_env_sources(spec, dereferenced),
+    ) {
+        (Ok(secrets), Ok(env_sources)) => (secrets, env_sources),
+        (secrets, env_sources) => {
+            let problems = [secrets.err(), env_sources.err()];
+            return Err(ValidationError::UnresolvedSecrets(
+                problems.into_iter().flatten().flatten().collect(),
+            ));
+        }
+    };
     let files = resolve_files(spec, dereferenced).map_err(ValidationError::UnresolvedFiles)?;
     warnings.extend(advice(spec));
     warnings.extend(files_advice(spec, dereferenced, &files));
+    warnings.extend(env_sources_advice(spec, dereferenced));
 
     let auth_strategy = spec.auth.as_ref().map(|a| a.strategy).unwrap_or_default();
     let needs_generated_jwt_secret = auth_strategy == AuthStrategy::OAuth2
@@ -247,6 +291,7 @@ pub fn validate(
         public_url,
         auth_strategy,
         secrets,
+        env_sources,
         needs_generated_jwt_secret,
         files,
         warnings,
@@ -522,6 +567,84 @@ fn resolve_secrets(
     }
 }
 
+/// What `spec.env`/`spec.envFrom` read, digested. A missing object or key is a problem unless
+/// the reference is optional (then the kubelet starts the container without it, and so does the
+/// operator: its absence is hashed, so its arrival rolls the pods).
+fn resolve_env_sources(
+    spec: &ConverseServerSpec,
+    dereferenced: &Dereferenced,
+) -> Result<Vec<ResolvedEnvSource>, Vec<SecretProblem>> {
+    let mut problems = Vec::new();
+    let mut resolved = BTreeSet::new();
+    for r in env_references(spec) {
+        let sha256 = match dereferenced.env_source(&r) {
+            EnvSource::Digest(d) => Some(d),
+            EnvSource::NotChecked => None,
+            EnvSource::ObjectMissing | EnvSource::KeyMissing if r.optional => None,
+            missing => {
+                let (field, name) = (r.field.clone(), r.name.clone());
+                let key = r.key.clone().unwrap_or_default();
+                problems.push(match (r.kind, missing) {
+                    (EnvSourceKind::Secret, EnvSource::ObjectMissing) => {
+                        SecretProblem::SecretNotFound {
+                            field,
+                            secret: name,
+                        }
+                    }
+                    (EnvSourceKind::Secret, _) => SecretProblem::KeyNotFound {
+                        field,
+                        secret: name,
+                        key,
+                    },
+                    (EnvSourceKind::ConfigMap, EnvSource::ObjectMissing) => {
+                        SecretProblem::ConfigMapNotFound {
+                            field,
+                            config_map: name,
+                        }
+                    }
+                    (EnvSourceKind::ConfigMap, _) => SecretProblem::ConfigMapKeyNotFound {
+                        field,
+                        config_map: name,
+                        key,
+                    },
+                });
+                continue;
+            }
+        };
+        resolved.insert(ResolvedEnvSource {
+            kind: r.kind,
+            name: r.name,
+            key: r.key,
+            sha256,
+        });
+    }
+    if problems.is_empty() {
+        Ok(resolved.into_iter().collect())
+    } else {
+        Err(problems)
+    }
+}
+
+/// The environment reads ConfigMaps the operator may not read: their changes do not roll the
+/// pods.
+fn env_sources_advice(spec: &ConverseServerSpec, dereferenced: &Dereferenced) -> Vec<String> {
+    let kind = EnvSourceKind::ConfigMap.as_str();
+    let Some(message) = dereferenced.unreadable.get(kind) else {
+        return Vec::new();
+    };
+    env_references(spec)
+        .into_iter()
+        .filter(|r| r.kind == EnvSourceKind::ConfigMap)
+        .map(|r| {
+            format!(
+                "spec.{}: the operator may not read ConfigMap {:?} ({message}), so a change to it \
+                 does not roll the pods; grant it get, list and watch on configmaps",
+                r.field, r.name
+            )
+        })
+        .collect()
+}
+
 /// Whether the source of `spec.files` exists (and a ConfigMap has the listed keys). Only the
 /// existence: whether the kubelet can mount a claim (bound, reachable from the node) is the
 /// pod's to report.
@@ -553,7 +676,7 @@ fn resolve_files(
             let missing: Vec<FilesProblem> = c
                 .items
                 .iter()
-                .filter(|i| !keys.contains(&i.key))
+                .filter(|i| !keys.contains_key(&i.key))
                 .map(|i| FilesProblem::ConfigMapKeyNotFound {
                     name: c.name.clone(),
                     key: i.key.clone(),

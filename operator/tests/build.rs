@@ -591,6 +591,52 @@ fn config_hash_follows_secret_data_and_spec() {
     .unwrap();
     assert_ne!(build(&v, &context()).unwrap().config_hash, before);
 
+    // What the environment reads from Secrets and ConfigMaps does (the kubelet resolves it only
+    // when a container starts).
+    let mut env = server.clone();
+    env.spec.env_from = serde_json::from_value(serde_json::json!([
+        {"secretRef": {"name": "bulk"}},
+        {"configMapRef": {"name": "tuning", "optional": true}},
+    ]))
+    .unwrap();
+    env.spec.env = serde_json::from_value(serde_json::json!([
+        {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+    ]))
+    .unwrap();
+    let hash = |d: Dereferenced| {
+        build(&validate(&env, &d).unwrap(), &context())
+            .unwrap()
+            .config_hash
+    };
+    let with = |bulk: &str, mode: &str, other: &str| {
+        dereferenced()
+            .with_secret("bulk", [("TOKEN", bulk)])
+            .with_config_map_data("settings", [("mode", mode), ("other", other)])
+    };
+    let env_base = hash(with("one", "fast", "x"));
+    assert_ne!(env_base, base);
+    assert_eq!(hash(with("one", "fast", "x")), env_base, "stable");
+    assert_ne!(
+        hash(with("two", "fast", "x")),
+        env_base,
+        "envFrom Secret rotated"
+    );
+    assert_ne!(
+        hash(with("one", "slow", "x")),
+        env_base,
+        "configMapKeyRef value"
+    );
+    assert_eq!(
+        hash(with("one", "fast", "y")),
+        env_base,
+        "a key the environment does not read"
+    );
+    assert_ne!(
+        hash(with("one", "fast", "x").with_config_map_data("tuning", [("A", "1")])),
+        env_base,
+        "an optional source appeared"
+    );
+
     // A spec change that shapes the pods does.
     let mut changed = server.clone();
     changed.spec.log_level = Some(converse_config::LogLevel::Warn);

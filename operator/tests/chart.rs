@@ -211,8 +211,10 @@ fn needed() -> BTreeSet<(String, String, String)> {
         add(group, resource, &["delete"]);
     }
     add("events.k8s.io", "events", &apply);
-    // spec.files: does the ConfigMap or claim exist?
-    add("", "configmaps", &["get"]);
+    // spec.env/envFrom and spec.files: read the ConfigMaps, and watch them (metadata) so a
+    // change rolls the pods.
+    add("", "configmaps", &read);
+    // spec.files: does the claim exist?
     add("", "persistentvolumeclaims", &["get"]);
     out
 }

@@ -813,9 +813,9 @@ spec:
 "#;
 
 /// spec.files.configMap: a missing ConfigMap stalls the ConverseServer on FilesResolved (no
-/// Deployment with a volume that cannot mount); once it exists the operator finds it on its
-/// periodic look (ConfigMaps are not watched), and the Deployment the API server accepts mounts
-/// it read-only at the files root.
+/// Deployment with a volume that cannot mount); once it exists the operator finds it (the
+/// ConfigMap watch, or the periodic look), and the Deployment the API server accepts mounts it
+/// read-only at the files root.
 #[tokio::test]
 async fn files_config_map_is_mounted_and_a_missing_one_stalls_until_it_exists() {
     use converse_operator::desired::files::{FILES_MOUNT_PATH, FILES_VOLUME};
@@ -886,7 +886,7 @@ async fn files_config_map_is_mounted_and_a_missing_one_stalls_until_it_exists() 
     let c = condition(&missing_key, "FilesResolved").expect("FilesResolved");
     assert!(c.message.contains("\"design.md\""), "{}", c.message);
 
-    // The key appears: the next look finds it, and the Deployment mounts the ConfigMap.
+    // The key appears: the operator finds it, and the Deployment mounts the ConfigMap.
     apply_config_map(serde_json::json!({"design.md": "# Design\n"})).await;
     wait_for(
         &servers,
@@ -931,6 +931,114 @@ async fn files_config_map_is_mounted_and_a_missing_one_stalls_until_it_exists() 
         .find(|e| e.name == "CONVERSE_FILES_ROOT")
         .and_then(|e| e.value.as_deref());
     assert_eq!(root, Some(FILES_MOUNT_PATH));
+
+    running.stop().await;
+    ns.cleanup().await.expect("cleanup");
+}
+
+const ENV_FROM_SERVER: &str = r#"
+apiVersion: converse.dev/v1alpha1
+kind: ConverseServer
+metadata: {name: envfrom}
+spec:
+  providers:
+    openai: {apiKeySecretRef: {name: llm-keys, key: openai}}
+  env:
+    - name: TEAM_MODE
+      valueFrom: {configMapKeyRef: {name: team-settings, key: mode}}
+  envFrom:
+    - secretRef: {name: extra-env}
+"#;
+
+/// A Secret the pods read only through spec.envFrom, and a ConfigMap read through
+/// spec.env[].valueFrom, roll the pods when they change: both are watched (metadata only) and
+/// their data digested into the pod-template hash, like the spec's own Secret references.
+#[tokio::test]
+async fn changing_what_env_and_env_from_read_rolls_the_pods() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    let test = "changing_what_env_and_env_from_read_rolls_the_pods";
+    let Some(client) = cluster(test).await else {
+        return;
+    };
+    install_crd(&client, TEST_MANAGER).await;
+    let ns = TestNamespace::create(&client, "op-envfrom")
+        .await
+        .expect("namespace");
+    let running = Running::start(&client, &ns.name);
+    apply_secret(&client, &ns.name, "llm-keys", &[("openai", "sk-test")]).await;
+    apply_secret(&client, &ns.name, "extra-env", &[("EXTRA_TOKEN", "one")]).await;
+    let config_maps: Api<ConfigMap> = ns.api();
+    let apply_config_map = |mode: &'static str| {
+        let config_maps = config_maps.clone();
+        async move {
+            let cm = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "team-settings"},
+                "data": {"mode": mode},
+            });
+            config_maps
+                .patch(
+                    "team-settings",
+                    &PatchParams::apply(TEST_MANAGER).force(),
+                    &Patch::Apply(&cm),
+                )
+                .await
+                .expect("apply ConfigMap");
+        }
+    };
+    apply_config_map("fast").await;
+    apply_server(&client, &ns.name, ENV_FROM_SERVER).await;
+
+    let servers: Api<ConverseServer> = ns.api();
+    let deployments: Api<Deployment> = ns.api();
+    // The Deployment carries the hash status reports.
+    let rolled_to = |previous: Option<String>| {
+        let (servers, deployments) = (servers.clone(), deployments.clone());
+        async move {
+            let server = wait_for(
+                &servers,
+                "envfrom",
+                |s: &ConverseServer| {
+                    let hash = s.status.as_ref().and_then(|st| st.config_hash.clone());
+                    hash.is_some() && hash != previous
+                },
+                WAIT,
+            )
+            .await
+            .expect("status.configHash (a new one)");
+            let hash = server.status.and_then(|s| s.config_hash);
+            wait_for(
+                &deployments,
+                "envfrom",
+                |d: &Deployment| template_hash(d) == hash,
+                WAIT,
+            )
+            .await
+            .expect("the Deployment's pod template carries status.configHash");
+            hash
+        }
+    };
+    let first = rolled_to(None).await;
+    let deployment = deployments.get("envfrom").await.expect("Deployment");
+    let container = &deployment.spec.template.spec.expect("pod").containers[0];
+    assert_eq!(
+        container.env_from.as_ref().expect("envFrom")[0]
+            .secret_ref
+            .as_ref()
+            .map(|r| r.name.as_str()),
+        Some("extra-env")
+    );
+
+    // Rotating the Secret used only through envFrom changes the pod-template hash.
+    apply_secret(&client, &ns.name, "extra-env", &[("EXTRA_TOKEN", "two")]).await;
+    let second = rolled_to(first.clone()).await;
+    assert_ne!(second, first);
+
+    // So does the ConfigMap value an env entry reads.
+    apply_config_map("slow").await;
+    let third = rolled_to(second.clone()).await;
+    assert_ne!(third, second);
 
     running.stop().await;
     ns.cleanup().await.expect("cleanup");

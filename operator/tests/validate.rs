@@ -4,9 +4,9 @@
 mod common;
 
 use converse_operator::crd::AuthStrategy;
-use converse_operator::references::secret_names;
+use converse_operator::references::{EnvSourceKind, secret_names};
 use converse_operator::validate::{
-    FieldError, FilesCheck, FilesProblem, SecretProblem, ValidationError,
+    FieldError, FilesCheck, FilesProblem, ResolvedEnvSource, SecretProblem, ValidationError,
 };
 use converse_operator::{ConverseServer, Dereferenced, validate};
 use k8s_openapi::api::core::v1::EnvVar;
@@ -371,9 +371,10 @@ fn a_missing_files_source_or_key_is_named() {
     .unwrap();
     assert_eq!(v.files, FilesCheck::Found("ConfigMap \"team-docs\"".into()));
 
-    // A claim.
+    // A claim (everything's envFrom ConfigMap is there).
     let server = server_named("everything");
-    let err = validate(&server, &secrets_only()).unwrap_err();
+    let d = secrets_only().with_config_map("lab-extra", ["RUST_LOG_STYLE"]);
+    let err = validate(&server, &d).unwrap_err();
     assert_eq!(err.reason(), "PersistentVolumeClaimNotFound");
     assert!(
         err.to_string().contains(
@@ -484,4 +485,137 @@ fn files_structure_is_rechecked() {
         messages.iter().any(|m| m.contains("listed twice")),
         "{messages:?}"
     );
+}
+
+/// A ConverseServer whose environment reads Secrets and ConfigMaps in every way the kubelet
+/// knows: by key (`valueFrom`), whole (`envFrom`), optional or not.
+fn server_with_env_references() -> ConverseServer {
+    let mut server = server_named("none-minimal");
+    server.spec.env = serde_json::from_value(serde_json::json!([
+        {"name": "EXTRA_TOKEN", "valueFrom": {"secretKeyRef": {"name": "extra", "key": "token"}}},
+        {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+        {"name": "MAYBE", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "x", "optional": true}}},
+    ]))
+    .unwrap();
+    server.spec.env_from = serde_json::from_value(serde_json::json!([
+        {"secretRef": {"name": "bulk"}},
+        {"configMapRef": {"name": "tuning", "optional": true}},
+    ]))
+    .unwrap();
+    server
+}
+
+/// spec.env and spec.envFrom: a Secret or ConfigMap (or key) the kubelet would need to start the
+/// container stalls the ConverseServer, naming the field; an optional one does not.
+#[test]
+fn environment_references_must_exist_unless_optional() {
+    let server = server_with_env_references();
+    let problems = secret_problems(&server, &dereferenced());
+    assert_eq!(
+        problems,
+        [
+            SecretProblem::SecretNotFound {
+                field: "env[EXTRA_TOKEN].valueFrom.secretKeyRef".into(),
+                secret: "extra".into()
+            },
+            SecretProblem::ConfigMapNotFound {
+                field: "env[MODE].valueFrom.configMapKeyRef".into(),
+                config_map: "settings".into()
+            },
+            SecretProblem::SecretNotFound {
+                field: "envFrom[0].secretRef".into(),
+                secret: "bulk".into()
+            },
+        ]
+    );
+    let err = validate(&server, &dereferenced()).unwrap_err();
+    assert_eq!(err.condition_type(), "SecretsResolved");
+    assert_eq!(err.reason(), "SecretNotFound");
+    assert!(
+        err.to_string().contains(
+            "ConfigMap \"settings\" (spec.env[MODE].valueFrom.configMapKeyRef) does not exist"
+        ),
+        "{err}"
+    );
+
+    // The objects exist without the keys.
+    let d = dereferenced()
+        .with_secret("extra", [("other", "1")])
+        .with_config_map_data("settings", [("other", "x")])
+        .with_secret("bulk", [("A", "1")]);
+    assert_eq!(
+        secret_problems(&server, &d),
+        [
+            SecretProblem::KeyNotFound {
+                field: "env[EXTRA_TOKEN].valueFrom.secretKeyRef".into(),
+                secret: "extra".into(),
+                key: "token".into()
+            },
+            SecretProblem::ConfigMapKeyNotFound {
+                field: "env[MODE].valueFrom.configMapKeyRef".into(),
+                config_map: "settings".into(),
+                key: "mode".into()
+            },
+        ]
+    );
+    let mut only_config_map = server.clone();
+    only_config_map.spec.env.remove(0);
+    assert_eq!(
+        validate(&only_config_map, &d).unwrap_err().reason(),
+        "ConfigMapKeyNotFound"
+    );
+
+    // Everything required is there: the optional ones that are absent do not stall, and are
+    // recorded without a digest (their arrival changes the config hash).
+    let d = dereferenced()
+        .with_secret("extra", [("token", "t")])
+        .with_config_map_data("settings", [("mode", "fast")])
+        .with_secret("bulk", [("A", "1")]);
+    let v = validate(&server, &d).unwrap();
+    let sources: Vec<(EnvSourceKind, &str, Option<&str>, bool)> = v
+        .env_sources
+        .iter()
+        .map(|e: &ResolvedEnvSource| {
+            (
+                e.kind,
+                e.name.as_str(),
+                e.key.as_deref(),
+                e.sha256.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            (EnvSourceKind::Secret, "absent", Some("x"), false),
+            (EnvSourceKind::Secret, "bulk", None, true),
+            (EnvSourceKind::Secret, "extra", Some("token"), true),
+            (EnvSourceKind::ConfigMap, "settings", Some("mode"), true),
+            (EnvSourceKind::ConfigMap, "tuning", None, false),
+        ]
+    );
+    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+
+    // ConfigMaps the operator may not read: not checked, built anyway, and said.
+    let forbidden = dereferenced()
+        .with_secret("extra", [("token", "t")])
+        .with_secret("bulk", [("A", "1")])
+        .with_unreadable("ConfigMap", "configmaps is forbidden");
+    let v = validate(&server, &forbidden).unwrap();
+    assert!(
+        v.warnings.iter().any(|w| w.contains(
+            "spec.env[MODE].valueFrom.configMapKeyRef: the operator may not read ConfigMap \"settings\""
+        )),
+        "{:?}",
+        v.warnings
+    );
+}
+
+/// Secrets are fetched and watched for the environment too.
+#[test]
+fn environment_secrets_are_fetched() {
+    let names = secret_names(&server_with_env_references().spec);
+    for name in ["absent", "bulk", "extra"] {
+        assert!(names.iter().any(|n| n == name), "{name}: {names:?}");
+    }
 }

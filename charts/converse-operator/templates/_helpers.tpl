@@ -68,7 +68,8 @@ What the controller does, verb by verb (operator/src): it reads ConverseServers 
 status by server-side apply; it server-side-applies its children (apply may create them, hence
 create + patch), watches them (list/watch), and deletes the optional ones no longer desired after
 a metadata get (Secret, Ingress, PDB, HPA, NetworkPolicy). Secrets are also read and watched
-because a ConverseServer references provider keys in them. Events go through kube-runtime's
+because a ConverseServer references provider keys in them, ConfigMaps because its environment
+(env, envFrom) and files directory may come from them. Events go through kube-runtime's
 Recorder (events.k8s.io/v1: create, then patch for repeats). No wildcard.
 */}}
 {{- define "converse-operator.rules" -}}
@@ -89,10 +90,10 @@ Recorder (events.k8s.io/v1: create, then patch for repeats). No wildcard.
 - apiGroups: [""]
   resources: ["services", "serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Secrets, read: `get` for the provider keys and auth secrets ConverseServers reference (their
-# names are known only from the CRs) and for <name>-generated; `list`/`watch` for the
-# metadata-only watch that brings a CR back when a Secret it references changes (dereference.rs,
-# controller.rs). RBAC can neither limit get to the Secrets a CR names nor list/watch to
+# Secrets, read: `get` for the provider keys and auth secrets ConverseServers reference, and the
+# Secrets their env/envFrom read (names known only from the CRs), and for <name>-generated;
+# `list`/`watch` for the metadata-only watch that brings a CR back when a Secret it references
+# changes, so the pods roll (dereference.rs, controller.rs). RBAC can neither limit get to the Secrets a CR names nor list/watch to
 # metadata: in its scope the operator may read every Secret (see NOTES.txt and the README).
 - apiGroups: [""]
   resources: ["secrets"]
@@ -105,11 +106,17 @@ Recorder (events.k8s.io/v1: create, then patch for repeats). No wildcard.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["create", "patch", "delete"]
-# ConfigMaps and PersistentVolumeClaims, `get` only: whether the source of a CR's spec.files
-# exists (and has the keys it lists), so a missing one is a status condition, not a pod stuck in
-# ContainerCreating. Not watched: a stalled CR looks again every 10 s.
+# ConfigMaps: `get` for those a CR's env/envFrom read (digested into the pod template, so a change
+# rolls the pods) and the source of its spec.files (does it exist, with the keys it lists);
+# `list`/`watch` for the metadata-only watch that brings the CR back when one changes.
 - apiGroups: [""]
-  resources: ["configmaps", "persistentvolumeclaims"]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+# PersistentVolumeClaims, `get` only: whether the claim of a CR's spec.files exists, so a missing
+# one is a status condition, not a pod stuck in Pending. Not watched: a stalled CR looks again
+# every 10 s.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
   verbs: ["get"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses", "networkpolicies"]

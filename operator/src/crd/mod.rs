@@ -208,7 +208,9 @@ pub struct ConverseServerSpec {
 
     /// Extra environment variables for the server container. Variables the operator manages
     /// (every variable converse-server reads, and any CUSTOM_*) are refused: set the matching
-    /// spec field instead.
+    /// spec field instead. A Secret or ConfigMap key read through valueFrom is digested into the
+    /// pod template, so changing it rolls the pods; without optional: true it must exist (else
+    /// the ConverseServer is stalled, SecretsResolved=False).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "schema::env_list")]
     #[schemars(transform = rules::env)]
@@ -217,7 +219,9 @@ pub struct ConverseServerSpec {
     /// Extra environment sources for the server container. They cannot set a variable the
     /// operator manages (every variable converse-server reads, and the custom providers'
     /// CUSTOM_*): the operator writes each of those in the container's env, empty when the spec
-    /// leaves it unset, and env takes precedence over envFrom.
+    /// leaves it unset, and env takes precedence over envFrom. Every key of a Secret or
+    /// ConfigMap named here is digested into the pod template, so changing, adding or removing
+    /// one rolls the pods; without optional: true it must exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "schema::env_from_list")]
     pub env_from: Vec<EnvFromSource>,

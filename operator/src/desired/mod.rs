@@ -160,9 +160,11 @@ pub(crate) fn child_meta(
 }
 
 /// SHA-256 over everything that shapes the pods: the pod template (image, env entries with
-/// their Secret references, resources, scheduling) and the data digests of every referenced
-/// Secret key and of the generated secret. Rotating a key changes the hash, which is in the pod
-/// template, which rolls the pods.
+/// their Secret references, resources, scheduling), the data digests of every referenced
+/// Secret key and of the generated secret, and of what `spec.env`/`spec.envFrom` read from
+/// Secrets and ConfigMaps. Rotating a key changes the hash, which is in the pod template, which
+/// rolls the pods. A spec without environment references hashes exactly as before they were
+/// digested, so upgrading the operator does not roll such servers.
 fn config_hash(
     template: &k8s_openapi::api::core::v1::PodTemplateSpec,
     v: &ValidatedServer,
@@ -171,6 +173,16 @@ fn config_hash(
     let mut input = serde_json::to_vec(template)?;
     for s in &v.secrets {
         input.extend_from_slice(format!("\nsecret {}/{} {}", s.name, s.key, s.sha256).as_bytes());
+    }
+    for e in &v.env_sources {
+        let line = format!(
+            "\nenv {} {}/{} {}",
+            e.kind.as_str(),
+            e.name,
+            e.key.as_deref().unwrap_or("*"),
+            e.sha256.as_deref().unwrap_or("absent"),
+        );
+        input.extend_from_slice(line.as_bytes());
     }
     if let Some(jwt) = generated_jwt {
         input.extend_from_slice(format!("\ngenerated {}", sha256_hex(jwt.as_bytes())).as_bytes());
