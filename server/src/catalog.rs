@@ -44,16 +44,21 @@ pub enum ReasoningEffort {
     Low,
     Medium,
     High,
+    // OpenAI's level above `high` (GPT-5.1-Codex-Max, GPT-5.2); elsewhere the
+    // model's highest level not above it. (A doc comment would become a schema
+    // description and split the enum in the tools' input schema.)
+    XHigh,
     Max,
 }
 
 impl ReasoningEffort {
-    pub const ALL: [ReasoningEffort; 6] = [
+    pub const ALL: [ReasoningEffort; 7] = [
         Self::None,
         Self::Minimal,
         Self::Low,
         Self::Medium,
         Self::High,
+        Self::XHigh,
         Self::Max,
     ];
 
@@ -64,6 +69,7 @@ impl ReasoningEffort {
             Self::Low => "low",
             Self::Medium => "medium",
             Self::High => "high",
+            Self::XHigh => "xhigh",
             Self::Max => "max",
         }
     }
@@ -76,6 +82,7 @@ impl ReasoningEffort {
             Self::Low => 0.15,
             Self::Medium => 0.33,
             Self::High => 0.67,
+            Self::XHigh => 0.85,
             Self::Max => 1.0,
         }
     }
@@ -145,6 +152,9 @@ pub struct ModelInfo {
     pub images: bool,
     #[serde(default)]
     pub web_search: bool,
+    /// Takes the `verbosity` setting (OpenAI's GPT-5 family: Responses `text.verbosity`).
+    #[serde(default)]
+    pub verbosity: bool,
     /// Highest accepted temperature; `None` means the model refuses the parameter.
     #[serde(default)]
     pub temperature: Option<f32>,
@@ -643,7 +653,10 @@ mod tests {
     fn aliases_resolve_case_insensitively() {
         let c = Catalog::built_in().unwrap();
         let (p, m) = c.find("Sonnet").unwrap();
-        assert_eq!((p, m.name.as_str()), ("anthropic", "claude-sonnet-4-20250514"));
+        assert_eq!(
+            (p, m.name.as_str()),
+            ("anthropic", "claude-sonnet-4-20250514")
+        );
         let (p, m) = c.find("flash").unwrap();
         assert_eq!((p, m.name.as_str()), ("google", "gemini-2.5-flash"));
         assert!(c.find("no-such-model").is_none());

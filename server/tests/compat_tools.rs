@@ -453,3 +453,102 @@ async fn max_mcp_output_tokens_caps_text_and_structured_content_together() {
         "{s}"
     );
 }
+
+#[tokio::test]
+async fn verbosity_reaches_models_that_take_it_and_xhigh_is_clamped_per_model() {
+    let fake = fake().await;
+    let dir = std::env::temp_dir().join(format!("converse-catalog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = dir.join("models.yaml");
+    std::fs::write(
+        &catalog,
+        "providers:
+  openai:
+    default: gpt-5
+    models:
+      - name: gpt-5
+        context_window: 400000
+        max_output: 128000
+        verbosity: true
+        reasoning: {effort: {levels: {minimal: minimal, low: low, medium: medium, high: high}}}
+      - name: gpt-5.2
+        context_window: 400000
+        max_output: 128000
+        verbosity: true
+        reasoning: {effort: {levels: {none: none, low: low, medium: medium, high: high, xhigh: xhigh}}}
+      - name: gpt-4o
+        context_window: 128000
+        max_output: 16384
+        temperature: 2.0
+",
+    )
+    .unwrap();
+    let mut env = env_for(&fake);
+    env.insert("CONVERSE_MODELS_FILE".into(), catalog.display().to_string());
+    let server = start_http(&env).await;
+    let client = connect_legacy(&server.url).await;
+
+    for (model, effort, verbosity, sent_effort, sent_verbosity) in [
+        (
+            "gpt-5",
+            "xhigh",
+            "low",
+            json!("high"),
+            json!({"verbosity": "low"}),
+        ),
+        (
+            "gpt-5.2",
+            "xhigh",
+            "high",
+            json!("xhigh"),
+            json!({"verbosity": "high"}),
+        ),
+        (
+            "gpt-5.2",
+            "max",
+            "medium",
+            json!("xhigh"),
+            json!({"verbosity": "medium"}),
+        ),
+        ("gpt-4o", "xhigh", "low", json!(null), json!(null)),
+    ] {
+        let result = call(
+            &client,
+            "chat",
+            json!({"prompt": "hi", "model": model, "reasoning_effort": effort, "verbosity": verbosity}),
+        )
+        .await;
+        assert_ne!(result.is_error, Some(true), "{model}: {result:?}");
+        let body = fake.requests().last().unwrap().body.clone();
+        assert_eq!(
+            body["reasoning"]["effort"], sent_effort,
+            "{model} {effort}: {body}"
+        );
+        assert_eq!(body["text"], sent_verbosity, "{model} {verbosity}: {body}");
+        if model == "gpt-4o" {
+            let text = text_of(&result);
+            assert!(
+                text.contains("verbosity is not available for gpt-4o; answered without it"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_built_in_gpt_5_models_take_verbosity() {
+    let fake = fake().await;
+    let server = start_http(&env_for(&fake)).await;
+    let client = connect_legacy(&server.url).await;
+    for model in ["gpt-5", "gpt-5-mini", "gpt-5-nano"] {
+        let result = call(
+            &client,
+            "chat",
+            json!({"prompt": "hi", "model": model, "verbosity": "low"}),
+        )
+        .await;
+        assert_ne!(result.is_error, Some(true), "{model}: {result:?}");
+        let body = fake.requests().last().unwrap().body.clone();
+        assert_eq!(body["text"], json!({"verbosity": "low"}), "{model}: {body}");
+    }
+}

@@ -86,6 +86,7 @@ fn conversation(model: &str) -> ChatRequest {
         max_output_tokens: Some(2000),
         web_search: false,
         openai_api: OpenAiApi::Responses,
+        verbosity: None,
     }
 }
 

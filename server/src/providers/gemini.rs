@@ -337,6 +337,7 @@ mod tests {
             max_output_tokens: Some(1000),
             web_search: true,
             openai_api: OpenAiApi::Responses,
+            verbosity: None,
         };
         let body = serde_json::to_value(generate_body(&request)).unwrap();
         assert_eq!(

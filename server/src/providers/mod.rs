@@ -89,6 +89,9 @@ pub struct ChatRequest {
     pub web_search: bool,
     /// OpenAI only: which endpoint to use for this model.
     pub openai_api: OpenAiApi,
+    /// `low`, `medium` or `high`, only set when the model takes it (OpenAI
+    /// Responses `text.verbosity`).
+    pub verbosity: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -25,6 +25,8 @@ struct ResponsesBody<'a> {
     reasoning: Option<ReasoningParam<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Tool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<TextParam<'a>>,
     /// The Responses API keeps every response for 30 days unless told not to;
     /// this server keeps its own history and has no use for the stored copy.
     store: bool,
@@ -33,6 +35,11 @@ struct ResponsesBody<'a> {
 #[derive(Debug, Serialize)]
 struct ReasoningParam<'a> {
     effort: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct TextParam<'a> {
+    verbosity: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +94,7 @@ fn responses_body(request: &ChatRequest) -> ResponsesBody<'_> {
         } else {
             Vec::new()
         },
+        text: request.verbosity.map(|verbosity| TextParam { verbosity }),
         store: false,
     }
 }
@@ -328,6 +336,7 @@ mod tests {
             max_output_tokens: Some(500),
             web_search: true,
             openai_api: OpenAiApi::Responses,
+            verbosity: Some("low"),
         };
         let body = serde_json::to_value(responses_body(&request)).unwrap();
         assert_eq!(
@@ -346,6 +355,7 @@ mod tests {
                 "max_output_tokens": 500,
                 "reasoning": {"effort": "low"},
                 "tools": [{"type": "web_search"}],
+                "text": {"verbosity": "low"},
                 "store": false
             })
         );

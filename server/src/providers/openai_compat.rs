@@ -387,6 +387,7 @@ mod tests {
             max_output_tokens: Some(100),
             web_search: true,
             openai_api: OpenAiApi::ChatCompletions,
+            verbosity: None,
         }
     }
 

@@ -484,7 +484,7 @@ mod tests {
     fn a_model_entry_overrides_the_call_settings_for_that_model_only() {
         let p = params(json!({"prompt": "q", "models": [
             "gpt-5",
-            {"model": "o3", "temperature": 0.9, "reasoning_effort": "high", "use_websearch": true},
+            {"model": "o3", "temperature": 0.9, "reasoning_effort": "xhigh", "use_websearch": true, "verbosity": "low"},
             {"model": "sonnet", "temperature": 0.7},
         ]}));
         let call = p.shared.settings();
@@ -500,8 +500,9 @@ mod tests {
             settings[1],
             CallSettings {
                 temperature: 0.9,
-                effort: Some(ReasoningEffort::High),
-                web_search: true
+                effort: Some(ReasoningEffort::XHigh),
+                web_search: true,
+                verbosity: Some(crate::tools::params::Verbosity::Low),
             }
         );
         assert_eq!(

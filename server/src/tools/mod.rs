@@ -105,6 +105,9 @@ pub struct ModelEntry {
     /// Whether this model may search the web, instead of the call's `use_websearch`.
     #[serde(default)]
     pub use_websearch: Option<bool>,
+    /// This model's answer length and detail, instead of the call's `verbosity`.
+    #[serde(default)]
+    pub verbosity: Option<params::Verbosity>,
     /// Keys this object does not know; any fails the call (see [`args`]).
     #[serde(flatten)]
     #[schemars(skip)]
@@ -127,6 +130,7 @@ impl ModelSpec {
             temperature: entry.temperature.unwrap_or(call.temperature),
             effort: entry.reasoning_effort.or(call.effort),
             web_search: entry.use_websearch.unwrap_or(call.web_search),
+            verbosity: entry.verbosity.or(call.verbosity),
         }
     }
 }
@@ -181,6 +185,25 @@ pub struct CallSettings {
     pub temperature: f32,
     pub effort: Option<ReasoningEffort>,
     pub web_search: bool,
+    pub verbosity: Option<params::Verbosity>,
+}
+
+/// `wanted` when the model has the feature; otherwise nothing, and a note
+/// saying the answer came without it.
+fn if_supported<T>(
+    wanted: Option<T>,
+    supported: bool,
+    feature: &str,
+    model: &str,
+    notes: &mut Vec<String>,
+) -> Option<T> {
+    if wanted.is_some() && !supported {
+        notes.push(format!(
+            "{feature} is not available for {model}; answered without it"
+        ));
+        return None;
+    }
+    wanted
 }
 
 /// Builds the provider request for one model, applying the catalog's limits.
@@ -192,19 +215,22 @@ pub fn build_request(
     settings: &CallSettings,
 ) -> (ChatRequest, Vec<String>) {
     let mut notes = Vec::new();
-    let (temperature, reasoning, web_search, max_output, api) = match &resolved.info {
+    let verbosity = settings.verbosity.map(params::Verbosity::as_str);
+    let (temperature, reasoning, web_search, verbosity, max_output, api) = match &resolved.info {
         Some(info) => {
-            let web = settings.web_search && info.web_search;
-            if settings.web_search && !info.web_search {
-                notes.push(format!(
-                    "web search is not available for {}; answered without it",
-                    info.name
-                ));
-            }
+            let web = settings.web_search.then_some(());
+            let web = if_supported(web, info.web_search, "web search", &info.name, &mut notes);
             (
                 info.clamp_temperature(settings.temperature),
                 info.reasoning_for(settings.effort.unwrap_or(DEFAULT_EFFORT)),
-                web,
+                web.is_some(),
+                if_supported(
+                    verbosity,
+                    info.verbosity,
+                    "verbosity",
+                    &info.name,
+                    &mut notes,
+                ),
                 Some(info.max_output),
                 info.openai_api(),
             )
@@ -217,6 +243,7 @@ pub fn build_request(
                 .effort
                 .map(|e| crate::providers::Reasoning::Effort(e.as_str().to_string())),
             settings.web_search,
+            verbosity,
             None,
             Default::default(),
         ),
@@ -231,6 +258,7 @@ pub fn build_request(
             max_output_tokens: max_output,
             web_search,
             openai_api: api,
+            verbosity,
         },
         notes,
     )

@@ -51,6 +51,9 @@ pub struct SharedParams<W: Wording> {
     #[serde(default)]
     #[schemars(description = W::USE_WEBSEARCH)]
     pub use_websearch: Option<bool>,
+    /// Answer length and detail for models that support it (OpenAI GPT-5 family); other models answer as usual, with a note.
+    #[serde(default)]
+    pub verbosity: Option<Verbosity>,
     #[serde(skip)]
     wording: PhantomData<W>,
 }
@@ -72,6 +75,27 @@ impl<W: Wording> SharedParams<W> {
             temperature: self.temperature.unwrap_or(W::DEFAULT_TEMPERATURE),
             effort: self.reasoning_effort,
             web_search: self.use_websearch.unwrap_or(false),
+            verbosity: self.verbosity,
+        }
+    }
+}
+
+/// How long and detailed an answer should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Verbosity {
+    /// The value as OpenAI's `text.verbosity` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
         }
     }
 }
