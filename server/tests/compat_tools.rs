@@ -551,4 +551,22 @@ async fn the_built_in_gpt_5_models_take_verbosity() {
         let body = fake.requests().last().unwrap().body.clone();
         assert_eq!(body["text"], json!({"verbosity": "low"}), "{model}: {body}");
     }
+
+    // Consensus says which model answered without it.
+    let result = call(
+        &client,
+        "consensus",
+        json!({"prompt": "hi", "models": ["gpt-4o", {"model": "gpt-5", "verbosity": "high"}], "verbosity": "low", "enable_cross_feedback": false}),
+    )
+    .await;
+    let requests = fake.requests();
+    assert_eq!(
+        requests_for(&requests, "gpt-5").last().unwrap()["text"],
+        json!({"verbosity": "high"})
+    );
+    let text = text_of(&result);
+    assert!(
+        text.contains("verbosity is not available for gpt-4o; answered without it"),
+        "{text}"
+    );
 }

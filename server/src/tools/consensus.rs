@@ -101,6 +101,14 @@ struct Planned {
     settings: CallSettings,
 }
 
+/// A phase-1 answer as the call returns it: the request it answered and the
+/// notes on settings the model could not take (see [`build_request`]).
+struct Initial {
+    request: ChatRequest,
+    answer: Answer,
+    notes: Vec<String>,
+}
+
 /// A model that answered in phase 1: the request it answered (phase 2 continues
 /// it) and its outcome so far.
 struct Answered<'p> {
@@ -221,7 +229,7 @@ impl Engine {
         let results = self
             .initial_answers(&planned, &history, &user, cancel)
             .await?;
-        let (mut answered, mut failures) = sort_initial_answers(&planned, results);
+        let (mut answered, mut failures) = sort_initial_answers(&planned, results, &mut notes);
         // 1.3.2's order: the models that failed to answer, then those never asked.
         failures.extend(unusable);
         if cross_feedback && answered.len() >= 2 {
@@ -265,7 +273,7 @@ impl Engine {
         history: &[Message],
         user: &Message,
         cancel: &CancellationToken,
-    ) -> Result<Vec<Result<(ChatRequest, Answer), String>>, Failure> {
+    ) -> Result<Vec<Result<Initial, String>>, Failure> {
         let results = join_all(
             planned
                 .iter()
@@ -287,7 +295,7 @@ impl Engine {
         history: &[Message],
         user: &Message,
         cancel: &CancellationToken,
-    ) -> Result<(ChatRequest, Answer), String> {
+    ) -> Result<Initial, String> {
         let Planned {
             name,
             resolved,
@@ -299,11 +307,15 @@ impl Engine {
         let mut messages = history.to_vec();
         messages.push(user.clone());
         super::fit_context(&mut messages, prompts::CONSENSUS, resolved)?;
-        let (request, _) = build_request(resolved, prompts::CONSENSUS, messages, settings);
+        let (request, notes) = build_request(resolved, prompts::CONSENSUS, messages, settings);
         match timed_call(&self.metrics, resolved, &request, cancel).await {
             // Cancellation is checked once all calls have stopped.
             None => Err("cancelled".to_string()),
-            Some(Ok(answer)) => Ok((request, answer)),
+            Some(Ok(answer)) => Ok(Initial {
+                request,
+                answer,
+                notes,
+            }),
             Some(Err(e)) => Err(describe_provider_error(&resolved.provider_name, name, &e)),
         }
     }
@@ -399,26 +411,34 @@ async fn timed_call(
 }
 
 /// Phase-1 results split into the models that answered and those that failed,
-/// each in plan order.
-fn sort_initial_answers(
-    planned: &[Planned],
-    results: Vec<Result<(ChatRequest, Answer), String>>,
-) -> (Vec<Answered<'_>>, Vec<ModelOutcome>) {
+/// each in plan order; what the answered requests left out goes to `notes`.
+fn sort_initial_answers<'p>(
+    planned: &'p [Planned],
+    results: Vec<Result<Initial, String>>,
+    notes: &mut Vec<String>,
+) -> (Vec<Answered<'p>>, Vec<ModelOutcome>) {
     let mut answered = Vec::new();
     let mut failures = Vec::new();
     for (Planned { name, resolved, .. }, result) in planned.iter().zip(results) {
         match result {
-            Ok((request, answer)) => answered.push(Answered {
-                resolved,
+            Ok(Initial {
                 request,
-                outcome: ModelOutcome {
-                    requested: name.clone(),
-                    provider: Some(resolved.provider_name.clone()),
-                    initial: Some(answer),
-                    refined: None,
-                    error: None,
-                },
-            }),
+                answer,
+                notes: adjusted,
+            }) => {
+                notes.extend(adjusted);
+                answered.push(Answered {
+                    resolved,
+                    request,
+                    outcome: ModelOutcome {
+                        requested: name.clone(),
+                        provider: Some(resolved.provider_name.clone()),
+                        initial: Some(answer),
+                        refined: None,
+                        error: None,
+                    },
+                });
+            }
             Err(error) => failures.push(ModelOutcome::failed(
                 name,
                 Some(resolved.provider_name.clone()),
