@@ -209,16 +209,32 @@ pub struct KeyDigest {
     /// not know how the spec uses it (cheap: a Secret holds at most 1 MiB); only keys referenced
     /// as API keys are checked against it.
     pub api_keys: ApiKeyEntries,
+    /// The port the data names if it is a `redis://` or `rediss://` URL (6379 when it names
+    /// none): the NetworkPolicy lets the pods reach it. Worked out for every key, like
+    /// `api_keys`; a port is no secret, the rest of the URL stays here.
+    pub redis_port: Option<u16>,
 }
+
+/// Redis' port when a URL names none.
+pub const REDIS_DEFAULT_PORT: u16 = 6379;
 
 impl KeyDigest {
     pub fn of(data: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(data);
         KeyDigest {
             sha256: sha256_hex(data),
             len: data.len(),
-            api_keys: ApiKeyEntries::of(&String::from_utf8_lossy(data)),
+            api_keys: ApiKeyEntries::of(&text),
+            redis_port: redis_port(&text),
         }
     }
+}
+
+/// The port of a `redis://`/`rediss://` URL, parsed as the server parses it (`url::Url`).
+fn redis_port(value: &str) -> Option<u16> {
+    let url = url::Url::parse(value).ok()?;
+    // Parsing lower-cases the scheme.
+    matches!(url.scheme(), "redis" | "rediss").then(|| url.port().unwrap_or(REDIS_DEFAULT_PORT))
 }
 
 /// What the server would make of a value as its `MCP_API_KEYS`, without the value.
@@ -472,6 +488,16 @@ mod tests {
             assert!(!r.rule.contains('9'), "no length: {r:?}");
         }
         assert_eq!(KeyDigest::of(b" ,\n").api_keys, ApiKeyEntries::default());
+    }
+
+    #[test]
+    fn redis_ports_are_read_from_redis_urls_only() {
+        let port = |v: &str| KeyDigest::of(v.as_bytes()).redis_port;
+        assert_eq!(port("redis://:secret@redis.data:6380/0"), Some(6380));
+        assert_eq!(port("rediss://cache.example.com"), Some(6379));
+        assert_eq!(port("redis://redis"), Some(6379));
+        assert_eq!(port("https://api.example.com:8443"), None);
+        assert_eq!(port("sk-not-a-url"), None);
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct ValidatedServer {
     /// What `spec.env`/`spec.envFrom` read from Secrets and ConfigMaps, sorted: part of the
     /// config hash, so a change rolls the pods.
     pub env_sources: Vec<ResolvedEnvSource>,
+    /// The port of the Redis URL when conversations are kept in Redis (the NetworkPolicy's
+    /// egress allows it).
+    pub redis_port: Option<u16>,
     /// Whether the operator must supply the oauth2 JWT signing secret (`<name>-generated`).
     pub needs_generated_jwt_secret: bool,
     /// What was found of `spec.files`' source (the FilesResolved condition).
@@ -275,6 +278,13 @@ pub fn validate(
     warnings.extend(files_advice(spec, dereferenced, &files));
     warnings.extend(env_sources_advice(spec, dereferenced));
 
+    let redis_port = spec
+        .conversations
+        .as_ref()
+        .filter(|c| c.store == Some(ConversationStore::Redis))
+        .and_then(|c| c.redis.as_ref())
+        .and_then(|r| dereferenced.digest(&r.url_secret_ref))
+        .and_then(|d| d.redis_port);
     let auth_strategy = spec.auth.as_ref().map(|a| a.strategy).unwrap_or_default();
     let needs_generated_jwt_secret = auth_strategy == AuthStrategy::OAuth2
         && spec
@@ -292,6 +302,7 @@ pub fn validate(
         auth_strategy,
         secrets,
         env_sources,
+        redis_port,
         needs_generated_jwt_secret,
         files,
         warnings,

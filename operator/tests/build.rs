@@ -652,3 +652,128 @@ fn config_hash_follows_secret_data_and_spec() {
         before
     );
 }
+
+/// The egress rules of a fixture with `networkPolicy` set to `np` (JSON), as
+/// (peers: "any" / "public" / the peers' JSON, ports "53/UDP" …).
+fn egress_of(stem: &str, np: serde_json::Value) -> (Vec<String>, Vec<(String, Vec<String>)>) {
+    let mut server = server_named(stem);
+    server.spec.network_policy = Some(serde_json::from_value(np).unwrap());
+    let o = render(&server);
+    let spec = o.network_policy.unwrap().spec.unwrap();
+    let rules = spec
+        .egress
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            let to = match r.to {
+                None => "any".to_owned(),
+                Some(peers) if peers.iter().all(|p| p.ip_block.is_some()) => {
+                    let blocks: Vec<_> =
+                        peers.iter().map(|p| p.ip_block.clone().unwrap()).collect();
+                    assert_eq!(blocks[0].cidr, "0.0.0.0/0");
+                    assert_eq!(blocks[1].cidr, "::/0");
+                    let except = blocks[0].except.clone().unwrap();
+                    for private in [
+                        "10.0.0.0/8",
+                        "172.16.0.0/12",
+                        "192.168.0.0/16",
+                        "169.254.0.0/16",
+                    ] {
+                        assert!(except.iter().any(|e| e == private), "{except:?}");
+                    }
+                    "public".to_owned()
+                }
+                Some(peers) => serde_json::to_string(&peers).unwrap(),
+            };
+            let ports = r
+                .ports
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| {
+                    let IntOrString::Int(n) = p.port.unwrap() else {
+                        panic!("named port")
+                    };
+                    format!("{n}/{}", p.protocol.unwrap())
+                })
+                .collect();
+            (to, ports)
+        })
+        .collect();
+    (spec.policy_types.unwrap(), rules)
+}
+
+fn rule(to: &str, ports: &[&str]) -> (String, Vec<String>) {
+    (
+        to.to_owned(),
+        ports.iter().map(|p| (*p).to_owned()).collect(),
+    )
+}
+
+/// With a NetworkPolicy the pods may connect only to DNS, the providers and what else the spec
+/// makes the server call: a compromised pod cannot reach the cluster's other services.
+#[test]
+fn network_policy_egress_allows_only_what_the_server_calls() {
+    let dns = rule("any", &["53/UDP", "53/TCP"]);
+    let both = ["Ingress", "Egress"].map(String::from).to_vec();
+
+    // One built-in provider at its public API: 443 to public addresses only.
+    let (types, rules) = egress_of("none-minimal", serde_json::json!({}));
+    assert_eq!(types, both);
+    assert_eq!(rules, [dns.clone(), rule("public", &["443/TCP"])]);
+
+    // A provider with a baseUrl (may be in the cluster): its port to any address; Redis' port
+    // from the URL in its Secret.
+    let (_, rules) = egress_of("apikey-ingress", serde_json::json!({}));
+    assert_eq!(rules, [dns.clone(), rule("any", &["443/TCP", "6379/TCP"])]);
+
+    // Custom providers, gateways, telemetry: each URL's port.
+    let (_, rules) = egress_of("everything", serde_json::json!({}));
+    assert_eq!(
+        rules,
+        [
+            dns.clone(),
+            rule("any", &["443/TCP", "4318/TCP", "8000/TCP", "11434/TCP"])
+        ]
+    );
+
+    // oidc: the issuer; oauth2: the token and userinfo endpoints (not the browser's
+    // authorization URL).
+    let mut oidc = server_named("oidc-ingress");
+    let o = oidc.spec.auth.as_mut().unwrap().oidc.as_mut().unwrap();
+    o.issuer = "http://keycloak.auth:8080/realms/ai".into();
+    o.jwks_url = Some("http://keycloak-keys.auth:8081/certs".into());
+    oidc.spec.network_policy = Some(serde_json::from_value(serde_json::json!({})).unwrap());
+    let d = converse_operator::desired::network_policy::destinations(&oidc.spec, None);
+    assert_eq!(d.anywhere.into_iter().collect::<Vec<_>>(), [8080, 8081]);
+    assert_eq!(d.public.into_iter().collect::<Vec<_>>(), [443]);
+    let mut oauth2 = server_named("oauth2-generated");
+    let o = oauth2.spec.auth.as_mut().unwrap().oauth2.as_mut().unwrap();
+    o.authorization_url = "https://login.example.com:9443/authorize".into();
+    o.token_url = "https://login.example.com:8443/token".into();
+    o.userinfo_url = "https://api.example.com/user".into();
+    let d = converse_operator::desired::network_policy::destinations(&oauth2.spec, None);
+    assert_eq!(d.anywhere.into_iter().collect::<Vec<_>>(), [443, 8443]);
+
+    // DNS narrowed, and further rules after the operator's.
+    let (_, rules) = egress_of(
+        "none-minimal",
+        serde_json::json!({"egress": {
+            "dnsTo": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                       "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "extraRules": [{"ports": [{"port": 3128, "protocol": "TCP"}]}]
+        }}),
+    );
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert!(rules[0].0.contains("kube-dns"), "{rules:?}");
+    assert_eq!(rules[0].1, dns.1);
+    assert_eq!(rules[1], rule("public", &["443/TCP"]));
+    assert_eq!(rules[2], rule("any", &["3128/TCP"]));
+
+    // Opted out: egress is not restricted, only who may connect.
+    let (types, rules) = egress_of(
+        "apikey-ingress",
+        serde_json::json!({"egress": {"allowAll": true}}),
+    );
+    assert_eq!(types, ["Ingress"]);
+    assert!(rules.is_empty());
+}

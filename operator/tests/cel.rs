@@ -437,3 +437,38 @@ fn allowed_user_entries_are_what_the_server_parses() {
         assert!(!pattern_matches(&pattern, entry), "{entry:?} accepted");
     }
 }
+
+#[test]
+fn egress_left_open_takes_no_rules() {
+    rejects(
+        "apikey-ingress",
+        |v| set(v, "/spec/networkPolicy/egress/allowAll", json!(true)),
+        "networkPolicy.egress.allowAll true leaves egress open",
+    );
+    rejects(
+        "apikey-ingress",
+        |v| {
+            set(
+                v,
+                "/spec/networkPolicy/egress",
+                json!({"allowAll": true, "dnsTo": [{"podSelector": {}}]}),
+            )
+        },
+        "dnsTo and extraRules would have no effect",
+    );
+    // Alone, or false next to rules, is fine.
+    let mut v = fixture("apikey-ingress");
+    set(
+        &mut v,
+        "/spec/networkPolicy/egress",
+        json!({"allowAll": true}),
+    );
+    check(&v).unwrap();
+    set(&mut v, "/spec/networkPolicy/egress/allowAll", json!(false));
+    set(
+        &mut v,
+        "/spec/networkPolicy/egress/extraRules",
+        json!([{"ports": [{"port": 3128, "protocol": "TCP"}]}]),
+    );
+    check(&v).unwrap();
+}

@@ -273,10 +273,15 @@ async fn reconciles_children_status_steady_state_and_garbage_collection() {
         &server
     ));
     assert!(owned_by(&pdbs.get("team-a").await.expect("PDB"), &server));
-    assert!(owned_by(
-        &policies.get("team-a").await.expect("NetworkPolicy"),
-        &server
-    ));
+    let policy = policies.get("team-a").await.expect("NetworkPolicy");
+    assert!(owned_by(&policy, &server));
+    // Egress is restricted by default, and the API server accepts the operator's rules.
+    let policy_spec = policy.spec.expect("NetworkPolicy spec");
+    assert_eq!(
+        policy_spec.policy_types.as_deref(),
+        Some(&["Ingress".to_owned(), "Egress".to_owned()][..])
+    );
+    assert!(policy_spec.egress.is_some_and(|e| !e.is_empty()));
 
     // Steady state: let the Deployment controller settle, then a forced reconcile writes nothing.
     let versions = || async {

@@ -217,6 +217,12 @@ fn cases() -> Vec<Case> {
             want: &["Duplicate value"],
         },
         Case {
+            name: "egress-allow-all-with-rules",
+            stem: "apikey-ingress",
+            change: |v| set(v, "/spec/networkPolicy/egress/allowAll", json!(true)),
+            want: &["networkPolicy.egress.allowAll true leaves egress open"],
+        },
+        Case {
             name: "custom-provider-named-openai",
             stem: "everything",
             change: |v| set(v, "/spec/providers/custom/0/name", json!("openai")),

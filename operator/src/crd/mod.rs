@@ -27,8 +27,8 @@ pub use auth::{
 };
 pub use files::{Files, FilesClaim, FilesConfigMap, FilesItem, FilesSource};
 pub use network::{
-    Cors, Http, Ingress, IngressTls, Network, NetworkPolicySpec, RateLimit, ServiceSpec,
-    ServiceType, SessionAffinity, Sessions,
+    Cors, Http, Ingress, IngressTls, Network, NetworkPolicyEgress, NetworkPolicySpec, RateLimit,
+    ServiceSpec, ServiceType, SessionAffinity, Sessions,
 };
 pub use providers::{BuiltinProvider, CustomProvider, OpenRouterProvider, Providers};
 pub use status::ConverseServerStatus;
@@ -198,7 +198,8 @@ pub struct ConverseServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_disruption_budget: Option<PodDisruptionBudgetSpec>,
 
-    /// Create a NetworkPolicy that admits traffic to the server only from the given peers.
+    /// Create a NetworkPolicy that admits traffic to the server only from the given peers, and
+    /// lets the pods connect only to what the server calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
 

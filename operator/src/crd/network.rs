@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicyPeer};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -243,8 +243,8 @@ impl ServiceType {
     }
 }
 
-/// A NetworkPolicy for the pods: only the listed peers may connect to the server port. Egress
-/// is not restricted (the providers are external services).
+/// A NetworkPolicy for the pods: only the listed peers may connect to the server port, and the
+/// pods may connect only to what the server calls (see egress).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicySpec {
@@ -256,4 +256,37 @@ pub struct NetworkPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub ingress_from: Vec<NetworkPolicyPeer>,
+    /// Where the pods may connect. Default: DNS (port 53, UDP and TCP); the built-in providers'
+    /// public APIs (TCP 443, public addresses only); and the ports of every other URL the server
+    /// calls, to any address (a provider's baseUrl, custom providers, auth.oidc issuer and
+    /// jwksUrl, auth.oauth2 tokenUrl and userinfoUrl, telemetry.otlpEndpoint, the Redis URL of
+    /// conversations.redis). Nothing else: a compromised pod cannot reach the cluster's other
+    /// services. Most network plugins match the port the destination pod listens on, so for a
+    /// URL through a Service whose targetPort differs from its port, add that port in extraRules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<NetworkPolicyEgress>,
+}
+
+/// Egress of the pods under the NetworkPolicy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[schemars(transform = rules::network_policy_egress)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicyEgress {
+    /// Do not restrict egress: the pods may connect anywhere, and the NetworkPolicy restricts
+    /// only who may connect to them. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_all: Option<bool>,
+    /// Where DNS queries (port 53, UDP and TCP) may go. Default: any address, which works with
+    /// CoreDNS, NodeLocal DNSCache (a node-local address no selector matches) and any other
+    /// resolver. To allow only the cluster's DNS pods, e.g. [{namespaceSelector: {matchLabels:
+    /// {kubernetes.io/metadata.name: kube-system}}, podSelector: {matchLabels: {k8s-app:
+    /// kube-dns}}}].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub dns_to: Vec<NetworkPolicyPeer>,
+    /// Further egress rules (to, ports), allowed in addition to the defaults: a proxy, a JWKS on
+    /// another host and port than the issuer, the pod port behind a Service URL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub extra_rules: Vec<NetworkPolicyEgressRule>,
 }

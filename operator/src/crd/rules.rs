@@ -243,6 +243,21 @@ pub fn cors_credentials_without_wildcard() -> Rule {
     )
 }
 
+/// `NetworkPolicyEgress`: with egress left open, narrowing DNS or adding rules would do nothing,
+/// and a reader would believe the pods restricted.
+pub fn egress_allow_all_alone() -> Rule {
+    Rule::new(
+        "!(has(self.allowAll) && self.allowAll) || \
+         ((!has(self.dnsTo) || size(self.dnsTo) == 0) && \
+          (!has(self.extraRules) || size(self.extraRules) == 0))",
+    )
+    .message(
+        "networkPolicy.egress.allowAll true leaves egress open, so dnsTo and extraRules would \
+         have no effect: remove them, or allowAll",
+    )
+    .reason(Reason::FieldValueForbidden)
+}
+
 /// `PodOptions.labels`: the selector labels belong to the operator.
 pub fn pod_labels_not_selector() -> Rule {
     let keys = crate::desired::labels::SELECTOR_KEYS;
@@ -368,6 +383,11 @@ pub fn conversations(schema: &mut Schema) {
 /// Rules of `Cors`.
 pub fn cors(schema: &mut Schema) {
     attach(schema, [cors_credentials_without_wildcard()]);
+}
+
+/// Rules of `NetworkPolicyEgress`.
+pub fn network_policy_egress(schema: &mut Schema) {
+    attach(schema, [egress_allow_all_alone()]);
 }
 
 /// Rules of `PodOptions.labels`.
