@@ -319,7 +319,7 @@ static LISTED: &[VarSpec] = &[
         HTTP_REQUEST_TIMEOUT,
         Some("5m"),
         HTTP,
-        "Time limit for one HTTP request. Duration: milliseconds (`300000`) or `30s`, `5m`, `1h 30m`. At least 1s.",
+        "Time limit for receiving a request's body (408 beyond it). A tool call itself is bounded by `PROVIDER_TIMEOUT` per provider call, not by this. Duration: milliseconds (`300000`) or `30s`, `5m`, `1h 30m`. At least 1s.",
     ),
     var(
         HTTP_MAX_REQUEST_SIZE,
