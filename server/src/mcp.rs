@@ -110,7 +110,7 @@ impl ConverseMcp {
     }
 
     #[tool(
-        description = "Ask several AI models the same question in parallel; each then refines its answer after seeing the others'. Returns every model's answers plus failures per model. For architectural choices, reviews and decisions that benefit from independent perspectives.",
+        description = "Ask several AI models the same question in parallel; each then refines its answer after seeing the others'. With mode \"roundtable\" they answer in turn instead, each seeing the answers before it. A models entry can give a model a stance (for, against, neutral or your own). Returns every model's answers plus failures per model. For architectural choices, reviews and decisions that benefit from independent perspectives.",
         output_schema = crate::tools::consensus_result::output_schema(),
         annotations(
             title = "Consensus of several models",

@@ -141,7 +141,7 @@ async fn unknown_arguments_fail_the_call_and_name_the_accepted_ones() {
     assert!(
         text.contains("consensus: unknown `async`; accepted: continuation_id, cross_feedback_prompt")
             && text.contains(
-                "models[1] (gpt-4o): unknown `max_tokens`; accepted: model, reasoning_effort, temperature, use_websearch"
+                "models[1] (gpt-4o): unknown `max_tokens`; accepted: model, reasoning_effort, stance, temperature, use_websearch, verbosity"
             ),
         "{text}"
     );

@@ -1,6 +1,9 @@
 //! `consensus`: several models answer independently in parallel, then each sees
 //! the others' answers and refines its own. Wall time is the slowest model per
 //! phase, never the sum; one model failing never sinks the others.
+//!
+//! In roundtable mode the models answer one after another instead, each seeing
+//! the answers before it; a call is one lap, and a continuation adds another.
 
 use std::time::Instant;
 
@@ -10,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::consensus_result::{Answer, ModelOutcome, Report, Settings};
 use super::params::{SharedParams, Wording};
+use super::prompts::Stance;
 use super::{
     CallSettings, Engine, Failure, ModelEntry, ModelSpec, Owner, ToolOutput, args, build_request,
     call_provider, describe_provider_error, prompts,
@@ -36,6 +40,9 @@ pub struct ConsensusParams {
     /// Same as files (the name converse 1.3.2 used); when both are given, both lists are used.
     #[serde(default)]
     pub relevant_files: Vec<String>,
+    /// "parallel" (default): all models answer independently at once, then refine after seeing the others'. "roundtable": they answer one after another in the given order, each seeing the question and the answers before it, with no refinement round; one lap per call, continue the discussion with continuation_id.
+    #[serde(default)]
+    pub mode: Option<Mode>,
     /// Arguments consensus does not know; any fails the call (see [`super::args`]).
     #[serde(flatten)]
     #[schemars(skip)]
@@ -54,6 +61,20 @@ impl ConsensusParams {
             }
         }
         files
+    }
+
+    /// Notes on arguments roundtable mode does not use. They are ignored rather
+    /// than refused because clients written for 1.3.2 send
+    /// `enable_cross_feedback: true` out of habit; the note says why it had no effect.
+    fn mode_notes(&self, mode: Mode) -> Vec<String> {
+        let asked =
+            self.enable_cross_feedback == Some(true) || self.cross_feedback_prompt.is_some();
+        (mode == Mode::Roundtable && asked)
+            .then(|| {
+                "enable_cross_feedback and cross_feedback_prompt are ignored in roundtable mode: each model already sees the answers before it, so there is no separate refinement round".to_string()
+            })
+            .into_iter()
+            .collect()
     }
 
     /// Fails the call when an argument, or a key of a models object, is unknown.
@@ -89,6 +110,32 @@ impl Wording for ConsensusWording {
     const DEFAULT_TEMPERATURE: f32 = 0.2;
 }
 
+/// How the models of one call answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Parallel,
+    Roundtable,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parallel => "parallel",
+            Self::Roundtable => "roundtable",
+        }
+    }
+
+    /// The system prompt every model of this mode starts from.
+    fn system(self) -> &'static str {
+        match self {
+            Self::Parallel => prompts::CONSENSUS,
+            Self::Roundtable => prompts::ROUNDTABLE,
+        }
+    }
+}
+
 const DEFAULT_AUTO_MODELS: usize = 3;
 /// More parallel calls than this is almost certainly a mistake and costs money.
 const MAX_MODELS: usize = 10;
@@ -99,6 +146,18 @@ struct Planned {
     name: String,
     resolved: ResolvedModel,
     settings: CallSettings,
+    stance: Option<Stance>,
+    /// The mode's system prompt with this model's stance: both phases use it.
+    system: String,
+}
+
+/// What every model of one lap answers: the conversation so far and the new
+/// question, in the plan's order.
+struct Lap<'a> {
+    planned: &'a [Planned],
+    history: &'a [Message],
+    user: &'a Message,
+    cancel: &'a CancellationToken,
 }
 
 /// A phase-1 answer as the call returns it: the request it answered and the
@@ -124,6 +183,26 @@ fn failure_list(failures: &[ModelOutcome]) -> String {
         .map(|o| format!("- {}: {}", o.requested, o.error.as_deref().unwrap_or("")))
         .collect();
     reasons.join("\n")
+}
+
+/// Every model's stance, in order; any unusable one fails the call before a
+/// model is asked, naming each bad entry.
+fn stances(specs: &[ModelSpec]) -> Result<Vec<Option<Stance>>, Failure> {
+    let mut stances = Vec::new();
+    let mut problems = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        match spec.stance() {
+            Ok(stance) => stances.push(stance),
+            Err(why) => problems.push(format!("- models[{i}] ({}): stance {why}", spec.name())),
+        }
+    }
+    if problems.is_empty() {
+        return Ok(stances);
+    }
+    Err(Failure::Error(format!(
+        "consensus was not called because of unusable stances:\n{}",
+        problems.join("\n")
+    )))
 }
 
 /// Rejects an empty or oversized `models` list before any model is resolved.
@@ -165,12 +244,14 @@ impl Engine {
     fn plan(
         &self,
         specs: Vec<ModelSpec>,
+        stances: Vec<Option<Stance>>,
         settings: CallSettings,
+        mode: Mode,
     ) -> (Vec<Planned>, Vec<ModelOutcome>) {
         let mut planned = Vec::new();
         let mut failed = Vec::new();
         let mut autos = 0;
-        for spec in specs {
+        for (spec, stance) in specs.into_iter().zip(stances) {
             let name = spec.name().trim().to_string();
             let resolved = if name.is_empty() || name.eq_ignore_ascii_case("auto") {
                 autos += 1;
@@ -183,16 +264,18 @@ impl Engine {
                     settings: spec.settings(settings),
                     name,
                     resolved,
+                    system: prompts::with_stance(mode.system(), stance.as_ref()),
+                    stance,
                 }),
-                Err(e) => failed.push(ModelOutcome::failed(&name, None, e.to_string())),
+                Err(e) => failed.push(ModelOutcome::failed(&name, None, stance, e.to_string())),
             }
         }
         (planned, failed)
     }
 
-    /// Both phases, then every final answer stored as one conversation turn.
-    /// Fails only when no model answered; `Err(Failure::Cancelled)` means the
-    /// client cancelled.
+    /// The models' answers (both phases, or one roundtable lap), then every
+    /// final answer stored as one conversation turn. Fails only when no model
+    /// answered; `Err(Failure::Cancelled)` means the client cancelled.
     async fn run_consensus(
         &self,
         params: ConsensusParams,
@@ -203,16 +286,17 @@ impl Engine {
         let shared = &params.shared;
         let prompt = shared.question()?;
         check_model_count(params.models.as_deref())?;
+        let mode = params.mode.unwrap_or_default();
         let settings = shared.settings();
-        let files = params.files();
-        let specs = self.requested(params.models);
-        let cross_feedback = params.enable_cross_feedback.unwrap_or(true);
+        let specs = self.requested(params.models.clone());
+        let stances = stances(&specs)?;
+        let cross_feedback = mode == Mode::Parallel && params.enable_cross_feedback.unwrap_or(true);
         let reported_settings = Settings {
             enable_cross_feedback: cross_feedback,
             temperature: settings.temperature,
             models_requested: specs.iter().map(|s| s.name().to_string()).collect(),
         };
-        let (planned, unusable) = self.plan(specs, settings);
+        let (planned, unusable) = self.plan(specs, stances, settings, mode);
         if planned.is_empty() {
             return Err(Failure::Error(format!(
                 "none of the requested models can be used:\n{}",
@@ -223,24 +307,27 @@ impl Engine {
             .load_conversation(shared.continuation_id.as_deref(), &owner)
             .await
             .map_err(Failure::Error)?;
-        let mut notes: Vec<String> = note.into_iter().collect();
-        let user = self.user_turn(&files, &shared.images, prompt).await?;
-
-        let results = self
-            .initial_answers(&planned, &history, &user, cancel)
+        let mut notes = params.mode_notes(mode);
+        notes.extend(note);
+        let user = self
+            .user_turn(&params.files(), &shared.images, prompt)
             .await?;
-        let (mut answered, mut failures) = sort_initial_answers(&planned, results, &mut notes);
+        let lap = Lap {
+            planned: &planned,
+            history: &history,
+            user: &user,
+            cancel,
+        };
+        let (successes, mut failures) = match mode {
+            Mode::Parallel => {
+                let instructions = params.cross_feedback_prompt.as_deref();
+                let refine = cross_feedback.then_some(instructions);
+                self.parallel(&lap, prompt, refine, &mut notes).await?
+            }
+            Mode::Roundtable => self.roundtable(&lap, &mut notes).await?,
+        };
         // 1.3.2's order: the models that failed to answer, then those never asked.
         failures.extend(unusable);
-        if cross_feedback && answered.len() >= 2 {
-            let instructions = params.cross_feedback_prompt.as_deref();
-            self.cross_feedback(&mut answered, prompt, instructions, cancel)
-                .await?;
-        } else if cross_feedback && answered.len() == 1 {
-            notes.push("only one model answered, so there was no cross-feedback round".into());
-        }
-
-        let successes: Vec<ModelOutcome> = answered.into_iter().map(|a| a.outcome).collect();
         if successes.is_empty() {
             return Err(Failure::Error(format!(
                 "every model failed:\n{}",
@@ -257,6 +344,7 @@ impl Engine {
             notes,
             message_count,
             settings: reported_settings,
+            mode,
         };
         Ok(super::consensus_result::consensus_output(
             &report,
@@ -264,24 +352,85 @@ impl Engine {
         ))
     }
 
+    /// Parallel mode: every model answers at once, then, when `refine` holds the
+    /// caller's `cross_feedback_prompt` (or `None` for the built-in one) and at
+    /// least two answered, each refines its answer. The models that answered and
+    /// those that failed, each in plan order.
+    async fn parallel(
+        &self,
+        lap: &Lap<'_>,
+        prompt: &str,
+        refine: Option<Option<&str>>,
+        notes: &mut Vec<String>,
+    ) -> Result<(Vec<ModelOutcome>, Vec<ModelOutcome>), Failure> {
+        let results = self.initial_answers(lap).await?;
+        let mut sorted = Sorted::default();
+        for (model, result) in lap.planned.iter().zip(results) {
+            sorted.add(model, result, notes);
+        }
+        let Sorted {
+            mut answered,
+            failures,
+        } = sorted;
+        match (refine, answered.len()) {
+            (Some(instructions), 2..) => {
+                self.cross_feedback(&mut answered, prompt, instructions, lap.cancel)
+                    .await?;
+            }
+            (Some(_), 1) => {
+                notes.push("only one model answered, so there was no cross-feedback round".into());
+            }
+            _ => {}
+        }
+        Ok((answered.into_iter().map(|a| a.outcome).collect(), failures))
+    }
+
+    /// Roundtable mode: the models answer one after another in plan order, each
+    /// seeing the answers given before it in this lap (earlier laps are in the
+    /// history). A model that fails is reported and the lap goes on without it.
+    async fn roundtable(
+        &self,
+        lap: &Lap<'_>,
+        notes: &mut Vec<String>,
+    ) -> Result<(Vec<ModelOutcome>, Vec<ModelOutcome>), Failure> {
+        let mut sorted = Sorted::default();
+        for model in lap.planned {
+            let earlier: Vec<(String, String)> = sorted
+                .answered
+                .iter()
+                .map(|a| {
+                    let o = &a.outcome;
+                    (o.label(), o.final_answer().unwrap_or_default().to_string())
+                })
+                .collect();
+            let user = with_earlier_answers(lap.user, &earlier);
+            let result = self
+                .initial_answer(model, lap.history, &user, lap.cancel)
+                .await;
+            if lap.cancel.is_cancelled() {
+                return Err(Failure::Cancelled);
+            }
+            sorted.add(model, result, notes);
+        }
+        let outcomes = sorted.answered.into_iter().map(|a| a.outcome).collect();
+        Ok((outcomes, sorted.failures))
+    }
+
     /// Phase 1: every model answers independently, all at once, so the phase takes
     /// as long as the slowest model. Per model: the request it answered and the
     /// response, or why it failed.
     async fn initial_answers(
         &self,
-        planned: &[Planned],
-        history: &[Message],
-        user: &Message,
-        cancel: &CancellationToken,
+        lap: &Lap<'_>,
     ) -> Result<Vec<Result<Initial, String>>, Failure> {
         let results = join_all(
-            planned
+            lap.planned
                 .iter()
-                .map(|model| self.initial_answer(model, history, user, cancel)),
+                .map(|model| self.initial_answer(model, lap.history, lap.user, lap.cancel)),
         )
         .await;
         // Cancelled calls were reported as failures; the whole call ends here instead.
-        if cancel.is_cancelled() {
+        if lap.cancel.is_cancelled() {
             return Err(Failure::Cancelled);
         }
         Ok(results)
@@ -300,14 +449,16 @@ impl Engine {
             name,
             resolved,
             settings,
+            system,
+            ..
         } = planned;
         if super::has_images(user) && resolved.info.as_ref().is_some_and(|i| !i.images) {
             return Err(format!("model {} does not accept images", resolved.model));
         }
         let mut messages = history.to_vec();
         messages.push(user.clone());
-        super::fit_context(&mut messages, prompts::CONSENSUS, resolved)?;
-        let (request, notes) = build_request(resolved, prompts::CONSENSUS, messages, settings);
+        super::fit_context(&mut messages, system, resolved)?;
+        let (request, notes) = build_request(resolved, system, messages, settings);
         match timed_call(&self.metrics, resolved, &request, cancel).await {
             // Cancellation is checked once all calls have stopped.
             None => Err("cancelled".to_string()),
@@ -336,7 +487,7 @@ impl Engine {
             .map(|a| {
                 let o = &a.outcome;
                 let initial = o.initial.as_ref().map(|i| i.text.clone());
-                (o.model().to_string(), initial.unwrap_or_default())
+                (o.label(), initial.unwrap_or_default())
             })
             .collect();
         let metrics = self.metrics.as_ref();
@@ -376,7 +527,7 @@ impl Engine {
     ) -> usize {
         let combined: String = successes
             .iter()
-            .map(|o| format!("## {}\n{}\n", o.model(), o.final_answer().unwrap_or("")))
+            .map(|o| format!("## {}\n{}\n", o.label(), o.final_answer().unwrap_or("")))
             .collect::<Vec<_>>()
             .join("\n");
         let mut messages = history;
@@ -410,16 +561,40 @@ async fn timed_call(
     Some(result.map(|response| Answer::new(response, started.elapsed())))
 }
 
-/// Phase-1 results split into the models that answered and those that failed,
-/// each in plan order; what the answered requests left out goes to `notes`.
-fn sort_initial_answers<'p>(
-    planned: &'p [Planned],
-    results: Vec<Result<Initial, String>>,
-    notes: &mut Vec<String>,
-) -> (Vec<Answered<'p>>, Vec<ModelOutcome>) {
-    let mut answered = Vec::new();
-    let mut failures = Vec::new();
-    for (Planned { name, resolved, .. }, result) in planned.iter().zip(results) {
+/// The question with the answers given before this model's turn appended, so
+/// a roundtable participant answers in view of them.
+fn with_earlier_answers(user: &Message, earlier: &[(String, String)]) -> Message {
+    let mut turn = user.clone();
+    if let Some(text) = prompts::earlier_answers(earlier) {
+        turn.parts.push(crate::providers::Part::Text { text });
+    }
+    turn
+}
+
+/// First answers sorted into the models that answered and those that failed,
+/// each in the order they were added.
+#[derive(Default)]
+struct Sorted<'p> {
+    answered: Vec<Answered<'p>>,
+    failures: Vec<ModelOutcome>,
+}
+
+impl<'p> Sorted<'p> {
+    /// Adds one model's first answer, or the failure it became; what its
+    /// request left out goes to `notes`.
+    fn add(
+        &mut self,
+        planned: &'p Planned,
+        result: Result<Initial, String>,
+        notes: &mut Vec<String>,
+    ) {
+        let Planned {
+            name,
+            resolved,
+            stance,
+            ..
+        } = planned;
+        let provider = Some(resolved.provider_name.clone());
         match result {
             Ok(Initial {
                 request,
@@ -427,26 +602,25 @@ fn sort_initial_answers<'p>(
                 notes: adjusted,
             }) => {
                 notes.extend(adjusted);
-                answered.push(Answered {
+                self.answered.push(Answered {
                     resolved,
                     request,
                     outcome: ModelOutcome {
                         requested: name.clone(),
-                        provider: Some(resolved.provider_name.clone()),
+                        provider,
                         initial: Some(answer),
                         refined: None,
                         error: None,
+                        stance: stance.clone(),
                     },
                 });
             }
-            Err(error) => failures.push(ModelOutcome::failed(
-                name,
-                Some(resolved.provider_name.clone()),
-                error,
-            )),
+            Err(error) => {
+                self.failures
+                    .push(ModelOutcome::failed(name, provider, stance.clone(), error))
+            }
         }
     }
-    (answered, failures)
 }
 
 /// Phase 1's request of the `i`th model continued by its own answer and the

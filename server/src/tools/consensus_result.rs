@@ -10,6 +10,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::consensus::Mode;
+use super::prompts::Stance;
 use super::{ToolOutput, output};
 use crate::providers::{ChatResponse, Usage};
 
@@ -47,17 +49,37 @@ pub struct ModelOutcome {
     /// Why the model failed or, when it has an initial answer, why its
     /// refinement failed.
     pub error: Option<String>,
+    /// The position the caller asked this model to take.
+    pub stance: Option<Stance>,
 }
 
 impl ModelOutcome {
-    pub fn failed(requested: &str, provider: Option<String>, error: String) -> Self {
+    pub fn failed(
+        requested: &str,
+        provider: Option<String>,
+        stance: Option<Stance>,
+        error: String,
+    ) -> Self {
         Self {
             requested: requested.to_string(),
             provider,
             initial: None,
             refined: None,
             error: Some(error),
+            stance,
         }
+    }
+
+    /// The model with its stance, e.g. `gpt-5 [against]`: tells answers apart
+    /// where the same model takes several stances (headings, the other models'
+    /// view of the answers, the stored conversation).
+    pub fn label(&self) -> String {
+        with_tag(self.model(), self.stance.as_ref())
+    }
+
+    /// The stance as results report it.
+    fn stance_label(&self) -> Option<String> {
+        self.stance.as_ref().map(|s| s.label().to_string())
     }
 
     /// `success`, `partial` (answered, but the refinement failed) or `failed`.
@@ -88,6 +110,14 @@ impl ModelOutcome {
             add_usage(&mut total, &answer.usage);
         }
         total
+    }
+}
+
+/// `name [stance tag]`, or the name alone without a stance.
+fn with_tag(name: &str, stance: Option<&Stance>) -> String {
+    match stance {
+        Some(stance) => format!("{name} [{}]", stance.tag()),
+        None => name.to_string(),
     }
 }
 
@@ -125,6 +155,7 @@ pub struct Report {
     /// Messages stored in the conversation.
     pub message_count: usize,
     pub settings: Settings,
+    pub mode: Mode,
 }
 
 /// The `structuredContent` of a consensus result.
@@ -132,6 +163,8 @@ pub struct Report {
 pub struct ConsensusResult {
     /// Always "consensus_complete".
     pub status: &'static str,
+    /// "parallel" (independent answers, then cross-feedback) or "roundtable" (answers in turn, each seeing the earlier ones; its lap is `phases.initial`).
+    pub mode: &'static str,
     /// Models requested.
     pub models_consulted: usize,
     /// Models that answered in the first round.
@@ -185,6 +218,9 @@ pub struct InitialEntry {
     /// The first-round answer.
     pub response: String,
     pub metadata: Metadata,
+    /// The stance this model was asked to take: "for", "against", "neutral" or the custom instruction; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stance: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -207,6 +243,9 @@ pub struct RefinedEntry {
     /// Why the refinement failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refined_error: Option<String>,
+    /// The stance this model was asked to take: "for", "against", "neutral" or the custom instruction; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stance: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -221,6 +260,9 @@ pub struct FailedEntry {
     pub error: String,
     /// Always empty.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The stance this model was asked to take: "for", "against", "neutral" or the custom instruction; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stance: Option<String>,
 }
 
 /// One answer's provider facts, with 1.3.2's names.
@@ -276,6 +318,9 @@ pub struct ModelView {
     pub error: Option<String>,
     #[schemars(with = "UsageView")]
     pub usage: Usage,
+    /// The stance this model was asked to take: "for", "against", "neutral" or the custom instruction; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stance: Option<String>,
 }
 
 /// The schema of [`Usage`] as it serialises (the provider type carries no schema).
@@ -354,6 +399,7 @@ fn phases(successes: &[ModelOutcome], failures: &[ModelOutcome]) -> Phases {
             status: "success",
             response: first.text.clone(),
             metadata: metadata(provider, first),
+            stance: o.stance_label(),
         };
         if o.refined.is_some() || o.error.is_some() {
             refined.push(RefinedEntry {
@@ -366,6 +412,7 @@ fn phases(successes: &[ModelOutcome], failures: &[ModelOutcome]) -> Phases {
                 refined_response: o.refined.as_ref().map(|a| a.text.clone()),
                 refined_metadata: o.refined.as_ref().map(|a| metadata(provider, a)),
                 refined_error: o.error.clone(),
+                stance: entry.stance.clone(),
             });
         }
         initial.push(entry);
@@ -378,6 +425,7 @@ fn phases(successes: &[ModelOutcome], failures: &[ModelOutcome]) -> Phases {
             status: "failed",
             error: o.error.clone().unwrap_or_default(),
             metadata: Default::default(),
+            stance: o.stance_label(),
         })
         .collect();
     Phases {
@@ -396,6 +444,7 @@ fn view(o: &ModelOutcome) -> ModelView {
         refined: o.refined.as_ref().map(|a| a.text.clone()),
         error: o.error.clone(),
         usage: o.usage(),
+        stance: o.stance_label(),
     }
 }
 
@@ -443,7 +492,7 @@ fn build(report: &Report, trim: output::Trim) -> ToolOutput {
     } = report;
     let mut cuts = Vec::new();
     let primary = trimmed(successes, |o, part, text| {
-        trim.primary(o.model(), part, text, &mut cuts)
+        trim.primary(&o.label(), part, text, &mut cuts)
     });
     let extra = trimmed(successes, |_, _, text| trim.extra(text));
     let truncated = trim.report(cuts, &EXTRA_FIELDS);
@@ -462,6 +511,7 @@ fn build(report: &Report, trim: output::Trim) -> ToolOutput {
     }
     let structured = ConsensusResult {
         status: "consensus_complete",
+        mode: report.mode.as_str(),
         models_consulted: report.settings.models_requested.len(),
         successful_initial_responses: successes.len(),
         failed_responses: failures.len(),
@@ -474,7 +524,7 @@ fn build(report: &Report, trim: output::Trim) -> ToolOutput {
             model: model_names(successes),
         },
         settings: report.settings.clone(),
-        content: render(&extra, failures),
+        content: render(report.mode, &extra, failures),
         models: extra.iter().chain(failures).map(view).collect(),
         successful: successes.len(),
         failed: failures.len(),
@@ -484,7 +534,7 @@ fn build(report: &Report, trim: output::Trim) -> ToolOutput {
         truncated,
     };
     ToolOutput {
-        text: format!("{}{footer}", render(&primary, failures)),
+        text: format!("{}{footer}", render(report.mode, &primary, failures)),
         structured: serde_json::to_value(structured).unwrap_or_default(),
         is_error: false,
     }
@@ -504,11 +554,17 @@ pub fn consensus_output(report: &Report, max_output_tokens: usize) -> ToolOutput
     output::fit(max_output_tokens, longest, |trim| build(report, trim))
 }
 
-/// The Markdown body: each model's answers (refined first), then the failures.
-fn render(successes: &[ModelOutcome], failures: &[ModelOutcome]) -> String {
+/// The Markdown body: each model's answers (refined first) in order, then the
+/// failures. A model's heading names its stance, so the calling model reads
+/// each answer as the position it was asked to argue.
+fn render(mode: Mode, successes: &[ModelOutcome], failures: &[ModelOutcome]) -> String {
     let refined = successes.iter().filter(|o| o.refined.is_some()).count();
+    let (title, how) = match mode {
+        Mode::Parallel => ("Consensus", ""),
+        Mode::Roundtable => ("Roundtable", " in turn"),
+    };
     let mut text = format!(
-        "# Consensus: {} of {} models answered{}\n",
+        "# {title}: {} of {} models answered{how}{}\n",
         successes.len(),
         successes.len() + failures.len(),
         if refined > 0 {
@@ -519,9 +575,13 @@ fn render(successes: &[ModelOutcome], failures: &[ModelOutcome]) -> String {
     );
     for o in successes {
         text.push_str(&format!(
-            "\n## {} ({})\n",
+            "\n## {} ({}){}\n",
             o.model(),
-            o.provider.as_deref().unwrap_or("?")
+            o.provider.as_deref().unwrap_or("?"),
+            o.stance
+                .as_ref()
+                .map(|s| format!(", stance: {}", s.tag()))
+                .unwrap_or_default()
         ));
         match (&o.refined, &o.initial) {
             (Some(refined), Some(initial)) => {
@@ -542,7 +602,7 @@ fn render(successes: &[ModelOutcome], failures: &[ModelOutcome]) -> String {
         for o in failures {
             text.push_str(&format!(
                 "- {}: {}\n",
-                o.requested,
+                with_tag(&o.requested, o.stance.as_ref()),
                 o.error.as_deref().unwrap_or("failed")
             ));
         }
@@ -577,6 +637,7 @@ mod tests {
             initial: Some(answer(&format!("{name} first"))),
             refined: refined.map(answer),
             error: error.map(str::to_string),
+            stance: None,
         }
     }
 
@@ -590,7 +651,12 @@ mod tests {
                 Some("refinement failed, initial answer kept: HTTP 500"),
             ),
         ];
-        let failures = [ModelOutcome::failed("c", None, "unknown model c".into())];
+        let failures = [ModelOutcome::failed(
+            "c",
+            None,
+            None,
+            "unknown model c".into(),
+        )];
         let phases = serde_json::to_value(phases(&successes, &failures)).unwrap();
         assert_eq!(phases["initial"][1]["response"], "b first");
         assert_eq!(

@@ -108,6 +108,9 @@ pub struct ModelEntry {
     /// This model's answer length and detail, instead of the call's `verbosity`.
     #[serde(default)]
     pub verbosity: Option<params::Verbosity>,
+    /// The position this model takes: "for", "against", "neutral", or your own instruction (at most 2000 characters). It never licenses invented facts. The same model may appear several times with different stances.
+    #[serde(default)]
+    pub stance: Option<String>,
     /// Keys this object does not know; any fails the call (see [`args`]).
     #[serde(flatten)]
     #[schemars(skip)]
@@ -118,6 +121,16 @@ impl ModelSpec {
     pub fn name(&self) -> &str {
         match self {
             ModelSpec::Name(n) | ModelSpec::Object(ModelEntry { model: n, .. }) => n,
+        }
+    }
+
+    /// This entry's stance; `Err` says why the given one cannot be used.
+    pub fn stance(&self) -> Result<Option<prompts::Stance>, String> {
+        match self {
+            ModelSpec::Object(ModelEntry {
+                stance: Some(text), ..
+            }) => prompts::Stance::parse(text).map(Some),
+            _ => Ok(None),
         }
     }
 
