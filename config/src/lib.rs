@@ -69,6 +69,9 @@ pub struct ServerConfig {
     /// `None`: the server's own name and version.
     pub server_name: Option<String>,
     pub server_version: Option<String>,
+    /// `CONVERSE_ENV_FILE`: the env file named explicitly (the server reads it before parsing;
+    /// kept for the start-up log).
+    pub env_file: Option<PathBuf>,
     pub telemetry: TelemetryConfig,
     /// Warnings found while reading the environment (near-miss names, an alias overridden,
     /// values set but unused). Use [`ServerConfig::warnings`], which adds the ones derived from
@@ -90,6 +93,7 @@ impl Default for ServerConfig {
             models_file: None,
             server_name: None,
             server_version: None,
+            env_file: None,
             telemetry: TelemetryConfig::default(),
             env_warnings: Vec::new(),
         }
@@ -227,6 +231,7 @@ fn build(
     let models_file = r.get(CONVERSE_MODELS_FILE).map(PathBuf::from);
     let server_name = r.string(MCP_SERVER_NAME);
     let server_version = r.string(MCP_SERVER_VERSION);
+    let env_file = r.get(CONVERSE_ENV_FILE).map(PathBuf::from);
     let http = http_server::parse(&mut r);
     let auth = auth::parse(&mut r);
     let providers = providers::parse(&mut r);
@@ -260,6 +265,7 @@ fn build(
         models_file,
         server_name,
         server_version,
+        env_file,
         telemetry,
         env_warnings,
     })

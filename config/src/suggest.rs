@@ -10,14 +10,10 @@ use crate::vars::VARIABLES;
 const PREFIXES: &[&str] = &["MCP_", "HTTP_", "CONVERSE_", "CONVERSATION_"];
 
 /// Variables of converse 1.3.2 that this server no longer reads, and why.
-const RETIRED: &[(&str, &str)] = &[
-    ("MCP_SERVER_NAME", "the server reports its own name"),
-    ("MCP_SERVER_VERSION", "the server reports its own version"),
-    (
-        "GOOGLE_LOCATION",
-        "Gemini is reached through GOOGLE_BASE_URL",
-    ),
-];
+const RETIRED: &[(&str, &str)] = &[(
+    "GOOGLE_LOCATION",
+    "Gemini is reached through GOOGLE_BASE_URL",
+)];
 
 pub(crate) fn check_names(r: &mut Reader) {
     let mut found: Vec<String> = Vec::new();
@@ -96,7 +92,7 @@ mod tests {
             ("MCP_AUTH_STRATEGIE", "bearer"),
             ("HTTP_PORTT", "1"),
             ("mcp_api_keys", "x"),
-            ("MCP_SERVER_NAME", "x"),
+            ("GOOGLE_LOCATION", "x"),
         ]);
         assert_eq!(w.len(), 4, "{w:?}");
         assert!(
@@ -110,7 +106,7 @@ mod tests {
         );
         assert!(
             w.iter()
-                .any(|w| w.starts_with("MCP_SERVER_NAME is ignored"))
+                .any(|w| w.starts_with("GOOGLE_LOCATION is ignored"))
         );
     }
 

@@ -274,15 +274,15 @@ static LISTED: &[VarSpec] = &[
     ),
     var(
         CONVERSE_ENV_FILE,
-        Some(".env"),
+        None,
         RUNTIME,
-        "A `KEY=VALUE` file read at start-up, as converse 1.3.2 read `.env` from the working directory (missing is fine for the default, an error for a named file). Variables of the real environment win over the file's.",
+        "A `KEY=VALUE` file read at start-up; default: `.env` in the working directory, as converse 1.3.2 read it (missing is fine for the default, an error for a named file). Variables of the real environment win over the file's.",
     ),
     var(
         MCP_SERVER_NAME,
-        Some("converse-server"),
+        None,
         RUNTIME,
-        "The server name advertised to MCP clients (`serverInfo.name`), as in converse 1.3.2.",
+        "The server name advertised to MCP clients (`serverInfo.name`), as in converse 1.3.2; default: `converse-server`.",
     ),
     var(
         MCP_SERVER_VERSION,

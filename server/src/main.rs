@@ -110,6 +110,7 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         providers = ?providers,
         secrets_set = ?config.secrets_set(),
+        env_file = ?config.env_file,
         "converse-server starting"
     );
     match config.transport {
