@@ -422,3 +422,23 @@ async fn chat_sends_the_successor_and_says_so() {
     assert!(!text_of(&result).contains("retired"));
     client.cancel().await.unwrap();
 }
+
+/// The same notice in a consensus answer.
+#[tokio::test]
+async fn consensus_says_which_retired_models_were_replaced() {
+    let fake = fake().await;
+    let server = start_http(&env_for(&fake)).await;
+    let client = connect_legacy(&server.url).await;
+    let result = call(
+        &client,
+        "consensus",
+        json!({"prompt": "hello", "models": [{"model": "claude-3.5-sonnet"}, "gpt-4o"], "enable_cross_feedback": false}),
+    )
+    .await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let text = text_of(&result);
+    assert!(
+        text.contains("is retired; using claude-sonnet-4-5 (its successor)"),
+        "{text}"
+    );
+}

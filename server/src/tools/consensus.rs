@@ -307,7 +307,12 @@ impl Engine {
             .load_conversation(shared.continuation_id.as_deref(), &owner)
             .await
             .map_err(Failure::Error)?;
-        let mut notes = params.mode_notes(mode);
+        // Retired 1.3.2 models' notices first: they say who really answered.
+        let mut notes: Vec<String> = planned
+            .iter()
+            .filter_map(|p| p.resolved.notice.clone())
+            .collect();
+        notes.extend(params.mode_notes(mode));
         notes.extend(note);
         let user = self
             .user_turn(&params.files(), &shared.images, prompt)
