@@ -358,6 +358,22 @@ pub fn notices(
     };
     let was = |t: &str, status: &str| find(before, t).is_some_and(|c| c.status == status);
     let mut out = Vec::new();
+    // The first line of a rollout's story (then ReplicasNotReady → Ready): what rolls the pods.
+    if let (Some(old), Some(new)) = (
+        before.and_then(|b| b.config_hash.as_deref()),
+        after.config_hash.as_deref(),
+    ) && old != new
+    {
+        out.push(Notice {
+            warning: false,
+            reason: "ConfigChanged".to_owned(),
+            note: format!(
+                "the pods' configuration changed (the spec, or a Secret or ConfigMap the pods \
+                 read): rolling the pods to config-hash {}",
+                new.get(..12).unwrap_or(new)
+            ),
+        });
+    }
     let stalled = find(Some(after), condition::STALLED);
     let is_stalled = stalled.as_ref().is_some_and(|c| c.status == "True");
     if let Some(c) = &stalled {
@@ -673,6 +689,17 @@ mod tests {
         assert_eq!(
             (n[0].warning, n[0].reason.as_str()),
             (true, "ReplicasNotReady")
+        );
+        // A rotated key: the new config hash is announced first, then the rollout's conditions.
+        let mut rotated = rolling.clone();
+        rotated.config_hash = Some("0123456789abcdef0123".into());
+        let n = notices(Some(&ready), &rotated, &[]);
+        let reasons: Vec<&str> = n.iter().map(|n| n.reason.as_str()).collect();
+        assert_eq!(reasons, ["ConfigChanged", "ReplicasNotReady"]);
+        assert!(
+            !n[0].warning && n[0].note.ends_with("config-hash 0123456789ab"),
+            "{}",
+            n[0].note
         );
     }
 
