@@ -563,6 +563,33 @@ spec:
     )
     .await
     .expect("status.configHash follows");
+    // `kubectl describe` tells why the pods rolled.
+    let short = new_hash
+        .as_deref()
+        .and_then(|h| h.get(..12))
+        .unwrap_or_default()
+        .to_string();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let changed = events
+            .list(&Default::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("ConfigChanged")
+                    && e.note.as_deref().is_some_and(|n| n.contains(&short))
+            });
+        if changed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ConfigChanged Event for {short}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     running.stop().await;
     ns.cleanup().await.expect("cleanup");
