@@ -254,6 +254,25 @@ for (const flavour of flavours) {
       assert.match(textOf(result), /continuation_id: conv_/);
     });
 
+    it('reports the progress of a 3-model consensus in order, then answers', async () => {
+      const updates = [];
+      const params = { name: 'consensus', arguments: { prompt: 'Progress?', models: ['gpt-4o', 'sonnet', 'gemini-2.5-flash'] } };
+      const options = { onprogress: (p) => updates.push(p), resetTimeoutOnProgress: true };
+      // SDK 1.x takes (params, resultSchema, options); 2.x dropped the schema argument.
+      const result = client instanceof ClientV1
+        ? await client.callTool(params, undefined, options)
+        : await client.callTool(params, options);
+      assert.ok(!result.isError, textOf(result));
+      assert.equal(result.structuredContent.successful, 3, JSON.stringify(result.structuredContent));
+      // Three answers, the start of the cross-feedback round, three refined answers.
+      const seen = JSON.stringify(updates);
+      assert.deepEqual(updates.map((u) => u.progress), [1, 2, 3, 4, 5, 6, 7], seen);
+      assert.ok(updates.every((u) => u.total === 7), seen);
+      assert.equal(updates.filter((u) => / answered \(\d\/7\)$/.test(u.message)).length, 3, seen);
+      assert.equal(updates[3].message, 'cross-feedback round started (4/7)', seen);
+      assert.equal(updates.filter((u) => /refined its answer/.test(u.message)).length, 3, seen);
+    });
+
     it('lists and gets the help prompt', async () => {
       const { prompts } = await client.listPrompts();
       assert.ok(prompts.some((p) => p.name === 'help'), JSON.stringify(prompts));

@@ -3,6 +3,9 @@
 //! request in stateless mode); all of them share the engine.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::Instrument;
 
 use rmcp::handler::server::router::prompt::PromptRouter;
@@ -10,10 +13,11 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolResult, ContentBlock, GetPromptResult, Implementation, ListResourcesResult,
-    PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, PromptMessage,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, Role, ServerCapabilities,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{Peer, RequestContext};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, tool,
     tool_handler, tool_router,
@@ -23,9 +27,73 @@ use crate::help;
 use crate::principal::Principal;
 use crate::tools::chat::ChatParams;
 use crate::tools::consensus::ConsensusParams;
+use crate::tools::progress::{Progress, Update};
 use crate::tools::{Engine, Owner, ToolOutput};
 
 pub const HELP_URI: &str = "converse://help";
+
+/// How often a call that reports progress says it is still working while nothing else happens:
+/// well under the idle timeouts of common clients (60 s for some hosted connectors).
+const PROGRESS_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The progress reporter of a call, and the task that turns its steps into
+/// `notifications/progress`; a silent reporter when the request carries no progress token.
+fn progress_for(
+    ctx: &RequestContext<RoleServer>,
+) -> (Progress, Option<tokio::task::JoinHandle<()>>) {
+    let Some(token) = ctx.meta.get_progress_token() else {
+        return (Progress::default(), None);
+    };
+    let (progress, updates) = Progress::channel();
+    let task = tokio::spawn(forward_progress(ctx.peer.clone(), token, updates));
+    (progress, Some(task))
+}
+
+/// Sends each step, and a keep-alive after every [`PROGRESS_KEEP_ALIVE`] without one, until the
+/// call's reporter is dropped. Progress must increase, so keep-alives creep towards the next
+/// step (½, ⅔, ¾ … of the way) without reaching it.
+async fn forward_progress(
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+    mut updates: UnboundedReceiver<Update>,
+) {
+    let started = Instant::now();
+    let mut last = Update {
+        progress: 0.0,
+        total: None,
+        message: "started".into(),
+    };
+    let mut waits = 0u32;
+    loop {
+        let update = tokio::select! {
+            update = updates.recv() => match update {
+                Some(update) => {
+                    waits = 0;
+                    last = update.clone();
+                    update
+                }
+                None => return,
+            },
+            () = tokio::time::sleep(PROGRESS_KEEP_ALIVE) => {
+                waits += 1;
+                Update {
+                    progress: last.progress + f64::from(waits) / f64::from(waits + 1),
+                    total: last.total,
+                    message: format!("{}; still working ({} s)", last.message, started.elapsed().as_secs()),
+                }
+            }
+        };
+        let mut param = ProgressNotificationParam::new(token.clone(), update.progress)
+            .with_message(update.message);
+        if let Some(total) = update.total {
+            param = param.with_total(total);
+        }
+        if peer.notify_progress(param).await.is_err() {
+            // The client is gone; the call itself is cancelled through its own token.
+            return;
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct ConverseMcp {
@@ -100,11 +168,16 @@ impl ConverseMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let started = std::time::Instant::now();
+        let (progress, forwarding) = progress_for(&ctx);
         let output = self
             .engine
-            .chat(params, owner(&ctx), ctx.ct.clone())
+            .chat(params, owner(&ctx), ctx.ct.clone(), progress)
             .instrument(tracing::info_span!("tools/call chat"))
             .await;
+        // The last progress notification goes out before the result.
+        if let Some(task) = forwarding {
+            let _ = task.await;
+        }
         self.record("chat", &output, started);
         into_result(output)
     }
@@ -124,11 +197,15 @@ impl ConverseMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let started = std::time::Instant::now();
+        let (progress, forwarding) = progress_for(&ctx);
         let output = self
             .engine
-            .consensus(params, owner(&ctx), ctx.ct.clone())
+            .consensus(params, owner(&ctx), ctx.ct.clone(), progress)
             .instrument(tracing::info_span!("tools/call consensus"))
             .await;
+        if let Some(task) = forwarding {
+            let _ = task.await;
+        }
         self.record("consensus", &output, started);
         into_result(output)
     }

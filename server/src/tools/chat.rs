@@ -5,6 +5,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::params::{SharedParams, Wording};
+use super::progress::Progress;
 use super::{
     CallSettings, Engine, Failure, Owner, ToolOutput, args, build_request, call_provider,
     describe_provider_error, output,
@@ -51,8 +52,9 @@ impl Engine {
         params: ChatParams,
         owner: Owner,
         cancel: CancellationToken,
+        progress: Progress,
     ) -> Option<ToolOutput> {
-        super::reply(self.run_chat(params, owner, &cancel).await)
+        super::reply(self.run_chat(params, owner, &cancel, &progress).await)
     }
 
     /// Asks the model with the conversation so far and stores its answer as the
@@ -62,6 +64,7 @@ impl Engine {
         params: ChatParams,
         owner: Owner,
         cancel: &CancellationToken,
+        progress: &Progress,
     ) -> Result<ToolOutput, Failure> {
         let problems = args::describe::<ChatParams>("chat", &params.unknown);
         args::failure("chat", problems.into_iter().collect())?;
@@ -81,7 +84,10 @@ impl Engine {
             .user_turn(&shared.files, &shared.images, prompt)
             .await?;
         let request = chat_request(&resolved, history, user, &shared.settings(), &mut notes)?;
+        progress.set_total(2);
+        progress.step(format!("asking {}", resolved.model));
         let response = self.ask(&resolved, &request, cancel).await?;
+        progress.step(format!("{} answered", resolved.model));
 
         let mut messages = request.messages;
         messages.push(super::text_message(Role::Assistant, response.text.clone()));

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::consensus_result::{Answer, ModelOutcome, Report, Settings};
 use super::params::{SharedParams, Wording};
+use super::progress::Progress;
 use super::prompts::Stance;
 use super::{
     CallSettings, Engine, Failure, ModelEntry, ModelSpec, Owner, ToolOutput, args, build_request,
@@ -158,6 +159,8 @@ struct Lap<'a> {
     history: &'a [Message],
     user: &'a Message,
     cancel: &'a CancellationToken,
+    /// A step per answer, and one when the cross-feedback round starts.
+    progress: &'a Progress,
 }
 
 /// A phase-1 answer as the call returns it: the request it answered and the
@@ -174,6 +177,14 @@ struct Answered<'p> {
     resolved: &'p ResolvedModel,
     request: ChatRequest,
     outcome: ModelOutcome,
+}
+
+/// The progress message of a phase-1 (or roundtable) answer.
+fn answered_or_failed<T>(model: &str, result: &Result<T, String>) -> String {
+    match result {
+        Ok(_) => format!("{model} answered"),
+        Err(_) => format!("{model} failed"),
+    }
 }
 
 /// The failed models as a list, for an error that names every reason.
@@ -228,8 +239,9 @@ impl Engine {
         params: ConsensusParams,
         owner: Owner,
         cancel: CancellationToken,
+        progress: Progress,
     ) -> Option<ToolOutput> {
-        super::reply(self.run_consensus(params, owner, &cancel).await)
+        super::reply(self.run_consensus(params, owner, &cancel, &progress).await)
     }
 
     /// The models to consult: those requested, or `auto` for up to three providers.
@@ -281,6 +293,7 @@ impl Engine {
         params: ConsensusParams,
         owner: Owner,
         cancel: &CancellationToken,
+        progress: &Progress,
     ) -> Result<ToolOutput, Failure> {
         params.check_arguments()?;
         let shared = &params.shared;
@@ -322,6 +335,7 @@ impl Engine {
             history: &history,
             user: &user,
             cancel,
+            progress,
         };
         let (successes, mut failures) = match mode {
             Mode::Parallel => {
@@ -368,6 +382,11 @@ impl Engine {
         refine: Option<Option<&str>>,
         notes: &mut Vec<String>,
     ) -> Result<(Vec<ModelOutcome>, Vec<ModelOutcome>), Failure> {
+        let n = u32::try_from(lap.planned.len()).unwrap_or(u32::MAX);
+        // Answers, the start of the refinement round, refined answers (the total shrinks to
+        // what happens when there is no refinement round).
+        lap.progress
+            .set_total(if refine.is_some() { 2 * n + 1 } else { n });
         let results = self.initial_answers(lap).await?;
         let mut sorted = Sorted::default();
         for (model, result) in lap.planned.iter().zip(results) {
@@ -379,7 +398,8 @@ impl Engine {
         } = sorted;
         match (refine, answered.len()) {
             (Some(instructions), 2..) => {
-                self.cross_feedback(&mut answered, prompt, instructions, lap.cancel)
+                lap.progress.step("cross-feedback round started");
+                self.cross_feedback(&mut answered, prompt, instructions, lap)
                     .await?;
             }
             (Some(_), 1) => {
@@ -399,6 +419,8 @@ impl Engine {
         notes: &mut Vec<String>,
     ) -> Result<(Vec<ModelOutcome>, Vec<ModelOutcome>), Failure> {
         let mut sorted = Sorted::default();
+        lap.progress
+            .set_total(u32::try_from(lap.planned.len()).unwrap_or(u32::MAX));
         for model in lap.planned {
             let earlier: Vec<(String, String)> = sorted
                 .answered
@@ -415,6 +437,7 @@ impl Engine {
             if lap.cancel.is_cancelled() {
                 return Err(Failure::Cancelled);
             }
+            lap.progress.step(answered_or_failed(&model.name, &result));
             sorted.add(model, result, notes);
         }
         let outcomes = sorted.answered.into_iter().map(|a| a.outcome).collect();
@@ -428,11 +451,13 @@ impl Engine {
         &self,
         lap: &Lap<'_>,
     ) -> Result<Vec<Result<Initial, String>>, Failure> {
-        let results = join_all(
-            lap.planned
-                .iter()
-                .map(|model| self.initial_answer(model, lap.history, lap.user, lap.cancel)),
-        )
+        let results = join_all(lap.planned.iter().map(|model| async move {
+            let result = self
+                .initial_answer(model, lap.history, lap.user, lap.cancel)
+                .await;
+            lap.progress.step(answered_or_failed(&model.name, &result));
+            result
+        }))
         .await;
         // Cancelled calls were reported as failures; the whole call ends here instead.
         if lap.cancel.is_cancelled() {
@@ -485,8 +510,9 @@ impl Engine {
         answered: &mut [Answered<'_>],
         prompt: &str,
         instructions: Option<&str>,
-        cancel: &CancellationToken,
+        lap: &Lap<'_>,
     ) -> Result<(), Failure> {
+        let (cancel, progress) = (lap.cancel, lap.progress);
         let answers: Vec<(String, String)> = answered
             .iter()
             .map(|a| {
@@ -498,7 +524,11 @@ impl Engine {
         let metrics = self.metrics.as_ref();
         let results = join_all(answered.iter().enumerate().map(|(i, a)| {
             let request = refinement_request(a, i, &answers, prompt, instructions);
-            async move { timed_call(metrics, a.resolved, &request, cancel).await }
+            async move {
+                let result = timed_call(metrics, a.resolved, &request, cancel).await;
+                progress.step(format!("{} refined its answer", a.outcome.label()));
+                result
+            }
         }))
         .await;
         if cancel.is_cancelled() {

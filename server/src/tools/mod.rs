@@ -8,6 +8,7 @@ pub mod consensus;
 pub mod consensus_result;
 pub mod output;
 pub mod params;
+pub mod progress;
 pub mod prompts;
 
 use std::sync::Arc;
