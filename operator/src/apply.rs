@@ -30,6 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use crate::desired::http_route::HttpRoute;
 use crate::desired::{DesiredObjects, generated_secret_name};
 use crate::metrics::Metrics;
 
@@ -55,6 +56,9 @@ pub struct Applied {
     pub deployment: Deployment,
     /// Kind/name of each child deleted because it is no longer desired.
     pub deleted: Vec<String>,
+    /// spec.gateway asks for an HTTPRoute, but the cluster does not serve HTTPRoutes (the
+    /// Gateway API CRDs are not installed): everything else was applied.
+    pub gateway_api_missing: bool,
 }
 
 /// Per ConverseServer (namespace, name) and child (kind, name): the hash of the object last
@@ -103,6 +107,9 @@ pub struct ChildApplier<'a> {
     pub client: &'a Client,
     pub last_applied: &'a LastApplied,
     pub metrics: &'a Metrics,
+    /// Whether the API server serves HTTPRoutes (`gateway.networking.k8s.io/v1`). Without them
+    /// the HTTPRoute is neither applied nor looked for.
+    pub gateway_api: bool,
 }
 
 /// Applies `desired` in `namespace` for the ConverseServer `name` with uid `owner_uid`.
@@ -143,9 +150,18 @@ pub async fn apply_children(
     .await?;
     c.apply_or_delete::<NetworkPolicy>(desired.network_policy.as_ref(), name, &mut deleted)
         .await?;
+    // Last: the Gateway API is optional in a cluster; without it the rest still serves.
+    let gateway_api_missing = if applier.gateway_api {
+        c.apply_or_delete::<HttpRoute>(desired.http_route.as_ref(), name, &mut deleted)
+            .await?;
+        false
+    } else {
+        desired.http_route.is_some()
+    };
     Ok(Applied {
         deployment,
         deleted,
+        gateway_api_missing,
     })
 }
 

@@ -10,6 +10,7 @@
 //! server, a bug in the build) go to [`error_policy`], which retries with exponential backoff.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,10 +33,11 @@ use tracing::{Instrument, debug, info, warn};
 use crate::apply::{ApplyError, ChildApplier, FIELD_MANAGER, LastApplied, apply_children};
 use crate::crd::{ConverseServer, ConverseServerStatus};
 use crate::dereference::dereference;
+use crate::desired::http_route::{GATEWAY_API_GROUP, GATEWAY_API_VERSION, HTTP_ROUTES, HttpRoute};
 use crate::desired::{BuildContext, BuildError, build, generated_secret_name, labels};
 use crate::metrics::Metrics;
 use crate::references::{config_map_names, secret_names};
-use crate::status::{Notice, Outcome, desired_status, notices, write_status};
+use crate::status::{GATEWAY_API_MISSING, Notice, Outcome, desired_status, notices, write_status};
 use crate::validate::{ValidatedServer, ValidationError, validate};
 
 /// Operator settings the reconcile needs.
@@ -76,6 +78,9 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<ConverseServer>, u32>>,
     /// What was applied to each child, so a steady-state reconcile sends no write.
     last_applied: LastApplied,
+    /// Whether API discovery showed httproutes.gateway.networking.k8s.io/v1 (looked up when a
+    /// controller starts, and again by a reconcile that needs an HTTPRoute while it is false).
+    gateway_api: AtomicBool,
 }
 
 impl Context {
@@ -91,7 +96,20 @@ impl Context {
             metrics,
             failures: Mutex::new(HashMap::new()),
             last_applied: LastApplied::default(),
+            gateway_api: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the cluster serves HTTPRoutes, as last discovered.
+    pub fn gateway_api(&self) -> bool {
+        self.gateway_api.load(Ordering::Relaxed)
+    }
+
+    /// Asks API discovery whether the cluster serves HTTPRoutes, remembers and returns it.
+    pub async fn discover_gateway_api(&self) -> bool {
+        let found = serves_http_routes(&self.client).await;
+        self.gateway_api.store(found, Ordering::Relaxed);
+        found
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ConverseServer>, u32>> {
@@ -144,6 +162,26 @@ const NAME_CONFLICT_RECHECK: Duration = Duration::from_secs(10);
 /// ConverseServer is cheaper. (ConfigMaps are watched, for the environment's sake, so a files
 /// ConfigMap is found at once; the look also covers an operator that may not read them.)
 const FILES_RECHECK: Duration = Duration::from_secs(10);
+
+/// How often a ConverseServer whose spec.gateway the cluster cannot serve looks again.
+const GATEWAY_API_RECHECK: Duration = Duration::from_secs(60);
+
+/// Whether API discovery lists httproutes in gateway.networking.k8s.io/v1. A cluster without
+/// the Gateway API CRDs answers 404; any other failure is logged and counts as absent (a
+/// reconcile that needs an HTTPRoute asks again).
+pub async fn serves_http_routes(client: &Client) -> bool {
+    match client
+        .list_api_group_resources(&format!("{GATEWAY_API_GROUP}/{GATEWAY_API_VERSION}"))
+        .await
+    {
+        Ok(list) => list.resources.iter().any(|r| r.name == HTTP_ROUTES),
+        Err(kube::Error::Api(status)) if status.code == 404 => false,
+        Err(e) => {
+            warn!("API discovery of {GATEWAY_API_GROUP}/{GATEWAY_API_VERSION} failed: {e}");
+            false
+        }
+    }
+}
 
 /// One reconcile of `server` (what the controller calls; tests may call it to force one).
 pub async fn reconcile(server: Arc<ConverseServer>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -269,10 +307,18 @@ async fn build_and_apply(
         },
     )?;
     // 4. apply
+    let gateway_api = if desired.http_route.is_some() && !ctx.gateway_api() {
+        // Installed since the controller started? (Its HTTPRoute is then applied, but not
+        // watched until the operator restarts: drift is repaired by the periodic resync.)
+        ctx.discover_gateway_api().await
+    } else {
+        ctx.gateway_api()
+    };
     let applier = ChildApplier {
         client: &ctx.client,
         last_applied: &ctx.last_applied,
         metrics: &ctx.metrics,
+        gateway_api,
     };
     let (namespace, name) = (&target.namespace, &target.name);
     let applied = match apply_children(&applier, namespace, name, &target.uid, &desired).await {
@@ -305,20 +351,28 @@ async fn build_and_apply(
             return Err(Error::Apply(error));
         }
     };
-    let status = desired_status(
-        generation,
-        previous,
-        &Outcome::Applied {
+    let (outcome, action, failure) = if applied.gateway_api_missing {
+        warn!(%namespace, %name, "spec.gateway: the cluster does not serve HTTPRoutes");
+        let outcome = Outcome::GatewayApiMissing {
             validated: &validated,
             desired: &desired,
             deployment: &applied.deployment,
-        },
-        now,
-    );
+        };
+        let action = Action::requeue(GATEWAY_API_RECHECK);
+        (outcome, action, Some(GATEWAY_API_MISSING))
+    } else {
+        let outcome = Outcome::Applied {
+            validated: &validated,
+            desired: &desired,
+            deployment: &applied.deployment,
+        };
+        (outcome, Action::requeue(ctx.settings.resync), None)
+    };
+    let status = desired_status(generation, previous, &outcome, now);
     Ok(Reconciled {
         status,
-        action: Action::requeue(ctx.settings.resync),
-        failure: None,
+        action,
+        failure,
         deleted: applied.deleted,
         warnings: validated.warnings,
     })
@@ -495,13 +549,19 @@ pub async fn run(
             }
         })
     };
-    info!(namespace = ns.unwrap_or("(all)"), "controller starting");
+    // HTTPRoutes are watched only where the cluster serves them: a watch of a resource the API
+    // server does not know fails over and over, and the Gateway API is optional.
+    let gateway_api = ctx.discover_gateway_api().await;
+    info!(
+        namespace = ns.unwrap_or("(all)"),
+        gateway_api, "controller starting"
+    );
     // Children, Secrets and ConfigMaps only trigger reconciles, and their metadata is all a
     // trigger needs (owner references, names; every change moves the resourceVersion). An
     // `Api<PartialObjectMeta<_>>` watches metadata only, which keeps whole objects — and Secret
     // data above all — out of the operator; the dereference phase reads the few referenced ones.
     let config_map_store = store.clone();
-    controller
+    let controller = controller
         .owns(
             api::<PartialObjectMeta<Deployment>>(&client, ns),
             ours.clone(),
@@ -520,7 +580,16 @@ pub async fn run(
             api::<PartialObjectMeta<HorizontalPodAutoscaler>>(&client, ns),
             ours.clone(),
         )
-        .owns(api::<PartialObjectMeta<NetworkPolicy>>(&client, ns), ours)
+        .owns(
+            api::<PartialObjectMeta<NetworkPolicy>>(&client, ns),
+            ours.clone(),
+        );
+    let controller = if gateway_api {
+        controller.owns(api::<PartialObjectMeta<HttpRoute>>(&client, ns), ours)
+    } else {
+        controller
+    };
+    controller
         .watches(
             api::<PartialObjectMeta<Secret>>(&client, ns),
             all.clone(),

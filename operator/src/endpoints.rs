@@ -24,6 +24,27 @@ pub fn ingress_host(spec: &ConverseServerSpec) -> Option<&str> {
         .and_then(|i| i.host.as_deref())
 }
 
+/// The public host name: the enabled ingress's host, else the first of spec.gateway's
+/// hostnames (the two are exclusive).
+pub fn public_host(spec: &ConverseServerSpec) -> Option<&str> {
+    ingress_host(spec).or_else(|| {
+        spec.gateway
+            .as_ref()
+            .and_then(|g| g.hostnames.first())
+            .map(String::as_str)
+    })
+}
+
+/// Every host name the server is reached under from outside: the ingress host, or all of
+/// spec.gateway's hostnames.
+pub fn external_hosts(spec: &ConverseServerSpec) -> Vec<&str> {
+    let mut hosts: Vec<&str> = ingress_host(spec).into_iter().collect();
+    if let Some(gateway) = &spec.gateway {
+        hosts.extend(gateway.hostnames.iter().map(String::as_str));
+    }
+    hosts
+}
+
 /// The Service port.
 pub fn service_port(spec: &ConverseServerSpec) -> i32 {
     spec.service
@@ -32,10 +53,11 @@ pub fn service_port(spec: &ConverseServerSpec) -> i32 {
         .unwrap_or(DEFAULT_SERVICE_PORT)
 }
 
-/// `https://<ingress.host>/mcp`, or `http://<name>.<namespace>.svc[:<port>]/mcp` without an
-/// ingress (port omitted when 80, as URL parsers normalise it away).
+/// `https://<public host>/mcp` (the ingress host or the gateway's first hostname), or
+/// `http://<name>.<namespace>.svc[:<port>]/mcp` without either (port omitted when 80, as URL
+/// parsers normalise it away).
 pub fn public_url(spec: &ConverseServerSpec, name: &str, namespace: &str) -> String {
-    match ingress_host(spec) {
+    match public_host(spec) {
         Some(host) => format!("https://{host}{MCP_PATH}"),
         None => {
             let port = service_port(spec);
@@ -49,12 +71,13 @@ pub fn public_url(spec: &ConverseServerSpec, name: &str, namespace: &str) -> Str
     }
 }
 
-/// `https://<ingress.host>/oauth/callback`, when there is an ingress host.
+/// `https://<public host>/oauth/callback`, when there is a public host.
 pub fn default_callback_url(spec: &ConverseServerSpec) -> Option<String> {
-    ingress_host(spec).map(|host| format!("https://{host}/oauth/callback"))
+    public_host(spec).map(|host| format!("https://{host}/oauth/callback"))
 }
 
-/// `HTTP_ALLOWED_HOSTS`: `network.allowedHosts` when set; else the ingress host, the Service's
+/// `HTTP_ALLOWED_HOSTS`: `network.allowedHosts` when set; else the ingress host or the
+/// gateway's hostnames, the Service's
 /// DNS names and the loopback names. A DNS-rebinding attack carries the attacker's host name, so
 /// admitting loopback names (for `kubectl port-forward`) does not weaken the check.
 pub fn allowed_hosts(
@@ -67,9 +90,7 @@ pub fn allowed_hosts(
         return hosts;
     }
     let mut hosts = Vec::new();
-    if let Some(host) = ingress_host(spec) {
-        hosts.push(host.to_owned());
-    }
+    hosts.extend(external_hosts(spec).into_iter().map(str::to_owned));
     hosts.push(name.to_owned());
     hosts.push(format!("{name}.{namespace}"));
     hosts.push(format!("{name}.{namespace}.svc"));
@@ -81,7 +102,7 @@ pub fn allowed_hosts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{Ingress, ServiceSpec};
+    use crate::crd::{Gateway, GatewayParentRef, Ingress, ServiceSpec};
 
     #[test]
     fn url_with_and_without_ingress() {
@@ -106,6 +127,29 @@ mod tests {
         }
         assert_eq!(public_url(&spec, "a", "ns"), "http://a.ns.svc:8080/mcp");
         assert_eq!(default_callback_url(&spec), None);
+    }
+
+    #[test]
+    fn gateway_hostnames_are_public() {
+        let spec = ConverseServerSpec {
+            gateway: Some(Gateway {
+                parent_refs: vec![GatewayParentRef {
+                    name: "public".into(),
+                    ..GatewayParentRef::default()
+                }],
+                hostnames: vec!["mcp.example.com".into(), "mcp.example.org".into()],
+            }),
+            ..ConverseServerSpec::default()
+        };
+        assert_eq!(public_url(&spec, "a", "ns"), "https://mcp.example.com/mcp");
+        assert_eq!(
+            default_callback_url(&spec).as_deref(),
+            Some("https://mcp.example.com/oauth/callback")
+        );
+        assert_eq!(
+            allowed_hosts(&spec, "a", "ns", "cluster.local")[..3],
+            ["mcp.example.com", "mcp.example.org", "a"]
+        );
     }
 
     #[test]

@@ -35,6 +35,13 @@ pub enum Outcome<'a> {
         validated: &'a ValidatedServer,
         message: &'a str,
     },
+    /// Every child but the HTTPRoute was applied: spec.gateway needs the Gateway API CRDs,
+    /// which the cluster does not serve (re-checked periodically).
+    GatewayApiMissing {
+        validated: &'a ValidatedServer,
+        desired: &'a DesiredObjects,
+        deployment: &'a Deployment,
+    },
     /// The children were applied.
     Applied {
         validated: &'a ValidatedServer,
@@ -110,6 +117,13 @@ pub fn desired_status(
             desired,
             deployment,
         } => applied_status(&mut status, &mut conditions, validated, desired, deployment),
+        Outcome::GatewayApiMissing {
+            validated,
+            desired,
+            deployment,
+        } => {
+            gateway_api_missing_status(&mut status, &mut conditions, validated, desired, deployment)
+        }
     }
     status.conditions = conditions.out;
     status
@@ -194,6 +208,45 @@ fn name_conflict_conditions(
     conditions.set(condition::READY, "False", REASON, message);
 }
 
+/// Reason (Stalled, Ready, Reconciling) when spec.gateway cannot be served.
+pub const GATEWAY_API_MISSING: &str = "GatewayAPIMissing";
+
+/// Message of [`GATEWAY_API_MISSING`].
+pub const GATEWAY_API_MISSING_MESSAGE: &str = "spec.gateway needs an HTTPRoute, but the cluster \
+    does not serve httproutes.gateway.networking.k8s.io/v1: install the Gateway API CRDs \
+    (standard channel), or use spec.ingress. Every other child is applied; the operator looks \
+    again every minute.";
+
+/// Everything but the HTTPRoute was applied: the pods serve inside the cluster (Available says
+/// how they are doing), but the ConverseServer is not reachable as asked until someone installs
+/// the Gateway API.
+fn gateway_api_missing_status(
+    status: &mut ConverseServerStatus,
+    conditions: &mut Conditions<'_>,
+    validated: &ValidatedServer,
+    desired: &DesiredObjects,
+    deployment: &Deployment,
+) {
+    let rollout = observed_status(status, validated, desired, deployment);
+    accepted_and_resolved_conditions(conditions, validated);
+    let message = GATEWAY_API_MISSING_MESSAGE;
+    let available = if rollout.available { "True" } else { "False" };
+    let reason = if rollout.available {
+        "MinimumReplicasAvailable"
+    } else {
+        "ReplicasNotReady"
+    };
+    conditions.set(condition::AVAILABLE, available, reason, &rollout.message);
+    conditions.set(
+        condition::RECONCILING,
+        "False",
+        GATEWAY_API_MISSING,
+        message,
+    );
+    conditions.set(condition::STALLED, "True", GATEWAY_API_MISSING, message);
+    conditions.set(condition::READY, "False", GATEWAY_API_MISSING, message);
+}
+
 /// The children were applied: the observed state comes from them, readiness from the rollout.
 fn applied_status(
     status: &mut ConverseServerStatus,
@@ -202,6 +255,19 @@ fn applied_status(
     desired: &DesiredObjects,
     deployment: &Deployment,
 ) {
+    let rollout = observed_status(status, validated, desired, deployment);
+    accepted_and_resolved_conditions(conditions, validated);
+    conditions.set(condition::STALLED, "False", "Reconciled", "");
+    rollout_conditions(conditions, &rollout);
+}
+
+/// The observed fields after an apply (url, replicas, auth strategy, config hash).
+fn observed_status(
+    status: &mut ConverseServerStatus,
+    validated: &ValidatedServer,
+    desired: &DesiredObjects,
+    deployment: &Deployment,
+) -> Rollout {
     let rollout = Rollout::of(deployment);
     status.url = Some(desired.url.clone());
     status.replicas = Some(rollout.desired);
@@ -209,9 +275,7 @@ fn applied_status(
     status.replica_summary = Some(format!("{}/{}", rollout.ready, rollout.desired));
     status.auth_strategy = Some(validated.auth_strategy);
     status.config_hash = Some(desired.config_hash.clone());
-    accepted_and_resolved_conditions(conditions, validated);
-    conditions.set(condition::STALLED, "False", "Reconciled", "");
-    rollout_conditions(conditions, &rollout);
+    rollout
 }
 
 /// Accepted=True, SecretsResolved=True and FilesResolved: validate passed.

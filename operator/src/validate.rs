@@ -775,9 +775,9 @@ fn advice(spec: &ConverseServerSpec) -> Vec<String> {
         }
     }
     let strategy = spec.auth.as_ref().map(|a| a.strategy).unwrap_or_default();
-    if strategy == AuthStrategy::None && endpoints::ingress_host(spec).is_some() {
+    if strategy == AuthStrategy::None && endpoints::public_host(spec).is_some() {
         out.push(
-            "auth.strategy none behind an ingress: anyone who can reach the host can use the \
+            "auth.strategy none behind an ingress or gateway: anyone who can reach the host can use the \
              configured provider keys"
                 .to_owned(),
         );

@@ -777,3 +777,81 @@ fn network_policy_egress_allows_only_what_the_server_calls() {
     assert_eq!(types, ["Ingress"]);
     assert!(rules.is_empty());
 }
+
+/// spec.gateway becomes an HTTPRoute with the Ingress's paths (PathPrefix) to the Service's port,
+/// a request timeout no shorter than the server's longest call, and no Ingress; its first host
+/// name is the public URL, and all of them are allowed hosts.
+#[test]
+fn gateway_builds_an_http_route_like_the_ingress() {
+    let server = server_named("oauth2-gateway");
+    let objects = render(&server);
+    assert!(objects.ingress.is_none());
+    let route = objects.http_route.clone().expect("an HTTPRoute");
+    assert_eq!(route.metadata.name.as_deref(), Some("routed"));
+    assert_eq!(route.metadata.namespace.as_deref(), Some("ai-tools"));
+    assert!(route.metadata.owner_references.is_some());
+    let value = serde_json::to_value(&route).unwrap();
+    assert_eq!(value["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(value["kind"], "HTTPRoute");
+    assert_eq!(
+        value["spec"],
+        serde_json::json!({
+            "parentRefs": [{"name": "public", "namespace": "gateway-system", "sectionName": "https"}],
+            "hostnames": ["mcp.example.com", "mcp.example.org"],
+            "rules": [{
+                "matches": [
+                    {"path": {"type": "PathPrefix", "value": "/mcp"}},
+                    {"path": {"type": "PathPrefix", "value": "/.well-known/oauth-protected-resource"}},
+                    {"path": {"type": "PathPrefix", "value": "/oauth"}},
+                ],
+                "backendRefs": [{"name": "routed", "port": 8080}],
+                // Defaults: 2 × (3 attempts × 10m + 2 × 30 s).
+                "timeouts": {"request": "1h2m"},
+            }],
+        })
+    );
+    assert_eq!(objects.url, "https://mcp.example.com/mcp");
+    assert_eq!(
+        env_value(&objects, "MCP_OAUTH_CALLBACK_URL"),
+        Some("https://mcp.example.com/oauth/callback")
+    );
+    let hosts = env_value(&objects, "HTTP_ALLOWED_HOSTS").unwrap();
+    assert!(
+        hosts.starts_with("mcp.example.com,mcp.example.org,routed,"),
+        "{hosts}"
+    );
+
+    // The same timeout as the Ingress's read timeout, and only the MCP paths without oauth2.
+    let mut other = server_named("apikey-ingress");
+    let ingress_read = render(&other)
+        .ingress
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap()["nginx.ingress.kubernetes.io/proxy-read-timeout"]
+        .clone();
+    other.spec.ingress = None;
+    other.spec.sessions = None;
+    other.spec.gateway = server.spec.gateway.clone();
+    let route = render(&other).http_route.unwrap();
+    let rule = &route.spec.rules[0];
+    let paths: Vec<_> = rule
+        .matches
+        .iter()
+        .map(|m| m.path.as_ref().unwrap().value.clone().unwrap())
+        .collect();
+    assert_eq!(paths, ["/mcp", "/.well-known/oauth-protected-resource"]);
+    let request = rule.timeouts.as_ref().unwrap().request.clone().unwrap();
+    let secs: u64 = ingress_read.parse().unwrap();
+    assert_eq!(
+        request,
+        converse_operator::desired::http_route::gateway_duration(std::time::Duration::from_secs(
+            secs
+        ))
+    );
+    // Port 80 by default.
+    assert_eq!(rule.backend_refs[0].port, Some(80));
+
+    // No spec.gateway: no HTTPRoute (the apply phase deletes one it owns).
+    assert!(render(&server_named("apikey-ingress")).http_route.is_none());
+}

@@ -472,3 +472,32 @@ fn egress_left_open_takes_no_rules() {
     );
     check(&v).unwrap();
 }
+
+#[test]
+fn gateway_and_ingress_are_exclusive() {
+    rejects(
+        "oauth2-gateway",
+        |v| set(v, "/spec/ingress", json!({"host": "mcp.example.com"})),
+        "spec.gateway and spec.ingress are mutually exclusive",
+    );
+    rejects(
+        "apikey-ingress",
+        |v| {
+            set(
+                v,
+                "/spec/gateway",
+                json!({"parentRefs": [{"name": "public"}], "hostnames": ["mcp.example.com"]}),
+            )
+        },
+        "spec.gateway and spec.ingress are mutually exclusive",
+    );
+    // The gateway's first host name makes the oauth2 callback known.
+    let mut v = fixture("oauth2-gateway");
+    check(&v).unwrap();
+    remove(&mut v, "/spec/gateway");
+    assert!(
+        check(&v)
+            .unwrap_err()
+            .contains("auth.oauth2.callbackUrl is required")
+    );
+}

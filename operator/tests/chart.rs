@@ -203,6 +203,7 @@ fn needed() -> BTreeSet<(String, String, String)> {
         ("", "secrets"),
         ("networking.k8s.io", "ingresses"),
         ("networking.k8s.io", "networkpolicies"),
+        ("gateway.networking.k8s.io", "httproutes"),
         ("policy", "poddisruptionbudgets"),
         ("autoscaling", "horizontalpodautoscalers"),
     ] {

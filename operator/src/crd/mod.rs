@@ -27,8 +27,8 @@ pub use auth::{
 };
 pub use files::{Files, FilesClaim, FilesConfigMap, FilesItem, FilesSource};
 pub use network::{
-    Cors, Http, Ingress, IngressTls, Network, NetworkPolicyEgress, NetworkPolicySpec, RateLimit,
-    ServiceSpec, ServiceType, SessionAffinity, Sessions,
+    Cors, Gateway, GatewayParentRef, Http, Ingress, IngressTls, Network, NetworkPolicyEgress,
+    NetworkPolicySpec, RateLimit, ServiceSpec, ServiceType, SessionAffinity, Sessions,
 };
 pub use providers::{BuiltinProvider, CustomProvider, OpenRouterProvider, Providers};
 pub use status::ConverseServerStatus;
@@ -44,8 +44,8 @@ pub const VERSION: &str = "v1alpha1";
 
 /// One deployment of converse-server, an MCP server that lets AI assistants consult other LLMs.
 /// The operator turns it into a Deployment, Service, ServiceAccount, Secret, and optionally an
-/// Ingress, PodDisruptionBudget, HorizontalPodAutoscaler and NetworkPolicy, and reports what it
-/// did in status.
+/// Ingress or HTTPRoute, PodDisruptionBudget, HorizontalPodAutoscaler and NetworkPolicy, and
+/// reports what it did in status.
 // Several `printcolumn(type_ = "string", ...)` read as duplicated attributes to clippy.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -189,6 +189,11 @@ pub struct ConverseServerSpec {
     /// Expose the server through an Ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Ingress>,
+
+    /// Expose the server through the Gateway API: an HTTPRoute attached to the given
+    /// Gateways. Exclusive with ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Gateway>,
 
     /// The Service in front of the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]

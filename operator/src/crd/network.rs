@@ -193,6 +193,64 @@ impl Default for Ingress {
     }
 }
 
+/// Expose the server through the Gateway API: an HTTPRoute (gateway.networking.k8s.io/v1)
+/// named after the ConverseServer, attached to parentRefs, for hostnames. Like the Ingress it
+/// routes only what MCP clients need to the Service's http port: /mcp,
+/// /.well-known/oauth-protected-resource (and below it), and /oauth/ with auth strategy oauth2;
+/// the probes, /info and /metrics stay inside the cluster. The route's request timeout is no
+/// shorter than the server's longest call (two sequential provider calls of 1 +
+/// providers.maxRetries attempts of providers.timeout each, at least http.requestTimeout).
+/// TLS is the Gateway listener's business. Exclusive with spec.ingress. Needs the Gateway API
+/// CRDs in the cluster; without them the ConverseServer reports Stalled with reason
+/// GatewayAPIMissing (the other children are still applied).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Gateway {
+    /// The Gateways (or listeners of them) the HTTPRoute attaches to.
+    #[schemars(length(min = 1, max = 32))]
+    pub parent_refs: Vec<GatewayParentRef>,
+    /// Public host names of the route, e.g. mcp.example.com (no wildcards). The first is the
+    /// public one: status.url becomes https://<hostnames[0]>/mcp, and the default oauth2
+    /// callback https://<hostnames[0]>/oauth/callback. All of them are allowed hosts by
+    /// default (network.allowedHosts).
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(
+            length(min = 1, max = 253),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        )
+    )]
+    pub hostnames: Vec<String>,
+}
+
+/// A Gateway the HTTPRoute attaches to (a Gateway API ParentReference of kind Gateway).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayParentRef {
+    /// Name of the Gateway.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Gateway. Default: the ConverseServer's namespace. A Gateway elsewhere
+    /// must allow routes from this namespace (its listeners' allowedRoutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// Name of one listener of the Gateway. Default: every listener that accepts the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub section_name: Option<String>,
+    /// Port of the Gateway's listeners to attach to. Default: every port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
 /// TLS at the ingress.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -38,16 +38,29 @@ pub fn replicas_xor_autoscaling() -> Rule {
         .reason(Reason::FieldValueForbidden)
 }
 
+/// `ConverseServerSpec`: one way in from outside the cluster. Both blocks would publish the same
+/// paths twice, under hosts that both claim to be the public URL.
+pub fn gateway_xor_ingress() -> Rule {
+    Rule::new("!(has(self.gateway) && has(self.ingress))")
+        .message(
+            "spec.gateway and spec.ingress are mutually exclusive: expose the server through an \
+             HTTPRoute (gateway) or an Ingress (ingress), not both",
+        )
+        .reason(Reason::FieldValueForbidden)
+}
+
 /// `ConverseServerSpec`: the OAuth2 callback URL is needed by the identity provider, so it must
 /// be known: given, or derived from the ingress host.
 pub fn oauth2_callback_known() -> Rule {
     Rule::new(format!(
         "!has(self.auth) || !has(self.auth.oauth2) || has(self.auth.oauth2.callbackUrl) || \
-         (has(self.ingress) && {INGRESS_ENABLED} && has(self.ingress.host))"
+         (has(self.ingress) && {INGRESS_ENABLED} && has(self.ingress.host)) || \
+         has(self.gateway)"
     ))
     .message(
         "auth.oauth2.callbackUrl is required unless spec.ingress is enabled with a host (then it \
-         defaults to https://<ingress.host>/oauth/callback)",
+         defaults to https://<ingress.host>/oauth/callback) or spec.gateway is set (then \
+         https://<gateway.hostnames[0]>/oauth/callback)",
     )
     .reason(Reason::FieldValueRequired)
 }
@@ -318,6 +331,7 @@ pub fn spec(schema: &mut Schema) {
         schema,
         [
             replicas_xor_autoscaling(),
+            gateway_xor_ingress(),
             oauth2_callback_known(),
             session_affinity_needs_ingress(),
         ],

@@ -84,7 +84,7 @@ fn longest_tool_call(spec: &ConverseServerSpec) -> Duration {
 ///
 /// Send (how long nginx waits to pass the request on): `http.requestTimeout`, the time the
 /// server gives a client to deliver a request body.
-fn route_timeouts(spec: &ConverseServerSpec) -> (u64, u64) {
+pub(crate) fn route_timeouts(spec: &ConverseServerSpec) -> (u64, u64) {
     let request = spec
         .http
         .as_ref()

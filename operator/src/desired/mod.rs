@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod env;
 pub mod files;
 pub mod hpa;
+pub mod http_route;
 pub mod ingress;
 pub mod labels;
 pub mod network_policy;
@@ -61,6 +62,8 @@ pub struct DesiredObjects {
     pub service_account: ServiceAccount,
     pub generated_secret: Option<Secret>,
     pub ingress: Option<Ingress>,
+    /// The Gateway API route (spec.gateway).
+    pub http_route: Option<http_route::HttpRoute>,
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
     pub horizontal_pod_autoscaler: Option<HorizontalPodAutoscaler>,
     pub network_policy: Option<NetworkPolicy>,
@@ -134,6 +137,7 @@ pub fn build(v: &ValidatedServer, ctx: &BuildContext) -> Result<DesiredObjects, 
             .as_deref()
             .map(|jwt| secret::generated_secret(v, &labels, jwt)),
         ingress: ingress::ingress(v, &labels),
+        http_route: http_route::http_route(v, &labels),
         pod_disruption_budget: pdb::pod_disruption_budget(v, &labels),
         horizontal_pod_autoscaler: hpa::horizontal_pod_autoscaler(v, &labels),
         network_policy: network_policy::network_policy(v, &labels),
