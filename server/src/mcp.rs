@@ -13,11 +13,10 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolResult, ContentBlock, GetPromptResult, Implementation, ListResourcesResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, PromptMessage,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, Role, ServerCapabilities,
+    PaginatedRequestParams, ProgressNotificationParam, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities,
 };
-use rmcp::service::{Peer, RequestContext};
+use rmcp::service::RequestContext;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, tool,
     tool_handler, tool_router,
@@ -45,18 +44,34 @@ fn progress_for(
         return (Progress::default(), None);
     };
     let (progress, updates) = Progress::channel();
-    let task = tokio::spawn(forward_progress(ctx.peer.clone(), token, updates));
+    let peer = ctx.peer.clone();
+    let send = move |update: Update| {
+        let (peer, token) = (peer.clone(), token.clone());
+        async move {
+            let mut param =
+                ProgressNotificationParam::new(token, update.progress).with_message(update.message);
+            if let Some(total) = update.total {
+                param = param.with_total(total);
+            }
+            // An error: the client is gone; the call itself is cancelled through its own token.
+            peer.notify_progress(param).await.is_ok()
+        }
+    };
+    let task = tokio::spawn(forward_progress(updates, PROGRESS_KEEP_ALIVE, send));
     (progress, Some(task))
 }
 
-/// Sends each step, and a keep-alive after every [`PROGRESS_KEEP_ALIVE`] without one, until the
-/// call's reporter is dropped. Progress must increase, so keep-alives creep towards the next
-/// step (½, ⅔, ¾ … of the way) without reaching it.
-async fn forward_progress(
-    peer: Peer<RoleServer>,
-    token: ProgressToken,
+/// Sends each step, and a keep-alive after every `keep_alive` without one, until the call's
+/// reporter is dropped or `send` fails. Progress must increase, so keep-alives creep towards the
+/// next step (½, ⅔, ¾ … of the way) without reaching it.
+async fn forward_progress<S, F>(
     mut updates: UnboundedReceiver<Update>,
-) {
+    keep_alive: Duration,
+    mut send: S,
+) where
+    S: FnMut(Update) -> F,
+    F: std::future::Future<Output = bool>,
+{
     let started = Instant::now();
     let mut last = Update {
         progress: 0.0,
@@ -74,7 +89,7 @@ async fn forward_progress(
                 }
                 None => return,
             },
-            () = tokio::time::sleep(PROGRESS_KEEP_ALIVE) => {
+            () = tokio::time::sleep(keep_alive) => {
                 waits += 1;
                 Update {
                     progress: last.progress + f64::from(waits) / f64::from(waits + 1),
@@ -83,15 +98,47 @@ async fn forward_progress(
                 }
             }
         };
-        let mut param = ProgressNotificationParam::new(token.clone(), update.progress)
-            .with_message(update.message);
-        if let Some(total) = update.total {
-            param = param.with_total(total);
-        }
-        if peer.notify_progress(param).await.is_err() {
-            // The client is gone; the call itself is cancelled through its own token.
+        if !send(update).await {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Between steps, keep-alives every interval with progress creeping towards the next step;
+    /// a step resets them; the updates end with the reporter.
+    #[tokio::test(start_paused = true)]
+    async fn keep_alives_fill_the_silence_and_progress_only_increases() {
+        let (progress, updates) = Progress::channel();
+        let sent = Arc::new(std::sync::Mutex::new(Vec::<Update>::new()));
+        let record = sent.clone();
+        let task = tokio::spawn(forward_progress(
+            updates,
+            Duration::from_secs(15),
+            move |u| {
+                record.lock().unwrap().push(u);
+                async { true }
+            },
+        ));
+        progress.set_total(2);
+        progress.step("asking gpt-5");
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        progress.step("gpt-5 answered");
+        drop(progress);
+        task.await.unwrap();
+        let sent = sent.lock().unwrap();
+        let values: Vec<f64> = sent.iter().map(|u| u.progress).collect();
+        assert_eq!(values, [1.0, 1.5, 1.0 + 2.0 / 3.0, 2.0], "{sent:?}");
+        assert!(
+            sent[1]
+                .message
+                .starts_with("asking gpt-5 (1/2); still working"),
+            "{sent:?}"
+        );
+        assert!(sent.iter().all(|u| u.total == Some(2.0)));
     }
 }
 
