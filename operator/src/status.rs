@@ -535,6 +535,43 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_without_the_gateway_api_stalls_but_reports_the_rest() {
+        let v = minimal();
+        let desired = crate::desired::build(
+            &v,
+            &crate::desired::BuildContext {
+                default_image: "converse-server:1".into(),
+                default_version: "1".into(),
+                cluster_domain: "cluster.local".into(),
+                generated_jwt_secret: None,
+            },
+        )
+        .unwrap();
+        let deployment = Deployment::default();
+        let outcome = Outcome::GatewayApiMissing {
+            validated: &v,
+            desired: &desired,
+            deployment: &deployment,
+        };
+        let s = desired_status(Some(2), None, &outcome, at(100));
+        for t in [condition::STALLED, condition::READY] {
+            assert_eq!(get(&s, t).reason, GATEWAY_API_MISSING, "{t}");
+        }
+        assert_eq!(get(&s, condition::STALLED).status, "True");
+        assert_eq!(get(&s, condition::READY).status, "False");
+        assert_eq!(get(&s, condition::RECONCILING).status, "False");
+        assert_eq!(get(&s, condition::ACCEPTED).status, "True");
+        assert!(
+            get(&s, condition::STALLED)
+                .message
+                .contains("httproutes.gateway.networking.k8s.io")
+        );
+        // The other children were applied: the observed state is reported.
+        assert_eq!(s.url.as_deref(), Some(desired.url.as_str()));
+        assert_eq!(s.config_hash.as_deref(), Some(desired.config_hash.as_str()));
+    }
+
+    #[test]
     fn missing_secret_stalls_with_its_name_and_keeps_transition_times() {
         let err = ValidationError::UnresolvedSecrets(vec![SecretProblem::SecretNotFound {
             field: "auth.apiKey.secretRef".into(),

@@ -1075,3 +1075,155 @@ async fn changing_what_env_and_env_from_read_rolls_the_pods() {
     running.stop().await;
     ns.cleanup().await.expect("cleanup");
 }
+
+/// Installs the Gateway API's standard CRDs (testenv caches them from the Go module
+/// `sigs.k8s.io/gateway-api`) and waits until HTTPRoutes are served. Only this test installs
+/// them; every other test works with or without them.
+async fn install_gateway_api_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let files = testenv::gateway_api::crd_files(&testenv::Layout::from_env())
+        .expect("the Gateway API CRDs (testenv build caches them)");
+    for file in files {
+        let yaml = std::fs::read_to_string(&file).expect("read a Gateway API CRD");
+        testenv::apply_yaml(client, &yaml, None, TEST_MANAGER)
+            .await
+            .unwrap_or_else(|e| panic!("apply {}: {e}", file.display()));
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    wait_for(
+        &crds,
+        "httproutes.gateway.networking.k8s.io",
+        |crd: &CustomResourceDefinition| {
+            crd.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        },
+        WAIT,
+    )
+    .await
+    .expect("HTTPRoute CRD established");
+}
+
+/// spec.gateway: the API server accepts the operator's HTTPRoute, which routes the MCP paths of
+/// the host names to the Service; the public URL follows the first host name; removing
+/// spec.gateway deletes the route.
+#[tokio::test]
+async fn gateway_becomes_an_http_route_and_goes_with_it() {
+    use converse_operator::desired::http_route::HttpRoute;
+    let test = "gateway_becomes_an_http_route_and_goes_with_it";
+    let Some(client) = cluster(test).await else {
+        return;
+    };
+    install_crd(&client, TEST_MANAGER).await;
+    install_gateway_api_crds(&client).await;
+    let ns = TestNamespace::create(&client, "op-gateway")
+        .await
+        .expect("namespace");
+    let running = Running::start(&client, &ns.name);
+
+    apply_secret(&client, &ns.name, "llm-keys", &[("anthropic", "sk-ant")]).await;
+    let routed = r#"
+apiVersion: converse.dev/v1alpha1
+kind: ConverseServer
+metadata: {name: routed}
+spec:
+  providers:
+    anthropic: {apiKeySecretRef: {name: llm-keys, key: anthropic}}
+  gateway:
+    parentRefs: [{name: public, namespace: gateway-system, sectionName: https}]
+    hostnames: [mcp.example.com, mcp.example.org]
+"#;
+    let server = apply_server(&client, &ns.name, routed).await;
+    let routes: Api<HttpRoute> = ns.api();
+    let route = wait_for(&routes, "routed", |_| true, WAIT)
+        .await
+        .expect("HTTPRoute");
+    assert!(owned_by(&route, &server));
+    assert_eq!(route.spec.hostnames, ["mcp.example.com", "mcp.example.org"]);
+    assert_eq!(route.spec.parent_refs.len(), 1);
+    let parent = &route.spec.parent_refs[0];
+    assert_eq!(parent.name, "public");
+    assert_eq!(parent.namespace.as_deref(), Some("gateway-system"));
+    assert_eq!(parent.section_name.as_deref(), Some("https"));
+    assert_eq!(route.spec.rules.len(), 1);
+    let rule = &route.spec.rules[0];
+    let paths: Vec<(String, String)> = rule
+        .matches
+        .iter()
+        .filter_map(|m| m.path.as_ref())
+        .map(|p| {
+            (
+                p.type_.clone().unwrap_or_default(),
+                p.value.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("PathPrefix".to_owned(), "/mcp".to_owned()),
+            (
+                "PathPrefix".to_owned(),
+                "/.well-known/oauth-protected-resource".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(rule.backend_refs.len(), 1);
+    assert_eq!(rule.backend_refs[0].name, "routed");
+    assert_eq!(rule.backend_refs[0].port, Some(80));
+    assert_eq!(
+        rule.timeouts.as_ref().and_then(|t| t.request.as_deref()),
+        Some("1h2m")
+    );
+
+    let servers: Api<ConverseServer> = ns.api();
+    wait_for(
+        &servers,
+        "routed",
+        |s: &ConverseServer| {
+            has_condition(s, "Accepted", "True")
+                && s.status.as_ref().and_then(|st| st.url.as_deref())
+                    == Some("https://mcp.example.com/mcp")
+        },
+        WAIT,
+    )
+    .await
+    .expect("status.url from the first host name");
+
+    // No more spec.gateway: the route is deleted, the URL is the Service's again.
+    servers
+        .patch(
+            "routed",
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&serde_json::json!({
+                "apiVersion": "converse.dev/v1alpha1", "kind": "ConverseServer",
+                "metadata": {"name": "routed"},
+                "spec": {
+                    "providers": {"anthropic": {"apiKeySecretRef": {"name": "llm-keys", "key": "anthropic"}}}
+                }
+            })),
+        )
+        .await
+        .expect("update CR");
+    wait_gone(&routes, "routed", WAIT)
+        .await
+        .expect("HTTPRoute deleted");
+    let service_url = format!("http://routed.{}.svc/mcp", ns.name);
+    wait_for(
+        &servers,
+        "routed",
+        |s: &ConverseServer| {
+            s.status.as_ref().and_then(|st| st.url.as_deref()) == Some(service_url.as_str())
+        },
+        WAIT,
+    )
+    .await
+    .expect("status.url back to the Service's");
+
+    running.stop().await;
+    ns.cleanup().await.expect("cleanup");
+}

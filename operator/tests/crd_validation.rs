@@ -157,6 +157,26 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            name: "gateway-and-ingress",
+            stem: "oauth2-gateway",
+            change: |v| set(v, "/spec/ingress", json!({"host": "mcp.example.com"})),
+            want: &["spec.gateway and spec.ingress are mutually exclusive"],
+        },
+        Case {
+            name: "gateway-wildcard-hostname",
+            stem: "oauth2-gateway",
+            change: |v| set(v, "/spec/gateway/hostnames", json!(["*.example.com"])),
+            want: &["spec.gateway.hostnames[0] in body should match"],
+        },
+        Case {
+            name: "gateway-without-parent",
+            stem: "oauth2-gateway",
+            change: |v| set(v, "/spec/gateway/parentRefs", json!([])),
+            want: &[
+                "spec.gateway.parentRefs: Invalid value: 0: spec.gateway.parentRefs in body should have at least 1 items",
+            ],
+        },
+        Case {
             name: "oauth2-without-allowed-users",
             stem: "oauth2-generated",
             change: |v| remove(v, "/spec/auth/oauth2/allowedUsers"),

@@ -97,6 +97,21 @@ pub fn build(layout: &Layout, with_node: bool) -> Result<()> {
             })?;
         }
     }
+    if crate::gateway_api::crd_dir(layout)
+        .join(".complete")
+        .exists()
+    {
+        eprintln!("==> Gateway API CRDs: cached");
+    } else {
+        timed(
+            &format!(
+                "Gateway API CRDs ({} {})",
+                crate::gateway_api::MODULE,
+                crate::gateway_api::VERSION
+            ),
+            || crate::gateway_api::crd_files(layout).map(drop),
+        )?;
+    }
     for b in BINARIES {
         if let Ok(v) = report_version(layout, b.name) {
             eprintln!("    {:<24} {}", b.name, v);

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod containerd;
 pub mod error;
+pub mod gateway_api;
 pub mod host;
 pub mod images;
 pub mod kubelet;
