@@ -12,16 +12,20 @@
 # 4. runs `cargo bench -p converse-server --bench load`, which prints the
 #    tables and writes them to $BENCH_REPORT (default
 #    <target dir>/bench/load-report.md).
-# Settings: BENCH_STAGES (startup,load,wrk,sessions: which stages run),
+# Settings: BENCH_STAGES (startup,load,wrk,sessions,fanout: which stages run),
 # BENCH_CONCURRENCY, BENCH_WRK_CONNECTIONS (keep-alive connections per wrk
 # level, default 1,16), BENCH_SESSIONS (sessions at once in the sessions stage,
 # default 256; each server's HTTP_MAX_CONCURRENT_SESSIONS is raised to it), BENCH_WRK_LATENCY_MS (the wrk stage's own fake
 # provider latency, default 0: a slower provider hides the delayed-ACK stall
 # the stage looks for), BENCH_WARMUP_SECS, BENCH_DURATION_SECS,
-# BENCH_LATENCY_MS, BENCH_MODES, BENCH_SERVERS, BENCH_STARTUP_RUNS (see
-# server/benches/load.rs). Everything runs on 127.0.0.1 and stops by itself.
+# BENCH_LATENCY_MS, BENCH_MODES, BENCH_SERVERS, BENCH_STARTUP_RUNS,
+# BENCH_FANOUT_MODELS / _LATENCY_MS / _CONCURRENCY / _ROUNDS (the fanout stage:
+# a 5-model consensus against a 200 ms fake, alone and 64 at once; converse-server
+# only) (see server/benches/load.rs). Everything runs on 127.0.0.1 and stops by itself.
 # Example, only the keep-alive stage on converse-server, short:
 #   BENCH_SERVERS=rust BENCH_STAGES=wrk BENCH_WARMUP_SECS=1 BENCH_DURATION_SECS=3 ./bench/run.sh
+# Only the consensus fan-out stage (converse-server; needs no Node):
+#   BENCH_SERVERS=rust BENCH_STAGES=fanout ./bench/run.sh
 # Only the 256-session stage, both servers, short:
 #   BENCH_STAGES=sessions BENCH_WARMUP_SECS=2 BENCH_DURATION_SECS=10 ./bench/run.sh
 set -euo pipefail
@@ -59,7 +63,7 @@ if [[ "${BENCH_SERVERS:-rust,node}" == *node* ]]; then
 fi
 
 # --- 2. wrk, only when needed ----------------------------------------------------
-if [[ "${BENCH_STAGES:-startup,load,wrk,sessions}" == *wrk* ]] && ! command -v wrk >/dev/null 2>&1; then
+if [[ "${BENCH_STAGES:-startup,load,wrk,sessions,fanout}" == *wrk* ]] && ! command -v wrk >/dev/null 2>&1; then
   if [[ "$(id -u)" != 0 ]]; then
     echo "bench: wrk is not installed: apt-get install wrk (as root), or run without it: BENCH_STAGES=startup,load" >&2
     exit 1

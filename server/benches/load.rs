@@ -26,12 +26,21 @@
 //! chat` in flight; it reports sessions opened and refused, calls/s, p50/p99,
 //! errors, peak RSS and the RSS each open session costs.
 //!
+//! A fifth stage, `fanout` (converse-server only), measures the consensus
+//! fan-out: a `consensus` of `BENCH_FANOUT_MODELS` (5) models of a custom
+//! provider pointed at its own fake answering in `BENCH_FANOUT_LATENCY_MS`
+//! (200) per model call. Both phases (answers, then cross feedback) should run
+//! their model calls in parallel, so one call should take ≈ 2 × that latency;
+//! it reports one consensus at a time against that ideal and against a `chat`
+//! baseline measured in the same run, then `BENCH_FANOUT_CONCURRENCY` (64)
+//! consensus calls at once (p50/p99/max, p99 / p50 for head-of-line blocking).
+//!
 //! Run it with `make bench` (installs `bench/node`, builds, runs) or
 //! `cargo bench -p converse-server --bench load`. Settings, all optional:
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
-//! | `BENCH_STAGES` | `startup,load,wrk,sessions` | which stages to run |
+//! | `BENCH_STAGES` | `startup,load,wrk,sessions,fanout` | which stages to run |
 //! | `BENCH_SERVERS` | `rust,node` | which servers to measure |
 //! | `BENCH_MODES` | `sessions,shared` | `sessions`: N clients, one MCP session each; `shared`: one session, N calls in flight |
 //! | `BENCH_CONCURRENCY` | `1,8,32` | concurrency levels |
@@ -40,6 +49,10 @@
 //! | `BENCH_WARMUP_SECS` | `3` | warm-up per level (not measured) |
 //! | `BENCH_DURATION_SECS` | `10` | measured time per level |
 //! | `BENCH_LATENCY_MS` | `50` | the fake provider's fixed latency per call |
+//! | `BENCH_FANOUT_MODELS` | `5` | models per consensus in the `fanout` stage (1..=20) |
+//! | `BENCH_FANOUT_LATENCY_MS` | `200` | the `fanout` stage's own fake latency per model call |
+//! | `BENCH_FANOUT_CONCURRENCY` | `64` | consensus calls at once in the `fanout` stage |
+//! | `BENCH_FANOUT_ROUNDS` | `5` | measured calls one at a time, and rounds of calls at once |
 //! | `BENCH_WRK_LATENCY_MS` | `0` | the same for the wrk stage (its own fake; see there why 0) |
 //! | `BENCH_STARTUP_RUNS` | `5` | starts per server for the startup median |
 //! | `BENCH_CALL_TIMEOUT_SECS` | `30` | a call slower than this counts as an error (also wrk's `--timeout`) |
@@ -134,6 +147,8 @@ enum Stage {
     Wrk,
     /// `BENCH_SESSIONS` sessions at once, each busy (the compass goal).
     Sessions,
+    /// A consensus over several models: one call alone, then many at once.
+    Fanout,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +160,12 @@ struct Settings {
     wrk_connections: Vec<usize>,
     /// Sessions at once in the `sessions` stage.
     sessions: usize,
+    /// The `fanout` stage: models per consensus, the fake's latency there,
+    /// consensus calls at once, and rounds (of single calls and of bursts).
+    fanout_models: usize,
+    fanout_latency: Duration,
+    fanout_concurrency: usize,
+    fanout_rounds: usize,
     warmup: Duration,
     duration: Duration,
     latency: Duration,
@@ -199,15 +220,16 @@ impl Settings {
             .parent()
             .context("server/ has a parent")?
             .to_path_buf();
-        let stages = list("BENCH_STAGES", "startup,load,wrk,sessions")
+        let stages = list("BENCH_STAGES", "startup,load,wrk,sessions,fanout")
             .iter()
             .map(|s| match s.as_str() {
                 "startup" => Ok(Stage::Startup),
                 "load" => Ok(Stage::Load),
                 "wrk" => Ok(Stage::Wrk),
                 "sessions" => Ok(Stage::Sessions),
+                "fanout" => Ok(Stage::Fanout),
                 other => Err(anyhow!(
-                    "BENCH_STAGES: unknown stage {other:?} (startup, load, wrk, sessions)"
+                    "BENCH_STAGES: unknown stage {other:?} (startup, load, wrk, sessions, fanout)"
                 )),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -232,6 +254,14 @@ impl Settings {
             })
             .collect::<Result<Vec<_>>>()?;
         let concurrency = counts("BENCH_CONCURRENCY", "1,8,32")?;
+        let fanout_models = match env_number("BENCH_FANOUT_MODELS", 5)? {
+            n @ 1..=20 => usize::try_from(n)?,
+            n => bail!("BENCH_FANOUT_MODELS: {n} is not in 1..=20"),
+        };
+        let fanout_concurrency = match env_number("BENCH_FANOUT_CONCURRENCY", 64)? {
+            n @ 1..=1000 => usize::try_from(n)?,
+            n => bail!("BENCH_FANOUT_CONCURRENCY: {n} is not in 1..=1000"),
+        };
         let wrk_connections = counts("BENCH_WRK_CONNECTIONS", "1,16")?;
         // The Node server accepts a session cap up to 10000.
         let sessions = match env_number("BENCH_SESSIONS", 256)? {
@@ -273,6 +303,10 @@ impl Settings {
             duration: Duration::from_secs(env_number("BENCH_DURATION_SECS", 10)?.max(1)),
             latency: Duration::from_millis(env_number("BENCH_LATENCY_MS", 50)?),
             wrk_latency: Duration::from_millis(env_number("BENCH_WRK_LATENCY_MS", 0)?),
+            fanout_models,
+            fanout_latency: Duration::from_millis(env_number("BENCH_FANOUT_LATENCY_MS", 200)?),
+            fanout_concurrency,
+            fanout_rounds: usize::try_from(env_number("BENCH_FANOUT_ROUNDS", 5)?.max(1))?,
             startup_runs: usize::try_from(env_number("BENCH_STARTUP_RUNS", 5)?.max(1))?,
             call_timeout: Duration::from_secs(env_number("BENCH_CALL_TIMEOUT_SECS", 30)?.max(1)),
             report: std::env::var_os("BENCH_REPORT").map(PathBuf::from),
@@ -789,8 +823,18 @@ where
 
 /// One `tools/call chat` through rmcp's client.
 async fn rmcp_call(peer: Peer<RoleClient>, args: serde_json::Map<String, Value>) -> Option<String> {
+    rmcp_tool_call(peer, "chat", args).await
+}
+
+/// One `tools/call` of `tool` through rmcp's client: `None` when it got a
+/// result, or what went wrong.
+async fn rmcp_tool_call(
+    peer: Peer<RoleClient>,
+    tool: &'static str,
+    args: serde_json::Map<String, Value>,
+) -> Option<String> {
     match peer
-        .call_tool(CallToolRequestParams::new("chat").with_arguments(args))
+        .call_tool(CallToolRequestParams::new(tool).with_arguments(args))
         .await
     {
         Err(e) => Some(format!("protocol error: {e}")),
@@ -1455,6 +1499,221 @@ async fn run_sessions_level(
     outcome
 }
 
+// ------------------------------------------------------- consensus fan-out
+
+// A `consensus` in parallel mode asks every model at once, then (cross
+// feedback, on by default) every model again with the others' answers, also
+// at once: with N models and a provider answering in L, one call should take
+// about 2 × L, not 2 × N × L. The stage measures that on converse-server alone
+// (the Node server's consensus is another tool with other phases, and it
+// serves one session at a time), against its own fake with `BENCH_FANOUT_LATENCY_MS`
+// (200) per model call. The models are `fan-1` … `fan-N` of a custom provider
+// `fan` pointed at the fake (one fake serves any number of models by name).
+// Baseline, same process, same fake: a `chat` with one of those models, one at
+// a time. Then one consensus at a time, then `BENCH_FANOUT_CONCURRENCY` (64)
+// consensus calls released together from as many sessions, for
+// `BENCH_FANOUT_ROUNDS` rounds (after one unmeasured round of each).
+
+#[derive(Debug, Clone)]
+struct FanoutResult {
+    models: usize,
+    latency_ms: f64,
+    /// One `chat`, one model, one at a time: the baseline.
+    chat_median_ms: f64,
+    /// One consensus at a time.
+    single_median_ms: f64,
+    single_min_ms: f64,
+    single_max_ms: f64,
+    /// Model calls the fake saw per single consensus (2 × models with cross feedback).
+    model_calls_per_consensus: f64,
+    /// Most model calls at once during the single consensus calls.
+    single_max_in_flight: u64,
+    concurrency: usize,
+    sessions_up: usize,
+    rounds: usize,
+    burst_calls: usize,
+    burst_p50_ms: f64,
+    burst_p99_ms: f64,
+    burst_max_ms: f64,
+    burst_errors: usize,
+    burst_max_in_flight: u64,
+    first_error: Option<String>,
+}
+
+fn fanout_models(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("fan-{i}")).collect()
+}
+
+fn fanout_args(settings: &Settings) -> serde_json::Map<String, Value> {
+    match json!({"prompt": PROMPT, "models": fanout_models(settings.fanout_models)}) {
+        Value::Object(map) => map,
+        _ => unreachable!("literal object"),
+    }
+}
+
+/// `rounds` calls one after another on `peer`; their times, sorted, or the first failure.
+async fn sequential_calls(
+    peer: &Peer<RoleClient>,
+    tool: &'static str,
+    args: &serde_json::Map<String, Value>,
+    rounds: usize,
+    timeout: Duration,
+) -> Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let outcome =
+            tokio::time::timeout(timeout, rmcp_tool_call(peer.clone(), tool, args.clone()))
+                .await
+                .unwrap_or_else(|_| Some(format!("no answer within {timeout:?}")));
+        if let Some(failure) = outcome {
+            bail!("{tool}: {failure}");
+        }
+        times.push(started.elapsed());
+    }
+    times.sort();
+    Ok(times)
+}
+
+/// One round: every peer starts one consensus at the same moment.
+async fn burst(
+    peers: &[Peer<RoleClient>],
+    args: &serde_json::Map<String, Value>,
+    timeout: Duration,
+) -> Result<WorkerStats> {
+    let gate = Arc::new(tokio::sync::Barrier::new(peers.len()));
+    let handles: Vec<_> = peers
+        .iter()
+        .map(|peer| {
+            let (peer, args, gate) = (peer.clone(), args.clone(), Arc::clone(&gate));
+            tokio::spawn(async move {
+                gate.wait().await;
+                let started = Instant::now();
+                let outcome =
+                    tokio::time::timeout(timeout, rmcp_tool_call(peer, "consensus", args))
+                        .await
+                        .unwrap_or_else(|_| Some(format!("no answer within {timeout:?}")));
+                (started.elapsed(), outcome)
+            })
+        })
+        .collect();
+    let mut stats = WorkerStats::default();
+    for handle in handles {
+        match handle.await.context("a consensus call panicked")? {
+            (took, None) => stats.latencies.push(took),
+            (_, Some(failure)) => {
+                stats.errors += 1;
+                stats.first_error.get_or_insert(failure);
+            }
+        }
+    }
+    Ok(stats)
+}
+
+async fn run_fanout(settings: &Settings, fake: &FakeLlm) -> Result<FanoutResult> {
+    let models = fanout_models(settings.fanout_models);
+    let extra = [
+        ("CUSTOM_PROVIDERS", "fan".to_owned()),
+        ("CUSTOM_FAN_BASE_URL", fake.openai_base_url()),
+        ("CUSTOM_FAN_API_KEY", FAKE_KEY.to_owned()),
+        ("CUSTOM_FAN_MODELS", models.join(",")),
+        (
+            "HTTP_MAX_CONCURRENT_SESSIONS",
+            (settings.fanout_concurrency + 2).to_string(),
+        ),
+    ];
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let mut server = spawn_server(settings, Flavor::Rust, fake, &extra)?;
+    if let Err(e) = wait_ready(&http, &mut server, Instant::now()).await {
+        server.stop().await;
+        return Err(e);
+    }
+    let url = server.url();
+    let outcome = fanout_measure(settings, fake, &url, &models).await;
+    server.stop().await;
+    outcome
+}
+
+async fn fanout_measure(
+    settings: &Settings,
+    fake: &FakeLlm,
+    url: &str,
+    models: &[String],
+) -> Result<FanoutResult> {
+    let timeout = settings.call_timeout;
+    let rounds = settings.fanout_rounds;
+    let client = connect(url).await?;
+    let peer = client.peer().clone();
+    let chat_args = match json!({"prompt": PROMPT, "model": models[0]}) {
+        Value::Object(map) => map,
+        _ => unreachable!("literal object"),
+    };
+    let consensus_args = fanout_args(settings);
+
+    // Unmeasured: one of each, so connections to the fake are open.
+    sequential_calls(&peer, "chat", &chat_args, 1, timeout).await?;
+    sequential_calls(&peer, "consensus", &consensus_args, 1, timeout).await?;
+    let chat = sequential_calls(&peer, "chat", &chat_args, rounds, timeout).await?;
+    fake.clear_requests();
+    let single = sequential_calls(&peer, "consensus", &consensus_args, rounds, timeout).await?;
+    let model_calls = fake.requests().len();
+    let single_max_in_flight = fake.max_in_flight();
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
+
+    // N sessions, one consensus in flight each, all released together.
+    let attempts =
+        futures::future::join_all((0..settings.fanout_concurrency).map(|_| connect(url))).await;
+    let mut clients = Vec::new();
+    let mut first_error = None;
+    for attempt in attempts {
+        match attempt {
+            Ok(client) => clients.push(client),
+            Err(e) => {
+                first_error.get_or_insert(format!("a session did not open: {e}"));
+            }
+        }
+    }
+    let peers: Vec<_> = clients.iter().map(|c| c.peer().clone()).collect();
+    let mut stats = WorkerStats::default();
+    let mut burst_max_in_flight = 0;
+    if !peers.is_empty() {
+        burst(&peers, &consensus_args, timeout).await?; // unmeasured
+        fake.clear_requests();
+        for _ in 0..rounds {
+            stats.merge(burst(&peers, &consensus_args, timeout).await?);
+        }
+        burst_max_in_flight = fake.max_in_flight();
+    }
+    stats.latencies.sort();
+    let sessions_up = clients.len();
+    for client in clients {
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
+    }
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let single_ms: Vec<f64> = single.iter().map(ms).collect();
+    let chat_ms: Vec<f64> = chat.iter().map(ms).collect();
+    Ok(FanoutResult {
+        models: models.len(),
+        latency_ms: settings.fanout_latency.as_secs_f64() * 1000.0,
+        chat_median_ms: median(&chat_ms),
+        single_median_ms: median(&single_ms),
+        single_min_ms: single_ms.first().copied().unwrap_or(f64::NAN),
+        single_max_ms: single_ms.last().copied().unwrap_or(f64::NAN),
+        model_calls_per_consensus: model_calls as f64 / rounds as f64,
+        single_max_in_flight,
+        concurrency: settings.fanout_concurrency,
+        sessions_up,
+        rounds,
+        burst_calls: stats.latencies.len(),
+        burst_p50_ms: percentile(&stats.latencies, 50.0),
+        burst_p99_ms: percentile(&stats.latencies, 99.0),
+        burst_max_ms: stats.latencies.last().map(ms).unwrap_or(f64::NAN),
+        burst_errors: stats.errors,
+        burst_max_in_flight,
+        first_error: first_error.or(stats.first_error),
+    })
+}
+
 // -------------------------------------------------------------------- report
 
 fn fmt_ms(v: f64) -> String {
@@ -1481,6 +1740,7 @@ fn report(
     results: &[LoadResult],
     wrk: &[WrkResult],
     sessions: &[SessionsResult],
+    fanout: Option<&FanoutResult>,
 ) -> String {
     let mut out = String::new();
     let timing = format!(
@@ -1488,9 +1748,11 @@ fn report(
         settings.warmup.as_secs(),
         settings.duration.as_secs()
     );
-    // The wrk table names its own fake's latency.
+    // The wrk and fan-out tables name their own fakes' latencies.
     if results.is_empty() && startups.is_empty() && sessions.is_empty() {
-        let _ = write!(out, "Keep-alive stage only: {timing}");
+        if !wrk.is_empty() {
+            let _ = write!(out, "Keep-alive stage: {timing}");
+        }
     } else {
         let _ = write!(
             out,
@@ -1505,7 +1767,9 @@ fn report(
             settings.startup_runs
         );
     }
-    let _ = writeln!(out, ".");
+    if !out.is_empty() {
+        let _ = writeln!(out, ".");
+    }
     if !results.is_empty() {
         load_table(&mut out, startups, results);
     }
@@ -1529,6 +1793,9 @@ fn report(
     if !sessions.is_empty() {
         sessions_table(&mut out, settings, sessions);
     }
+    if let Some(fanout) = fanout {
+        fanout_table(&mut out, fanout);
+    }
     let notes = error_notes(results, wrk, sessions);
     if !notes.is_empty() {
         let _ = writeln!(out, "\nFirst error per level:\n");
@@ -1537,6 +1804,89 @@ fn report(
         }
     }
     out
+}
+
+fn fanout_table(out: &mut String, r: &FanoutResult) {
+    let ideal = 2.0 * r.latency_ms;
+    let _ = writeln!(
+        out,
+        "\nConsensus fan-out (converse-server; {} models `fan-1`…, parallel mode with cross feedback; fake provider latency {} ms per model call, so the ideal is 2 × {} = {} ms; medians of {} calls one at a time; then {} consensus calls at once from {} sessions, {} rounds):\n",
+        r.models,
+        fmt_ms(r.latency_ms),
+        fmt_ms(r.latency_ms),
+        fmt_ms(ideal),
+        r.rounds,
+        r.concurrency,
+        r.sessions_up,
+        r.rounds,
+    );
+    let _ = writeln!(out, "| measure | ms | ratio | against |");
+    let _ = writeln!(out, "|---|--:|--:|---|");
+    let _ = writeln!(
+        out,
+        "| `chat`, 1 model, one at a time (baseline) | {} | {} | the fake's {} ms |",
+        fmt_ms(r.chat_median_ms),
+        ratio(r.chat_median_ms, r.latency_ms),
+        fmt_ms(r.latency_ms)
+    );
+    let _ = writeln!(
+        out,
+        "| consensus, one at a time, median (min–max {}–{}) | {} | {} | ideal 2 × latency |",
+        fmt_ms(r.single_min_ms),
+        fmt_ms(r.single_max_ms),
+        fmt_ms(r.single_median_ms),
+        ratio(r.single_median_ms, ideal)
+    );
+    let _ = writeln!(
+        out,
+        "| consensus, one at a time, median | {} | {} | 2 × baseline `chat` |",
+        fmt_ms(r.single_median_ms),
+        ratio(r.single_median_ms, 2.0 * r.chat_median_ms)
+    );
+    let _ = writeln!(
+        out,
+        "| {} at once, p50 | {} | {} | single consensus |",
+        r.concurrency,
+        fmt_ms(r.burst_p50_ms),
+        ratio(r.burst_p50_ms, r.single_median_ms)
+    );
+    let _ = writeln!(
+        out,
+        "| {} at once, p99 | {} | {} | single consensus |",
+        r.concurrency,
+        fmt_ms(r.burst_p99_ms),
+        ratio(r.burst_p99_ms, r.single_median_ms)
+    );
+    let _ = writeln!(
+        out,
+        "| {} at once, p99 / p50 | | {} | head-of-line blocking shows as ≫ 1 |",
+        r.concurrency,
+        ratio(r.burst_p99_ms, r.burst_p50_ms)
+    );
+    let _ = writeln!(
+        out,
+        "| {} at once, max | {} | {} | single consensus |",
+        r.concurrency,
+        fmt_ms(r.burst_max_ms),
+        ratio(r.burst_max_ms, r.single_median_ms)
+    );
+    let _ = writeln!(
+        out,
+        "\nModel calls per consensus: {:.1} (2 × {} models expected); most model calls at once: {} one at a time (expected {}), {} with {} at once (expected up to {}). Consensus calls at once: {} answered, {} errors.",
+        r.model_calls_per_consensus,
+        r.models,
+        r.single_max_in_flight,
+        r.models,
+        r.burst_max_in_flight,
+        r.concurrency,
+        r.concurrency * r.models,
+        r.burst_calls,
+        r.burst_errors
+    );
+    if let Some(e) = &r.first_error {
+        let first = e.lines().next().unwrap_or_default();
+        let _ = writeln!(out, "\nFan-out, first error: {first}");
+    }
 }
 
 /// `- <where>: <first line of the first error>` for every level that had one.
@@ -1854,10 +2204,15 @@ async fn run_sessions_stage(settings: &Settings, fake: &FakeLlm) -> Result<Vec<S
 }
 
 async fn start_fake(latency: Duration) -> Result<FakeLlm> {
+    start_fake_recording(latency, 100).await
+}
+
+/// [`start_fake`] keeping the last `max_recorded` requests (the fan-out stage counts them).
+async fn start_fake_recording(latency: Duration, max_recorded: usize) -> Result<FakeLlm> {
     let fake = FakeLlm::start(FakeLlmConfig {
         api_key: FAKE_KEY.to_owned(),
         latency,
-        max_recorded: 100,
+        max_recorded,
         ..FakeLlmConfig::default()
     })
     .await
@@ -1898,7 +2253,42 @@ async fn run(settings: &Settings) -> Result<String> {
     } else {
         Vec::new()
     };
-    Ok(report(settings, &startups, &results, &wrk, &sessions))
+    // converse-server only: the Node server's consensus is not comparable (see the stage).
+    let fanout = if wants(Stage::Fanout) && settings.servers.contains(&Flavor::Rust) {
+        let fanout_fake = start_fake_recording(
+            settings.fanout_latency,
+            (settings.fanout_rounds * settings.fanout_models * 2 + 10).max(100),
+        )
+        .await?;
+        eprintln!(
+            "bench: {} — consensus of {} models, {} ms per model call, then {} at once",
+            Flavor::Rust.label(),
+            settings.fanout_models,
+            settings.fanout_latency.as_millis(),
+            settings.fanout_concurrency
+        );
+        let r = run_fanout(settings, &fanout_fake).await?;
+        eprintln!(
+            "bench:   chat {} ms, consensus {} ms, {} at once: p50 {} ms, p99 {} ms, {} errors",
+            fmt_ms(r.chat_median_ms),
+            fmt_ms(r.single_median_ms),
+            r.concurrency,
+            fmt_ms(r.burst_p50_ms),
+            fmt_ms(r.burst_p99_ms),
+            r.burst_errors
+        );
+        Some(r)
+    } else {
+        None
+    };
+    Ok(report(
+        settings,
+        &startups,
+        &results,
+        &wrk,
+        &sessions,
+        fanout.as_ref(),
+    ))
 }
 
 #[tokio::main]
