@@ -480,7 +480,7 @@ impl Catalog {
         let wanted = normalize_name(name);
         if let Some((_, provider)) = LEGACY_PROVIDER_NAMES
             .iter()
-            .find(|(n, _)| normalize_name(n) == wanted)
+            .find(|(n, _)| names_match(n, name))
         {
             return Some(LegacyTarget {
                 provider: provider.to_string(),
@@ -488,9 +488,9 @@ impl Catalog {
                 notice: None,
             });
         }
-        let old = CONVERSE_1_3_2_MODELS.iter().find(|m| {
-            normalize_name(m.id) == wanted || m.aliases.iter().any(|a| normalize_name(a) == wanted)
-        })?;
+        let old = CONVERSE_1_3_2_MODELS
+            .iter()
+            .find(|m| names_match(m.id, name) || m.aliases.iter().any(|a| names_match(a, name)))?;
         let listed = |id: &str| self.find_in(old.provider, id).map(|m| m.name.clone());
         let target = |model: String, notice: Option<String>| LegacyTarget {
             provider: old.provider.to_string(),
@@ -528,8 +528,32 @@ impl Catalog {
 }
 
 fn matches_name(model: &ModelInfo, name: &str) -> bool {
-    let name = normalize_name(name);
-    normalize_name(&model.name) == name || model.aliases.iter().any(|a| normalize_name(a) == name)
+    names_match(&model.name, name) || model.aliases.iter().any(|a| names_match(a, name))
+}
+
+/// `normalize_name(a) == normalize_name(b)` without building either string: lookups compare
+/// the wanted name with every catalog name and alias on every call.
+fn names_match(a: &str, b: &str) -> bool {
+    normalized(a).eq(normalized(b))
+}
+
+/// The characters of [`normalize_name`], one by one.
+fn normalized(name: &str) -> impl Iterator<Item = char> + '_ {
+    let mut pending_separator = false;
+    let mut started = false;
+    name.trim()
+        .chars()
+        .flat_map(move |c| {
+            if c == '-' || c.is_whitespace() {
+                pending_separator = true;
+                return [None, None];
+            }
+            let dash = (pending_separator && started).then_some('-');
+            pending_separator = false;
+            started = true;
+            [dash, Some(c.to_ascii_lowercase())]
+        })
+        .flatten()
 }
 
 /// The form in which model names are compared: lower case, with every run of spaces and
@@ -539,20 +563,7 @@ fn matches_name(model: &ModelInfo, name: &str) -> bool {
 /// underscores, and a missing separator (`o3mini`), which 1.3.2 accepted only name by name
 /// and which would otherwise merge names such as `flash2` and `flash-2.5`.
 pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut pending_separator = false;
-    for c in name.trim().chars() {
-        if c == '-' || c.is_whitespace() {
-            pending_separator = true;
-            continue;
-        }
-        if pending_separator && !out.is_empty() {
-            out.push('-');
-        }
-        pending_separator = false;
-        out.push(c.to_ascii_lowercase());
-    }
-    out
+    normalized(name).collect()
 }
 
 fn parse(text: &str, origin: &str) -> Result<CatalogFile, CatalogError> {
@@ -675,6 +686,14 @@ mod tests {
         ];
         for (name, want) in cases {
             assert_eq!(normalize_name(name), want, "{name}");
+            assert!(super::names_match(name, want), "{name}");
+        }
+        for (a, b) in [
+            ("o3mini", "o3-mini"),
+            ("gpt-4o", "gpt-4o-mini"),
+            ("gpt-4.1", "gpt-41"),
+        ] {
+            assert!(!super::names_match(a, b), "{a} / {b}");
         }
         let c = Catalog::built_in().unwrap();
         assert_eq!(c.find("GPT 4o mini").unwrap().1.name, "gpt-4o-mini");
