@@ -31,6 +31,7 @@ use url::Url;
 use super::jwt::algorithm;
 use crate::http_server::gate::client_ip::{ClientIp, client_ip};
 use crate::http_server::gate::rate_limit::Limiter;
+use crate::http_server::gate::with_retry_after;
 pub use identity::Identity;
 use pending::{PendingLogins, Refused, STATE_TTL};
 
@@ -313,15 +314,14 @@ pub async fn authorize(
 ) -> Response {
     let ip = client_ip(peer, &headers, &flow.trusted_proxies);
     if let Err(wait) = flow.limiter.check(&ClientIp::bucket_of(Some(ClientIp(ip)))) {
-        let mut response = error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "slow_down",
-            "too many logins started from this address; try again later",
+        return with_retry_after(
+            error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                "too many logins started from this address; try again later",
+            ),
+            wait,
         );
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return response;
     }
     let (url, browser) = flow.start();
     let mut response = Redirect::to(url.as_str()).into_response();

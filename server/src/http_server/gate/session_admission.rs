@@ -39,8 +39,9 @@ struct Incoming {
     is_delete: bool,
     /// `strategy:id` of the authenticated caller.
     owner: Option<String>,
-    /// The caller's address bucket (see [`ClientIp::bucket`]).
-    address: String,
+    /// The caller's address, bucketed (see [`ClientIp::bucket_of`]) only for an anonymous
+    /// `initialize`: most requests never need it.
+    address: Option<ClientIp>,
 }
 
 impl Incoming {
@@ -63,7 +64,7 @@ impl Incoming {
                 && method.as_deref() == Some("initialize"),
             is_delete: parts.method == Method::DELETE,
             owner: parts.extensions.get::<Principal>().map(owner_key),
-            address: ClientIp::bucket(&parts.extensions),
+            address: parts.extensions.get::<ClientIp>().copied(),
             session_id,
         }
     }
@@ -94,8 +95,9 @@ impl SessionAdmission {
         if !incoming.is_initialize {
             return Ok(Held::default());
         }
-        let anonymous =
-            (incoming.owner.is_none() && self.anonymous_share).then_some(incoming.address.as_str());
+        let bucket = (incoming.owner.is_none() && self.anonymous_share)
+            .then(|| ClientIp::bucket_of(incoming.address));
+        let anonymous = bucket.as_deref();
         let requester = incoming
             .owner
             .clone()
