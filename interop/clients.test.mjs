@@ -263,6 +263,9 @@ for (const flavour of flavours) {
         ? await client.callTool(params, undefined, options)
         : await client.callTool(params, options);
       assert.ok(!result.isError, textOf(result));
+      // The server sends the last notification before the result, but a client may dispatch the
+      // result first (seen with the 2.x SDK over stdio): give the notifications a moment to land.
+      for (let i = 0; i < 100 && updates.length < 7; i++) await new Promise((r) => setTimeout(r, 10));
       assert.equal(result.structuredContent.successful, 3, JSON.stringify(result.structuredContent));
       // Three answers, the start of the cross-feedback round, three refined answers.
       const seen = JSON.stringify(updates);
